@@ -1,0 +1,677 @@
+//! Connection tracking: the flow table and the classification of every packet
+//! as NEW, ESTABLISHED, RELATED or INVALID, as Linux conntrack and `xt_state`
+//! see it.
+//!
+//! [`Conntrack::track`] runs before the rules (the kernel's PREROUTING): it
+//! updates existing flows and returns a *pending* flow for a NEW packet.
+//! [`Conntrack::confirm`] inserts the pending flow only once the rules accepted
+//! the packet, so a flow whose first packet was dropped is never kept.
+//!
+//! The table allocates everything it will ever need when it is created
+//! (`max` flows), so tracking never allocates. Lookups use std's SipHash with a
+//! random per-process key, so remote peers cannot choose colliding tuples.
+
+pub mod generic;
+pub mod icmp;
+pub mod tcp;
+pub mod udp;
+
+use core::hash::BuildHasher;
+use core::net::IpAddr;
+use core::time::Duration;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::packet::{Packet, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::stats::InvalidReason;
+use crate::time::Instant;
+use tcp::{TcpConfig, TcpConn, TcpOutcome};
+use udp::{UdpConn, UdpTimeouts};
+
+/// Direction of a packet relative to its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Dir {
+    /// Same direction as the flow's first packet.
+    Original = 0,
+    /// The answering direction.
+    Reply = 1,
+}
+
+impl Dir {
+    /// The opposite direction.
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Original => Dir::Reply,
+            Dir::Reply => Dir::Original,
+        }
+    }
+}
+
+/// A flow key in one direction, as the kernel's `nf_conntrack_tuple`.
+///
+/// For TCP and UDP the ids are the ports; for ICMP queries `src_id` is the
+/// identifier and `dst_id` is `type << 8 | code`; for other protocols both are 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Tuple {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Source port, or ICMP identifier.
+    pub src_id: u16,
+    /// Destination port, or ICMP type and code.
+    pub dst_id: u16,
+}
+
+impl Tuple {
+    /// The tuple of a parsed packet.
+    pub fn of_packet(pkt: &Packet<'_>) -> Tuple {
+        let (src_id, dst_id) = match pkt.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Icmp(i) => (i.ident, u16::from_be_bytes([i.icmp_type, i.code])),
+            Transport::Other => (0, 0),
+        };
+        Tuple {
+            src: pkt.ip.src,
+            dst: pkt.ip.dst,
+            protocol: pkt.ip.protocol,
+            src_id,
+            dst_id,
+        }
+    }
+
+    /// The tuple of the answering direction; `None` for ICMP types that have no answer.
+    pub fn invert(&self) -> Option<Tuple> {
+        let (src_id, dst_id) = match self.protocol {
+            PROTO_TCP | PROTO_UDP => (self.dst_id, self.src_id),
+            PROTO_ICMP => {
+                let [ty, code] = self.dst_id.to_be_bytes();
+                (
+                    self.src_id,
+                    u16::from_be_bytes([icmp::inverse_type(ty)?, code]),
+                )
+            }
+            _ => (0, 0),
+        };
+        Some(Tuple {
+            src: self.dst,
+            dst: self.src,
+            protocol: self.protocol,
+            src_id,
+            dst_id,
+        })
+    }
+}
+
+/// The state of a packet as rules see it (`-m state --state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub enum CtState {
+    /// Starts a new flow.
+    New,
+    /// Belongs to a flow that has seen traffic both ways (any reply-direction packet).
+    Established,
+    /// Starts a flow related to another (ICMP error, expected FTP data).
+    Related,
+    /// Could not be tracked.
+    Invalid,
+}
+
+impl CtState {
+    /// A bit for state sets: NEW=1, ESTABLISHED=2, RELATED=4, INVALID=8.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The iptables name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CtState::New => "NEW",
+            CtState::Established => "ESTABLISHED",
+            CtState::Related => "RELATED",
+            CtState::Invalid => "INVALID",
+        }
+    }
+}
+
+/// Protocol-specific state of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoState {
+    /// TCP state machine and windows.
+    Tcp(TcpConn),
+    /// UDP stream detection.
+    Udp(UdpConn),
+    /// ICMP query flow.
+    Icmp,
+    /// Any other protocol.
+    Generic,
+}
+
+/// One tracked flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The original and reply tuples, indexed by [`Dir`].
+    pub tuples: [Tuple; 2],
+    /// Protocol state.
+    pub proto: ProtoState,
+    /// A packet was seen in the reply direction.
+    pub seen_reply: bool,
+    /// The flow is ASSURED: never evicted early.
+    pub assured: bool,
+    /// The flow was created as RELATED (expected by a helper).
+    pub expected: bool,
+    /// When the first packet was seen.
+    pub created: Instant,
+    /// When the flow expires unless refreshed.
+    pub expires: Instant,
+    /// Packets seen per direction.
+    pub packets: [u64; 2],
+    /// Bytes seen per direction.
+    pub bytes: [u64; 2],
+}
+
+impl Flow {
+    /// The TCP state, if this is a TCP flow.
+    pub fn tcp_state(&self) -> Option<tcp::TcpState> {
+        match self.proto {
+            ProtoState::Tcp(c) => Some(c.state),
+            _ => None,
+        }
+    }
+
+    fn account(&mut self, dir: Dir, len: usize) {
+        let d = dir as usize;
+        self.packets[d] += 1;
+        self.bytes[d] += len as u64;
+    }
+}
+
+/// Conntrack settings: the table size and the per-protocol timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConntrackConfig {
+    /// Maximum number of flows (`nf_conntrack_max`).
+    pub max: usize,
+    /// TCP switches and timeouts.
+    pub tcp: TcpConfig,
+    /// UDP timeouts.
+    pub udp: UdpTimeouts,
+    /// ICMP query timeout.
+    pub icmp_timeout: Duration,
+    /// Timeout of other protocols.
+    pub generic_timeout: Duration,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max: 65_536,
+            tcp: TcpConfig::default(),
+            udp: UdpTimeouts::default(),
+            icmp_timeout: icmp::DEFAULT_TIMEOUT,
+            generic_timeout: generic::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Table counters, as `conntrack -S`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableStats {
+    /// Lookups made.
+    pub searched: u64,
+    /// Flows inserted (confirmed).
+    pub inserted: u64,
+    /// Flows removed for any reason.
+    pub deleted: u64,
+    /// Flows removed because their timeout passed.
+    pub expired: u64,
+    /// Non-assured flows evicted to make room.
+    pub early_drop: u64,
+    /// New flows refused because the table was full.
+    pub table_full: u64,
+    /// Closed flows replaced by a new SYN on the same tuple.
+    pub reopened: u64,
+}
+
+/// Index of a flow in the table.
+pub type FlowId = u32;
+
+/// The flow a tracked packet belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowRef {
+    /// No flow (INVALID, or the flow was deleted by this packet).
+    None,
+    /// An existing flow.
+    Existing(FlowId),
+    /// A new flow, to be inserted with [`Conntrack::confirm`] if the rules accept the packet.
+    Pending(Flow),
+}
+
+/// What tracking decided about one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// The state the rules see.
+    pub state: CtState,
+    /// Why the packet is INVALID (only with [`CtState::Invalid`]).
+    pub invalid: Option<InvalidReason>,
+    /// Direction within its flow.
+    pub dir: Dir,
+    /// The flow.
+    pub flow: FlowRef,
+}
+
+impl Tracked {
+    fn invalid(reason: InvalidReason) -> Tracked {
+        Tracked {
+            state: CtState::Invalid,
+            invalid: Some(reason),
+            dir: Dir::Original,
+            flow: FlowRef::None,
+        }
+    }
+}
+
+/// The table was full and no entry could be evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableFull;
+
+/// How many slots early drop looks at for an evictable flow (the kernel looks
+/// at a few buckets near the new flow's bucket).
+const EARLY_DROP_SCAN: usize = 64;
+
+/// The connection tracking table.
+pub struct Conntrack {
+    cfg: ConntrackConfig,
+    index: HashMap<Tuple, (FlowId, Dir), RandomState>,
+    slots: Vec<Option<Flow>>,
+    free: Vec<FlowId>,
+    len: usize,
+    scan_hasher: RandomState,
+    gc_cursor: usize,
+    gc_in_pass: bool,
+    earliest_expiry: Instant,
+    pass_min_expiry: Instant,
+    /// Table counters.
+    pub stats: TableStats,
+}
+
+enum Update {
+    Done(CtState, bool),
+    Invalid(InvalidReason),
+    Reopen,
+}
+
+impl Conntrack {
+    /// A table for `cfg.max` flows, allocated in full now.
+    pub fn new(cfg: ConntrackConfig) -> Conntrack {
+        let max = cfg.max.max(1);
+        Conntrack {
+            cfg,
+            index: HashMap::with_capacity_and_hasher(2 * max, RandomState::new()),
+            slots: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            len: 0,
+            scan_hasher: RandomState::new(),
+            gc_cursor: 0,
+            gc_in_pass: false,
+            earliest_expiry: Instant::NEVER,
+            pass_min_expiry: Instant::NEVER,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ConntrackConfig {
+        &self.cfg
+    }
+
+    /// Number of flows in the table (expired ones included until collected).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A flow by id.
+    pub fn get(&self, id: FlowId) -> Option<&Flow> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// Every flow in the table that has not expired at `now`.
+    pub fn flows(&self, now: Instant) -> impl Iterator<Item = &Flow> {
+        self.slots
+            .iter()
+            .filter_map(Option::as_ref)
+            .filter(move |f| f.expires > now)
+    }
+
+    /// Look a tuple up; a flow found expired is removed and not returned.
+    pub fn lookup(&mut self, tuple: &Tuple, now: Instant) -> Option<(FlowId, Dir)> {
+        self.stats.searched += 1;
+        let (id, dir) = *self.index.get(tuple)?;
+        let expired = self.get(id).is_none_or(|f| f.expires <= now);
+        if expired {
+            self.remove(id);
+            self.stats.expired += 1;
+            return None;
+        }
+        Some((id, dir))
+    }
+
+    /// Remove a flow.
+    pub fn remove(&mut self, id: FlowId) {
+        let Some(flow) = self.slots.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        self.index.remove(&flow.tuples[0]);
+        self.index.remove(&flow.tuples[1]);
+        self.free.push(id);
+        self.len -= 1;
+        self.stats.deleted += 1;
+    }
+
+    /// Remove every flow.
+    pub fn flush(&mut self) {
+        for id in 0..self.slots.len() {
+            self.remove(id as FlowId);
+        }
+    }
+
+    fn note_expiry(&mut self, at: Instant) {
+        self.earliest_expiry = self.earliest_expiry.min(at);
+        self.pass_min_expiry = self.pass_min_expiry.min(at);
+    }
+
+    /// Insert a pending flow after the rules accepted its first packet.
+    ///
+    /// When the table is full, first evicts an expired or non-assured flow near
+    /// the new flow's (keyed) hash position; if there is none, returns
+    /// [`TableFull`] and the packet must be dropped.
+    pub fn confirm(&mut self, flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
+        if self.len >= self.cfg.max.max(1) && !self.early_drop(&flow.tuples[0], now) {
+            self.stats.table_full += 1;
+            return Err(TableFull);
+        }
+        if self.index.contains_key(&flow.tuples[0]) || self.index.contains_key(&flow.tuples[1]) {
+            // A clash cannot happen with symmetric tuples; refuse rather than corrupt.
+            return Err(TableFull);
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                let id = self.slots.len() as FlowId;
+                self.slots.push(None);
+                id
+            }
+        };
+        self.index.insert(flow.tuples[0], (id, Dir::Original));
+        self.index.insert(flow.tuples[1], (id, Dir::Reply));
+        self.note_expiry(flow.expires);
+        self.slots[id as usize] = Some(flow);
+        self.len += 1;
+        self.stats.inserted += 1;
+        Ok(id)
+    }
+
+    fn early_drop(&mut self, near: &Tuple, now: Instant) -> bool {
+        let n = self.slots.len();
+        if n == 0 {
+            return false;
+        }
+        let start = (self.scan_hasher.hash_one(near) as usize) % n;
+        for step in 0..EARLY_DROP_SCAN.min(n) {
+            let id = (start + step) % n;
+            let evictable = self.slots[id]
+                .as_ref()
+                .is_some_and(|f| f.expires <= now || !f.assured);
+            if evictable {
+                self.remove(id as FlowId);
+                self.stats.early_drop += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// When [`Conntrack::collect_expired`] has work next: `now` while a pass is
+    /// under way, else a lower bound of the earliest expiry (`NEVER` when empty).
+    pub fn next_deadline(&self, now: Instant) -> Instant {
+        if self.gc_in_pass {
+            now
+        } else if self.len == 0 {
+            Instant::NEVER
+        } else {
+            self.earliest_expiry
+        }
+    }
+
+    /// Remove expired flows, looking at no more than `budget` slots, so that a
+    /// large table is swept in bounded steps. Call again while
+    /// [`Conntrack::next_deadline`] is not in the future.
+    pub fn collect_expired(&mut self, now: Instant, budget: usize) {
+        if !self.gc_in_pass {
+            if now < self.earliest_expiry || self.len == 0 {
+                return;
+            }
+            self.gc_in_pass = true;
+            self.gc_cursor = 0;
+            self.pass_min_expiry = Instant::NEVER;
+        }
+        let n = self.slots.len();
+        let stop = (self.gc_cursor + budget).min(n);
+        while self.gc_cursor < stop {
+            let id = self.gc_cursor;
+            if let Some(expires) = self.slots[id].as_ref().map(|f| f.expires) {
+                if expires <= now {
+                    self.remove(id as FlowId);
+                    self.stats.expired += 1;
+                } else {
+                    self.pass_min_expiry = self.pass_min_expiry.min(expires);
+                }
+            }
+            self.gc_cursor += 1;
+        }
+        if self.gc_cursor >= n {
+            self.gc_in_pass = false;
+            self.earliest_expiry = self.pass_min_expiry;
+        }
+    }
+
+    /// Track one parsed packet at `now`: update its flow, or prepare a new one.
+    pub fn track(&mut self, pkt: &Packet<'_>, now: Instant) -> Tracked {
+        if let Transport::Icmp(i) = pkt.transport {
+            if icmp::is_error(i.icmp_type) {
+                return self.track_icmp_error(pkt, i.body, now);
+            }
+        }
+        let tuple = Tuple::of_packet(pkt);
+        if let Some((id, dir)) = self.lookup(&tuple, now) {
+            match self.update(id, dir, pkt, now) {
+                Update::Done(state, alive) => {
+                    return Tracked {
+                        state,
+                        invalid: None,
+                        dir,
+                        flow: if alive {
+                            FlowRef::Existing(id)
+                        } else {
+                            FlowRef::None
+                        },
+                    };
+                }
+                Update::Invalid(reason) => return Tracked::invalid(reason),
+                Update::Reopen => {
+                    self.remove(id);
+                    self.stats.reopened += 1;
+                }
+            }
+        }
+        match self.new_flow(pkt, tuple, now) {
+            Ok(flow) => Tracked {
+                state: if flow.expected {
+                    CtState::Related
+                } else {
+                    CtState::New
+                },
+                invalid: None,
+                dir: Dir::Original,
+                flow: FlowRef::Pending(flow),
+            },
+            Err(reason) => Tracked::invalid(reason),
+        }
+    }
+
+    fn update(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> Update {
+        let cfg = self.cfg;
+        let Some(flow) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return Update::Invalid(InvalidReason::TcpInvalidState);
+        };
+        let state = if dir == Dir::Reply || flow.seen_reply {
+            CtState::Established
+        } else if flow.expected {
+            CtState::Related
+        } else {
+            CtState::New
+        };
+        let mut kill = false;
+        let mut new_expiry = None;
+        match (&mut flow.proto, pkt.transport) {
+            (ProtoState::Tcp(conn), Transport::Tcp(seg)) => {
+                match conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp) {
+                    TcpOutcome::Accept {
+                        timeout,
+                        assured,
+                        kill: k,
+                    } => {
+                        new_expiry = Some(now + timeout);
+                        flow.assured |= assured;
+                        kill = k;
+                    }
+                    TcpOutcome::AcceptNoRefresh | TcpOutcome::Ignore => {}
+                    TcpOutcome::Reopen => return Update::Reopen,
+                    TcpOutcome::Invalid(reason) => return Update::Invalid(reason),
+                }
+            }
+            (ProtoState::Udp(conn), _) => {
+                let out = conn.packet(flow.seen_reply, now, &cfg.udp);
+                new_expiry = Some(now + out.timeout);
+                flow.assured |= out.assured;
+            }
+            (ProtoState::Icmp, _) => new_expiry = Some(now + cfg.icmp_timeout),
+            (ProtoState::Generic, _) => new_expiry = Some(now + cfg.generic_timeout),
+            (ProtoState::Tcp(_), _) => return Update::Invalid(InvalidReason::TcpTruncated),
+        }
+        flow.account(dir, pkt.ip.total_len);
+        if dir == Dir::Reply {
+            flow.seen_reply = true;
+        }
+        if let Some(at) = new_expiry {
+            flow.expires = at;
+        }
+        if kill {
+            self.remove(id);
+        } else if let Some(at) = new_expiry {
+            self.note_expiry(at);
+        }
+        Update::Done(state, !kill)
+    }
+
+    fn new_flow(
+        &self,
+        pkt: &Packet<'_>,
+        tuple: Tuple,
+        now: Instant,
+    ) -> Result<Flow, InvalidReason> {
+        let cfg = &self.cfg;
+        let (proto, timeout) = match pkt.transport {
+            Transport::Tcp(seg) => {
+                let mut conn = TcpConn::new(&seg, &cfg.tcp)?;
+                match conn.packet(Dir::Original, &seg, false, false, &cfg.tcp) {
+                    TcpOutcome::Accept { timeout, .. } => (ProtoState::Tcp(conn), timeout),
+                    TcpOutcome::Invalid(reason) => return Err(reason),
+                    _ => return Err(InvalidReason::TcpInvalidNew),
+                }
+            }
+            Transport::Udp(_) => (ProtoState::Udp(UdpConn::new(now)), cfg.udp.unreplied),
+            Transport::Icmp(i) => {
+                if icmp::is_query_reply(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUnsolicitedReply);
+                }
+                if !icmp::is_query_request(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUntrackedType);
+                }
+                (ProtoState::Icmp, cfg.icmp_timeout)
+            }
+            Transport::Other => (ProtoState::Generic, cfg.generic_timeout),
+        };
+        let reply = tuple.invert().ok_or(InvalidReason::IcmpUntrackedType)?;
+        let mut flow = Flow {
+            tuples: [tuple, reply],
+            proto,
+            seen_reply: false,
+            assured: false,
+            expected: false,
+            created: now,
+            expires: now + timeout,
+            packets: [0; 2],
+            bytes: [0; 2],
+        };
+        flow.account(Dir::Original, pkt.ip.total_len);
+        Ok(flow)
+    }
+
+    fn track_icmp_error(&mut self, pkt: &Packet<'_>, body: &[u8], now: Instant) -> Tracked {
+        let inner = match icmp::embedded_tuple(body) {
+            Ok(t) => t,
+            Err(reason) => return Tracked::invalid(reason),
+        };
+        let Some(answer) = inner.invert() else {
+            return Tracked::invalid(InvalidReason::IcmpErrorBadInner);
+        };
+        let Some((id, dir)) = self.lookup(&answer, now) else {
+            return Tracked::invalid(InvalidReason::IcmpErrorNoFlow);
+        };
+        let Some(flow) = self.get(id) else {
+            return Tracked::invalid(InvalidReason::IcmpErrorNoFlow);
+        };
+        if flow.tuples[dir as usize].dst != pkt.ip.dst {
+            return Tracked::invalid(InvalidReason::IcmpErrorWrongDestination);
+        }
+        Tracked {
+            state: CtState::Related,
+            invalid: None,
+            dir,
+            flow: FlowRef::Existing(id),
+        }
+    }
+}
+
+impl Tuple {
+    /// `proto src:port -> dst:port` (ICMP: `id N type T/C`), for logs and listings.
+    pub fn describe(&self) -> String {
+        match self.protocol {
+            PROTO_TCP | PROTO_UDP => format!(
+                "{} {}:{} -> {}:{}",
+                crate::packet::protocol_name(self.protocol),
+                self.src,
+                self.src_id,
+                self.dst,
+                self.dst_id
+            ),
+            PROTO_ICMP => {
+                let [ty, code] = self.dst_id.to_be_bytes();
+                format!(
+                    "icmp {} -> {} id {} type {ty}/{code}",
+                    self.src, self.dst, self.src_id
+                )
+            }
+            p => format!("proto {p} {} -> {}", self.src, self.dst),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Read-only views of a running firewall: counters, flows and rules, as
+//! serializable values. The control socket serves them as JSON and the exit
+//! summary prints the counters; `tunfw ctl` renders them for people.
+
+use serde::{Deserialize, Serialize};
+
+use crate::conntrack::{Dir, Flow, ProtoState};
+use crate::filter::Firewall;
+use crate::rules::Direction;
+use crate::stats::{DropReason, InvalidReason};
+use crate::time::Instant;
+
+/// Named counters in a fixed order: `in.lan`, `forwarded.wan`, `drop.REASON`,
+/// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`. Counters that are
+/// zero are included, so a name's presence never depends on traffic.
+pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
+    let s = fw.stats();
+    let ct = fw.conntrack();
+    let t = &ct.stats;
+    let mut out = vec![
+        ("in.lan".to_string(), s.packets_in[0]),
+        ("in.wan".to_string(), s.packets_in[1]),
+        ("in_bytes.lan".to_string(), s.bytes_in[0]),
+        ("in_bytes.wan".to_string(), s.bytes_in[1]),
+        ("forwarded.lan".to_string(), s.packets_forwarded[0]),
+        ("forwarded.wan".to_string(), s.packets_forwarded[1]),
+        ("drop.total".to_string(), s.total_dropped()),
+    ];
+    for r in DropReason::ALL {
+        out.push((format!("drop.{r}"), s.dropped[r.index()]));
+    }
+    out.push(("invalid.total".to_string(), s.total_invalid()));
+    for r in InvalidReason::ALL {
+        out.push((format!("invalid.{r}"), s.invalid[r.index()]));
+    }
+    out.extend([
+        ("conntrack.count".to_string(), ct.len() as u64),
+        ("conntrack.max".to_string(), ct.config().max as u64),
+        ("conntrack.searched".to_string(), t.searched),
+        ("conntrack.inserted".to_string(), t.inserted),
+        ("conntrack.deleted".to_string(), t.deleted),
+        ("conntrack.expired".to_string(), t.expired),
+        ("conntrack.early_drop".to_string(), t.early_drop),
+        ("conntrack.table_full".to_string(), t.table_full),
+        ("conntrack.reopened".to_string(), t.reopened),
+        ("sent.tcp_rst".to_string(), s.sent_tcp_rst),
+        ("sent.icmp".to_string(), s.sent_icmp),
+        ("sent.rate_limited".to_string(), s.sent_rate_limited),
+        ("tx_error.lan".to_string(), tx_errors[0]),
+        ("tx_error.wan".to_string(), tx_errors[1]),
+    ]);
+    out
+}
+
+/// One flow as `conntrack -L` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlowView {
+    /// `tcp`, `udp`, `icmp` or `other`.
+    pub proto: String,
+    /// TCP state name; empty for other protocols.
+    pub state: String,
+    /// Seconds until expiry.
+    pub timeout: u64,
+    /// Original tuple.
+    pub original: String,
+    /// Reply tuple.
+    pub reply: String,
+    /// ASSURED flag.
+    pub assured: bool,
+    /// No reply seen yet.
+    pub unreplied: bool,
+    /// Packets original, reply.
+    pub packets: [u64; 2],
+    /// Bytes original, reply.
+    pub bytes: [u64; 2],
+}
+
+impl FlowView {
+    fn of(flow: &Flow, now: Instant) -> FlowView {
+        FlowView {
+            proto: crate::packet::protocol_name(flow.tuples[0].protocol).to_string(),
+            state: match flow.proto {
+                ProtoState::Tcp(c) => c.state.as_str().to_string(),
+                _ => String::new(),
+            },
+            timeout: flow.expires.saturating_since(now).as_secs(),
+            original: flow.tuples[Dir::Original as usize].describe(),
+            reply: flow.tuples[Dir::Reply as usize].describe(),
+            assured: flow.assured,
+            unreplied: !flow.seen_reply,
+            packets: flow.packets,
+            bytes: flow.bytes,
+        }
+    }
+}
+
+/// Every live flow.
+pub fn flows(fw: &Firewall, now: Instant) -> Vec<FlowView> {
+    fw.conntrack()
+        .flows(now)
+        .map(|f| FlowView::of(f, now))
+        .collect()
+}
+
+/// One rule (or a policy) with its counters, as `iptables -L -v`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuleView {
+    /// `outbound` or `inbound`.
+    pub direction: String,
+    /// 1-based position; 0 for the policy.
+    pub number: usize,
+    /// The rule's name, if it has one (`policy` for the policy).
+    pub name: String,
+    /// iptables-like description.
+    pub rule: String,
+    /// Packets matched.
+    pub packets: u64,
+    /// Bytes matched.
+    pub bytes: u64,
+}
+
+/// Every rule and policy with counters.
+pub fn rules(fw: &Firewall) -> Vec<RuleView> {
+    let mut out = Vec::new();
+    for dir in [Direction::Outbound, Direction::Inbound] {
+        let chain = fw.chain(dir);
+        for (i, rule) in chain.rules.iter().enumerate() {
+            out.push(RuleView {
+                direction: dir.as_str().to_string(),
+                number: i + 1,
+                name: rule.name.clone().unwrap_or_default(),
+                rule: rule.describe(),
+                packets: chain.counters[i].packets,
+                bytes: chain.counters[i].bytes,
+            });
+        }
+        out.push(RuleView {
+            direction: dir.as_str().to_string(),
+            number: 0,
+            name: "policy".to_string(),
+            rule: format!("-P {:?}", chain.policy).to_uppercase(),
+            packets: chain.policy_counter.packets,
+            bytes: chain.policy_counter.bytes,
+        });
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! Counters: why packets were dropped, why they were INVALID, and what the
+//! table did. Every counter is a plain `u64` in a fixed-size array, so counting
+//! never allocates.
+
+use serde::Serialize;
+
+macro_rules! reason_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order (the index of a variant in this
+            /// slice is its counter slot).
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            /// Number of variants.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The stable short name used in logs, the control socket and the summary.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The counter slot of this variant.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reason_enum! {
+    /// Why a packet is INVALID: either it could not be parsed, or connection
+    /// tracking refused it (as Linux conntrack would, see the reference).
+    InvalidReason {
+        /// Shorter than an IPv4/IPv6 header, or shorter than its total length field.
+        IpTruncated => "ip_truncated",
+        /// IPv4 header length below 20 bytes or total length below the header.
+        IpBadHeader => "ip_bad_header",
+        /// IPv4 header checksum wrong.
+        IpBadChecksum => "ip_bad_checksum",
+        /// TCP header shorter than 20 bytes or than its data offset.
+        TcpTruncated => "tcp_truncated",
+        /// TCP checksum wrong.
+        TcpBadChecksum => "tcp_bad_checksum",
+        /// Illegal TCP flag combination (NULL, XMAS, SYN+FIN, bare FIN, ...).
+        TcpBadFlags => "tcp_bad_flags",
+        /// The first packet of a flow is not a SYN (or an ACK with loose pickup).
+        TcpInvalidNew => "tcp_invalid_new",
+        /// The TCP state table says this packet is invalid in the flow's state.
+        TcpInvalidState => "tcp_invalid_state",
+        /// Sequence number beyond what the receiver's window allows (check I).
+        TcpSeqOverWindow => "tcp_seq_over_window",
+        /// Acknowledges data that was never sent (check III).
+        TcpAckUnsentData => "tcp_ack_unsent_data",
+        /// RST whose sequence number is below what the peer already acknowledged.
+        TcpInvalidRst => "tcp_invalid_rst",
+        /// UDP header truncated.
+        UdpTruncated => "udp_truncated",
+        /// UDP length field larger than the packet or smaller than 8.
+        UdpBadLength => "udp_bad_length",
+        /// UDP checksum (non-zero) wrong.
+        UdpBadChecksum => "udp_bad_checksum",
+        /// ICMP header shorter than 8 bytes.
+        IcmpTruncated => "icmp_truncated",
+        /// ICMP checksum wrong.
+        IcmpBadChecksum => "icmp_bad_checksum",
+        /// An ICMP reply (echo reply, ...) with no request seen.
+        IcmpUnsolicitedReply => "icmp_unsolicited_reply",
+        /// An ICMP type that neither starts a flow nor is an error.
+        IcmpUntrackedType => "icmp_untracked_type",
+        /// ICMP error whose embedded header is truncated or unparsable.
+        IcmpErrorBadInner => "icmp_error_bad_inner",
+        /// ICMP error whose embedded packet matches no tracked flow.
+        IcmpErrorNoFlow => "icmp_error_no_flow",
+        /// ICMP error whose outer destination is not the embedded packet's source.
+        IcmpErrorWrongDestination => "icmp_error_wrong_destination",
+    }
+}
+
+reason_enum! {
+    /// Why a packet was not forwarded.
+    DropReason {
+        /// Malformed: failed parsing or checksum (see [`InvalidReason`]); dropped before the rules.
+        Malformed => "malformed",
+        /// No outbound rule matched and the outbound policy is drop.
+        PolicyOutbound => "policy_outbound",
+        /// No inbound rule matched and the inbound policy is drop.
+        PolicyInbound => "policy_inbound",
+        /// A rule with target drop matched.
+        RuleDrop => "rule_drop",
+        /// A rule with target reject matched (an answer may have been sent).
+        RuleReject => "rule_reject",
+        /// TTL was 0 or 1 on arrival: a router may not forward it.
+        TtlExceeded => "ttl_exceeded",
+        /// IPv6 packet while IPv6 forwarding is off.
+        Ipv6Disabled => "ipv6_disabled",
+        /// IPv4 fragment: tunfw does not reassemble (see README).
+        Fragment => "fragment",
+        /// New flow while the table was full and no entry could be evicted.
+        TableFull => "table_full",
+    }
+}
+
+/// Counters of the packet path. All fields only grow.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Packets handed to the packet path, by side they came from (0 = LAN, 1 = WAN).
+    pub packets_in: [u64; 2],
+    /// Bytes handed to the packet path, by side they came from.
+    pub bytes_in: [u64; 2],
+    /// Packets forwarded, by side they came from.
+    pub packets_forwarded: [u64; 2],
+    /// Packets dropped, by reason.
+    pub dropped: [u64; DropReason::COUNT],
+    /// Packets classified INVALID, by reason (dropped or not, as the rules said).
+    pub invalid: [u64; InvalidReason::COUNT],
+    /// TCP RSTs generated by reject rules.
+    pub sent_tcp_rst: u64,
+    /// ICMP errors generated (reject, time exceeded).
+    pub sent_icmp: u64,
+    /// Generated answers suppressed by the rate limit.
+    pub sent_rate_limited: u64,
+}
+
+impl Stats {
+    /// Count one drop.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.dropped[reason.index()] += 1;
+    }
+
+    /// Count one INVALID classification.
+    pub fn count_invalid(&mut self, reason: InvalidReason) {
+        self.invalid[reason.index()] += 1;
+    }
+
+    /// Total packets dropped for any reason.
+    pub fn total_dropped(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// Total packets classified INVALID.
+    pub fn total_invalid(&self) -> u64 {
+        self.invalid.iter().sum()
+    }
+}
+
+/// A name/value pair of a counter, for the control socket and the exit summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamedCounter {
+    /// Dotted counter name, e.g. `drop.policy_inbound`.
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
