@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# tunfw netns suite: real programs through tunfw, one PASS/FAIL line per check,
+# ending with "N passed, N failed". Needs root. Exit status 1 if any check failed.
+#
+# Every allowed check also shows tunfw forwarded the traffic (its counters);
+# every blocked check shows tunfw's drop counter moving; the last checks stop
+# tunfw and show that nothing passes without it.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+export TOPO_PREFIX=${TOPO_PREFIX:-tunfwt}
+export TOPO_DIR=$(mktemp -d /tmp/tunfwt.XXXXXX)
+# shellcheck source=../scripts/netns.sh
+source "$ROOT/scripts/netns.sh"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
+    exit 2
+fi
+[ -x "$TUNFW_BIN" ] || { echo "no tunfw binary at $TUNFW_BIN (cargo build --release)" >&2; exit 2; }
+
+PASSED=0
+FAILED=0
+BG_PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    topo_down
+    rm -rf "$TOPO_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# bg CMD...: run in the background, remember the pid for cleanup.
+bg() {
+    "$@" &
+    BG_PIDS+=($!)
+}
+
+note() { echo "    $*"; }
+
+check() {
+    local name=$1
+    shift
+    if "$@"; then
+        echo "PASS $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $name"
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+# ctr NAME: a tunfw counter (see `tunfw ctl stats`).
+ctr() { tunfw_ctl stats | awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }'; }
+# rule_pkts DIRECTION NAME: packets matched by a named rule.
+rule_pkts() { tunfw_ctl rules | awk -v d="$1" -v n="$2" '$1 == d && $5 == n { print $3 }'; }
+# grew NAME BEFORE: the counter is now above BEFORE.
+grew() { local now; now=$(ctr "$1"); [ "$now" != missing ] && [ "$now" -gt "$2" ]; }
+# wait_grew NAME BEFORE: wait until the counter is above BEFORE.
+wait_grew() { wait_until grew "$1" "$2" || { note "counter $1 stayed at $(ctr "$1") (was $2)"; return 1; }; }
+listening() { ip netns exec "$1" ss -Hln "$2" "sport = :$3" | grep -q .; }
+
+# ---------------------------------------------------------------------------
+# Servers used by the checks.
+start_servers() {
+    mkdir -p "$TOPO_DIR/www"
+    head -c 1048576 /dev/urandom >"$TOPO_DIR/www/blob"
+    bg in_server python3 -m http.server 8080 --bind $SERVER_IP --directory "$TOPO_DIR/www" >/dev/null 2>&1
+    bg in_server socat UDP4-RECVFROM:5000,bind=$SERVER_IP,fork,reuseaddr EXEC:cat
+    bg in_client socat TCP4-LISTEN:7000,bind=$CLIENT_IP,reuseaddr,fork EXEC:"echo client-secret"
+    wait_until listening "$NS_SERVER" -t 8080 && wait_until listening "$NS_SERVER" -u 5000 &&
+        wait_until listening "$NS_CLIENT" -t 7000
+}
+
+# --- UDP -------------------------------------------------------------------
+t_udp_query_answered() {
+    local before out
+    before=$(rule_pkts inbound udp-in)
+    out=$(echo hello-udp | in_client timeout 5 socat -T2 - UDP4:$SERVER_IP:5000)
+    [ "$out" = hello-udp ] || { note "got '$out'"; return 1; }
+    [ "$(rule_pkts inbound udp-in)" -gt "$before" ] || { note "udp-in rule did not count the reply"; return 1; }
+}
+
+t_udp_server_initiated_blocked() {
+    local before=$(ctr drop.policy_inbound) got="$TOPO_DIR/udp-intrusion"
+    : >"$got"
+    bg in_client socat -u UDP4-RECV:6000,bind=$CLIENT_IP,reuseaddr OPEN:"$got",append
+    wait_until listening "$NS_CLIENT" -u 6000 || return 1
+    echo intruder | in_server socat -u - UDP4-SENDTO:$CLIENT_IP:6000
+    wait_grew drop.policy_inbound "$before" || return 1
+    [ ! -s "$got" ] || { note "client received: $(cat "$got")"; return 1; }
+}
+
+# Needs the short-timeout config (udp unreplied 2 s).
+t_udp_reply_after_timeout_blocked() {
+    local late="$TOPO_DIR/udp-late" seen="$TOPO_DIR/udp-seen" before
+    : >"$late"
+    : >"$seen"
+    bg in_client socat -u UDP4-RECV:40001,bind=$CLIENT_IP,reuseaddr OPEN:"$late",append
+    bg in_server socat -u UDP4-RECV:5001,bind=$SERVER_IP,reuseaddr OPEN:"$seen",append
+    wait_until listening "$NS_CLIENT" -u 40001 && wait_until listening "$NS_SERVER" -u 5001 || return 1
+    echo early | in_client socat -u - UDP4-SENDTO:$SERVER_IP:5001,bind=$CLIENT_IP:40001,reuseaddr
+    wait_until grep -q early "$seen" || { note "request did not reach the server"; return 1; }
+    tunfw_ctl flows | grep -q "udp .*$CLIENT_IP:40001 -> $SERVER_IP:5001" || { note "no flow tracked"; return 1; }
+    # The flow expires after the 2 s unreplied timeout: wait for it to be gone.
+    WAIT_SECS=15 wait_until eval "! tunfw_ctl flows | grep -q ':40001 '" || { note "flow never expired"; return 1; }
+    before=$(ctr drop.policy_inbound)
+    echo late | in_server socat -u - UDP4-SENDTO:$CLIENT_IP:40001,bind=$SERVER_IP:5001,reuseaddr
+    wait_grew drop.policy_inbound "$before" || return 1
+    [ ! -s "$late" ] || { note "late reply reached the client"; return 1; }
+}
+
+# --- TCP -------------------------------------------------------------------
+t_tcp_http_download() {
+    local fwd_before=$(ctr forwarded.wan) want got
+    in_client curl -sS --max-time 20 -o "$TOPO_DIR/blob.client" http://$SERVER_IP:8080/blob || return 1
+    want=$(sha256sum <"$TOPO_DIR/www/blob" | cut -d' ' -f1)
+    got=$(sha256sum <"$TOPO_DIR/blob.client" | cut -d' ' -f1)
+    [ "$want" = "$got" ] || { note "sha256 $got != $want"; return 1; }
+    # 1 MiB needs at least 1048576/65495 segments; it crossed tunfw.
+    [ $(($(ctr forwarded.wan) - fwd_before)) -ge 17 ] || { note "tunfw forwarded too few packets"; return 1; }
+    # curl closed the connection: the flow went through FIN teardown, ASSURED.
+    wait_until eval "tunfw_ctl flows | grep -Eq '^tcp +TIME_WAIT .*:8080 .*ASSURED'" ||
+        { note "no TIME_WAIT ASSURED flow:"; tunfw_ctl flows | sed 's/^/    /'; return 1; }
+    note "sha256 $got, $(($(ctr forwarded.wan) - fwd_before)) packets forwarded server->client"
+}
+
+t_tcp_server_initiated_blocked() {
+    local before=$(ctr drop.policy_inbound) out
+    out=$(in_server timeout 5 socat -T2 - TCP4:$CLIENT_IP:7000,connect-timeout=2 </dev/null 2>&1)
+    [ "$out" != client-secret ] || { note "server reached the client"; return 1; }
+    wait_grew drop.policy_inbound "$before"
+}
+
+t_tcp_closed_port_refused() {
+    local rc=0 err before=$(rule_pkts inbound tcp-in)
+    # curl exit 7 = could not connect; a dropped RST would be a timeout (exit 28).
+    err=$(in_client curl -sS --connect-timeout 5 http://$SERVER_IP:9/ 2>&1) || rc=$?
+    [ $rc = 7 ] || { note "curl rc=$rc: $err"; return 1; }
+    [ "$(rule_pkts inbound tcp-in)" -gt "$before" ] || { note "the RST did not cross tcp-in"; return 1; }
+    # A RST answering the SYN (no reply seen before) deletes the flow at once.
+    ! tunfw_ctl flows | grep -q ":9 " || { note "flow to port 9 still tracked"; return 1; }
+}
+
+# --- ICMP ------------------------------------------------------------------
+t_icmp_client_pings_server() {
+    local before=$(rule_pkts outbound icmp-out)
+    in_client ping -c 3 -i 0.2 -W 2 $SERVER_IP >/dev/null || return 1
+    [ $(($(rule_pkts outbound icmp-out) - before)) -ge 3 ] || { note "icmp-out did not count 3 requests"; return 1; }
+}
+
+t_icmp_server_cannot_ping_client() {
+    local before=$(ctr drop.policy_inbound)
+    ! in_server ping -c 2 -i 0.2 -W 1 $CLIENT_IP >/dev/null || { note "ping answered"; return 1; }
+    [ $(($(ctr drop.policy_inbound) - before)) -ge 2 ] || { note "drops not counted"; return 1; }
+}
+
+t_udp_closed_port_unreachable_related() {
+    local before=$(rule_pkts inbound icmp-in) err rc=0
+    err=$(echo x | in_client timeout 5 socat -T3 - UDP4:$SERVER_IP:9999 2>&1) || rc=$?
+    grep -qi "refused" <<<"$err" || { note "socat rc=$rc: $err"; return 1; }
+    [ "$(rule_pkts inbound icmp-in)" -gt "$before" ] || { note "icmp-in did not count the RELATED error"; return 1; }
+}
+
+t_router_unreachable_related() {
+    local before=$(rule_pkts inbound icmp-in) out
+    # The router has no route to $UNROUTED_IP: it answers "net unreachable",
+    # quoting the echo request; ping prints it.
+    out=$(in_client ping -c 1 -W 2 $UNROUTED_IP 2>&1)
+    grep -q "From $ROUTER_IP .*Unreachable" <<<"$out" || { note "$out"; return 1; }
+    [ "$(rule_pkts inbound icmp-in)" -gt "$before" ] || { note "icmp-in did not count the RELATED error"; return 1; }
+}
+
+# Needs the router-address config: tunfw answers TTL 1 itself as 10.201.1.1.
+t_traceroute_through_tunfw() {
+    local out hops before_ttl=$(ctr drop.ttl_exceeded)
+    out=$(in_client traceroute -n -q 1 -w 2 -m 6 $ROUTER_IP 2>&1) || { note "$out"; return 1; }
+    hops=$(awk 'NR > 1 { printf "%s ", $2 }' <<<"$out")
+    [ "$hops" = "$TUNFW_LAN_IP $SERVER_IP $ROUTER_IP " ] || { note "hops: $hops"; note "$out"; return 1; }
+    grew drop.ttl_exceeded "$before_ttl" || { note "ttl_exceeded not counted"; return 1; }
+    note "hops: $hops"
+}
+
+t_forged_icmp_error_dropped() {
+    local before_inv=$(ctr invalid.icmp_error_no_flow) before_drop=$(ctr drop.policy_inbound)
+    in_server python3 "$HERE/forge_icmp.py" $CLIENT_IP $CLIENT_IP $SERVER_IP 33333 44444 || return 1
+    wait_grew invalid.icmp_error_no_flow "$before_inv" && wait_grew drop.policy_inbound "$before_drop"
+}
+
+# --- the process itself -------------------------------------------------------
+t_creates_transient_devices() {
+    local ns=$TOPO_PREFIX-solo pid ok=1
+    ip netns add "$ns" || return 1
+    ip netns exec "$ns" "$TUNFW_BIN" --lan tfw-x1 --wan tfw-x2 --control none >/dev/null 2>&1 &
+    pid=$!
+    wait_until ip -n "$ns" link show tfw-x2 || ok=0
+    kill -TERM $pid 2>/dev/null
+    wait $pid || ok=0
+    ip -n "$ns" link show tfw-x1 >/dev/null 2>&1 && ok=0 # transient: gone with tunfw
+    ip netns del "$ns"
+    [ $ok = 1 ]
+}
+
+t_unprivileged_clear_error() {
+    local out rc=0
+    out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+        "$TUNFW_BIN" --lan tfw-np1 --wan tfw-np2 --control none 2>&1) || rc=$?
+    [ $rc = 1 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "permission denied" <<<"$out" ||
+        { note "rc=$rc: $out"; return 1; }
+}
+
+t_stop_exits_zero_with_summary() {
+    local lines_before
+    lines_before=$(wc -l <"$TUNFW_LOG")
+    tunfw_stop || { note "tunfw exit code $?"; return 1; }
+    tail -n +$((lines_before + 1)) "$TUNFW_LOG" | grep -q "^tunfw: exiting; counters: .*forwarded.lan=" ||
+        { note "no summary line"; return 1; }
+}
+
+t_stopped_nothing_passes() {
+    local out
+    ! in_client ping -c 1 -W 1 $SERVER_IP >/dev/null || { note "ping passed"; return 1; }
+    ! in_client curl -s --max-time 2 -o /dev/null http://$SERVER_IP:8080/blob || { note "http passed"; return 1; }
+    out=$(echo hello-udp | in_client timeout 3 socat -T1 - UDP4:$SERVER_IP:5000 2>/dev/null)
+    [ -z "$out" ] || { note "udp answered"; return 1; }
+}
+
+# ---------------------------------------------------------------------------
+TEST_CONFIG=$TOPO_DIR/test.ron
+sed -e 's/router: (lan: None, wan: None)/router: (lan: "'$TUNFW_LAN_IP'", wan: "'$TUNFW_WAN_IP'")/' \
+    -e 's/udp: (unreplied: 30, replied: 120)/udp: (unreplied: 2, replied: 120)/' \
+    "$ROOT/config/default.ron" >"$TEST_CONFIG"
+if cmp -s "$TEST_CONFIG" "$ROOT/config/default.ron" || ! "$TUNFW_BIN" --check --config "$TEST_CONFIG" >/dev/null; then
+    echo "could not derive the test config from config/default.ron" >&2
+    exit 2
+fi
+
+topo_up || { echo "topology setup failed" >&2; exit 2; }
+tunfw_start || { echo "tunfw did not start" >&2; exit 2; }
+start_servers || { echo "test servers did not start" >&2; exit 2; }
+
+echo "== default config (embedded)"
+check udp_query_answered t_udp_query_answered
+check udp_server_initiated_blocked t_udp_server_initiated_blocked
+check tcp_http_download_1MiB_sha256 t_tcp_http_download
+check tcp_server_initiated_blocked t_tcp_server_initiated_blocked
+check tcp_syn_to_closed_port_gets_rst t_tcp_closed_port_refused
+check icmp_client_pings_server t_icmp_client_pings_server
+check icmp_server_cannot_ping_client t_icmp_server_cannot_ping_client
+check icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
+check icmp_router_unreachable_is_related t_router_unreachable_related
+check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
+
+echo "== test config (router addresses, udp unreplied timeout 2 s)"
+tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
+check traceroute_shows_tunfw_server_router t_traceroute_through_tunfw
+check udp_reply_after_timeout_blocked t_udp_reply_after_timeout_blocked
+check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
+check tunfw_stopped_nothing_passes t_stopped_nothing_passes
+
+echo "== process"
+check creates_and_removes_transient_devices t_creates_transient_devices
+check unprivileged_gets_one_line_error t_unprivileged_clear_error
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# tunfw test topology: build, start tunfw in it, tear down.
+#
+#   client ns            fw ns (tunfw)            server ns                router ns
+#   10.201.1.2/24  <-- tfw-lan | tfw-wan -->  10.201.2.2/24  -- veth --  10.201.3.2/24
+#                                              10.201.3.1/24              (no default route)
+#
+# tunfw runs inside the fw namespace on two persistent TUN devices it attaches
+# to. Once it runs, the script moves tfw-lan into the client namespace and
+# tfw-wan into the server namespace, so every packet between client and server
+# is read by tunfw from one device and written to the other: tunfw is the only
+# hop between them. The server forwards to the router namespace, so routers on
+# the path (TTL exceeded, unreachable) can be tested. With tunfw stopped the
+# devices and routes stay and nothing passes.
+#
+# Use:  source scripts/netns.sh; topo_up; tunfw_start CONFIG; ...; topo_down
+# or:   scripts/netns.sh up | down | start [CONFIG] | stop
+# All namespaces are named ${TOPO_PREFIX}-*; only addresses 10.201.0.0/16
+# assigned here, inside these namespaces, are used.
+
+TOPO_PREFIX=${TOPO_PREFIX:-tunfwt}
+NS_CLIENT=$TOPO_PREFIX-client
+NS_FW=$TOPO_PREFIX-fw
+NS_SERVER=$TOPO_PREFIX-server
+NS_ROUTER=$TOPO_PREFIX-router
+CLIENT_IP=10.201.1.2
+TUNFW_LAN_IP=10.201.1.1
+SERVER_IP=10.201.2.2
+TUNFW_WAN_IP=10.201.2.1
+SERVER_ROUTER_SIDE_IP=10.201.3.1
+ROUTER_IP=10.201.3.2
+UNROUTED_IP=10.201.5.5
+TOPO_DIR=${TOPO_DIR:-/tmp/$TOPO_PREFIX}
+TUNFW_CONTROL=$TOPO_DIR/control.sock
+TUNFW_LOG=$TOPO_DIR/tunfw.log
+TUNFW_BIN=${TUNFW_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/tunfw}
+TUNFW_PID=
+
+in_client() { ip netns exec "$NS_CLIENT" "$@"; }
+in_server() { ip netns exec "$NS_SERVER" "$@"; }
+in_router() { ip netns exec "$NS_ROUTER" "$@"; }
+in_fw() { ip netns exec "$NS_FW" "$@"; }
+
+# Wait until "$@" succeeds, polling every 50 ms, at most $WAIT_SECS (default 10) seconds.
+wait_until() {
+    local deadline=$((SECONDS + ${WAIT_SECS:-10}))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS >= deadline)) && return 1
+        sleep 0.05
+    done
+}
+
+topo_down() {
+    tunfw_stop
+    local ns
+    for ns in "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+    done
+    return 0
+}
+
+topo_up() {
+    topo_down
+    mkdir -p "$TOPO_DIR"
+    local ns
+    for ns in "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER"; do
+        ip netns add "$ns" || return 1
+        ip -n "$ns" link set lo up
+    done
+    # server <-> router
+    ip link add tfw-sr netns "$NS_SERVER" type veth peer name tfw-rs netns "$NS_ROUTER" || return 1
+    ip -n "$NS_SERVER" addr add $SERVER_ROUTER_SIDE_IP/24 dev tfw-sr
+    ip -n "$NS_SERVER" link set tfw-sr up
+    ip -n "$NS_ROUTER" addr add $ROUTER_IP/24 dev tfw-rs
+    ip -n "$NS_ROUTER" link set tfw-rs up
+    ip -n "$NS_ROUTER" route add 10.201.1.0/24 via $SERVER_ROUTER_SIDE_IP
+    ip -n "$NS_ROUTER" route add 10.201.2.0/24 via $SERVER_ROUTER_SIDE_IP
+    in_server sysctl -qw net.ipv4.ip_forward=1
+    in_router sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$NS_SERVER" route add 10.201.5.0/24 via $ROUTER_IP
+    # The TUN devices start in the fw namespace, persistent, so that tunfw attaches to them.
+    ip -n "$NS_FW" tuntap add dev tfw-lan mode tun || return 1
+    ip -n "$NS_FW" tuntap add dev tfw-wan mode tun || return 1
+}
+
+# Move the TUN devices to where they are wired (client/server) ...
+topo_wire_devices() {
+    ip -n "$NS_FW" link set tfw-lan netns "$NS_CLIENT" || return 1
+    ip -n "$NS_FW" link set tfw-wan netns "$NS_SERVER" || return 1
+    ip -n "$NS_CLIENT" addr add $CLIENT_IP/24 dev tfw-lan
+    ip -n "$NS_CLIENT" link set tfw-lan up
+    ip -n "$NS_CLIENT" route add 10.201.0.0/16 dev tfw-lan
+    ip -n "$NS_SERVER" addr add $SERVER_IP/24 dev tfw-wan
+    ip -n "$NS_SERVER" link set tfw-wan up
+    ip -n "$NS_SERVER" route add 10.201.1.0/24 dev tfw-wan
+}
+
+# ... and back into the fw namespace, so that a new tunfw can attach.
+topo_unwire_devices() {
+    ip -n "$NS_CLIENT" link set tfw-lan netns "$NS_FW" 2>/dev/null
+    ip -n "$NS_SERVER" link set tfw-wan netns "$NS_FW" 2>/dev/null
+    ip -n "$NS_FW" link show tfw-lan >/dev/null 2>&1 && ip -n "$NS_FW" link show tfw-wan >/dev/null 2>&1
+}
+
+tunfw_ctl() { "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" "$@"; }
+
+# tunfw_start [CONFIG]: start tunfw on CONFIG (default: embedded), wait until it
+# answers on its control socket, then wire the devices.
+tunfw_start() {
+    tunfw_stop
+    topo_unwire_devices || { echo "topology: TUN devices missing" >&2; return 1; }
+    local args=(--lan tfw-lan --wan tfw-wan --control "$TUNFW_CONTROL")
+    [ -n "${1:-}" ] && args+=(--config "$1")
+    ip netns exec "$NS_FW" "$TUNFW_BIN" "${args[@]}" >>"$TUNFW_LOG" 2>&1 &
+    TUNFW_PID=$!
+    if ! wait_until tunfw_ctl stats; then
+        echo "tunfw did not come up; log:" >&2
+        tail -5 "$TUNFW_LOG" >&2
+        return 1
+    fi
+    topo_wire_devices
+}
+
+# tunfw_stop: SIGTERM, wait; returns tunfw's exit code (0 when none was running).
+tunfw_stop() {
+    [ -n "$TUNFW_PID" ] || return 0
+    local rc=0
+    kill -TERM "$TUNFW_PID" 2>/dev/null
+    wait "$TUNFW_PID" || rc=$?
+    TUNFW_PID=
+    return $rc
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -u
+    case "${1:-}" in
+    up) topo_up ;;
+    down) topo_down ;;
+    start)
+        topo_up && tunfw_start "${2:-}" && echo "tunfw running (pid $TUNFW_PID); client: ip netns exec $NS_CLIENT ..., stop: $0 down" && disown
+        ;;
+    *) echo "usage: $0 up|down|start [CONFIG]" >&2; exit 2 ;;
+    esac
+fi
