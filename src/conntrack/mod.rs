@@ -351,6 +351,15 @@ impl Conntrack {
             .filter(move |f| f.expires > now)
     }
 
+    /// Find the flow a tuple belongs to without touching the table or its
+    /// counters (for inspection; the packet path uses [`Conntrack::lookup`]).
+    pub fn peek(&self, tuple: &Tuple, now: Instant) -> Option<(&Flow, Dir)> {
+        let &(id, dir) = self.index.get(tuple)?;
+        self.get(id)
+            .filter(|f| f.expires > now)
+            .map(|flow| (flow, dir))
+    }
+
     /// Look a tuple up; a flow found expired is removed and not returned.
     pub fn lookup(&mut self, tuple: &Tuple, now: Instant) -> Option<(FlowId, Dir)> {
         self.stats.searched += 1;

@@ -1,0 +1,113 @@
+//! The tunfw binary's config handling: --check, and errors as FILE:LINE:COL
+//! with exit code 2 before any device is touched.
+
+use std::process::Command;
+
+fn tunfw(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tunfw"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run tunfw");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("tunfw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const DEFAULT: &str = include_str!("../config/default.ron");
+
+#[test]
+fn check_accepts_the_embedded_default_and_the_file() {
+    let (code, out, _) = tunfw(&["--check"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ok (6 outbound rules"), "{out}");
+    let (code, _, _) = tunfw(&["--check", "--config", "config/default.ron"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn bad_configs_exit_2_with_file_line_col() {
+    let cases = [
+        (
+            "unknown-field",
+            DEFAULT.replacen("proto: Udp,", "proto: Udp, colour: 1,", 1),
+            "Unexpected field named `colour`",
+        ),
+        (
+            "bad-cidr",
+            DEFAULT.replacen("proto: Udp,", "proto: Udp, src: \"10.1.2.300/8\",", 1),
+            "bad CIDR",
+        ),
+        (
+            "range-upside-down",
+            DEFAULT.replacen("dport: \"21\"", "dport: \"90:21\"", 1),
+            "upside down",
+        ),
+        (
+            "empty-state",
+            DEFAULT.replacen("state: [Established], action", "state: [], action", 1),
+            "empty state set",
+        ),
+        (
+            "ports-without-proto",
+            DEFAULT.replacen(
+                "(name: \"udp-out\", proto: Udp,",
+                "(name: \"udp-out\", dport: 53,",
+                1,
+            ),
+            "need proto",
+        ),
+        (
+            "policy-reject",
+            DEFAULT.replacen("policy: Drop", "policy: Reject", 1),
+            "policy is Accept or Drop",
+        ),
+        ("syntax", "(outbound: (policy: Drop".to_string(), "Expected"),
+    ];
+    for (name, text, message) in cases {
+        assert_ne!(text, DEFAULT, "{name}: the edit did not apply");
+        // The error must point at the edited line (for the syntax case, line 1).
+        let line = text
+            .lines()
+            .zip(DEFAULT.lines())
+            .position(|(a, b)| a != b)
+            .map_or(1, |i| i + 1);
+        let path = write(&format!("{name}.ron"), &text);
+        // --lan/--wan name devices that would be created if the config were accepted.
+        let (code, _, err) = tunfw(&[
+            "--config",
+            &path,
+            "--lan",
+            "tfwcli0",
+            "--wan",
+            "tfwcli1",
+            "--control",
+            "none",
+        ]);
+        assert_eq!(code, 2, "{name}: {err}");
+        let prefix = format!("{path}:{line}:");
+        assert!(
+            err.starts_with(&prefix),
+            "{name}: expected {prefix}…, got {err}"
+        );
+        assert!(err.contains(message), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+    }
+}
+
+#[test]
+fn missing_device_names_is_a_usage_error() {
+    let (code, _, err) = tunfw(&["--lan", "x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--wan"), "{err}");
+}

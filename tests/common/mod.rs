@@ -1,0 +1,220 @@
+//! Test fixtures: packets built with smoltcp's packet-level setters, and a
+//! harness that drives the pure packet path with an injected clock.
+#![allow(dead_code)]
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use tunfw::config::Config;
+use tunfw::conntrack::{CtState, Dir, Flow, Tuple};
+use tunfw::filter::{Firewall, Verdict};
+use tunfw::packet::{internet_checksum, Side};
+use tunfw::time::Instant;
+
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+pub const URG: u8 = 0x20;
+pub const ECE: u8 = 0x40;
+pub const CWR: u8 = 0x80;
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; 20 + payload.len()];
+    let mut ip = Ipv4Packet::new_unchecked(&mut buf);
+    ip.set_version(4);
+    ip.set_header_len(20);
+    ip.set_total_len((20 + payload.len()) as u16);
+    ip.set_ident(0x4242);
+    ip.set_dont_frag(true);
+    ip.set_hop_limit(ttl);
+    ip.set_next_header(proto);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.payload_mut().copy_from_slice(payload);
+    ip.fill_checksum();
+    buf
+}
+
+/// A TCP segment description.
+#[derive(Clone, Debug, Default)]
+pub struct Seg {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub options: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, s: &Seg) -> Vec<u8> {
+    let mut opts = s.options.clone();
+    while opts.len() % 4 != 0 {
+        opts.push(0);
+    }
+    let hlen = 20 + opts.len();
+    let mut seg = vec![0u8; hlen + s.payload.len()];
+    {
+        let mut t = TcpPacket::new_unchecked(&mut seg);
+        t.set_src_port(s.sport);
+        t.set_dst_port(s.dport);
+        t.set_seq_number(smoltcp::wire::TcpSeqNumber(s.seq as i32));
+        t.set_ack_number(smoltcp::wire::TcpSeqNumber(s.ack as i32));
+        t.set_header_len(hlen as u8);
+        t.set_window_len(s.window);
+        t.options_mut().copy_from_slice(&opts);
+        t.payload_mut().copy_from_slice(&s.payload);
+    }
+    seg[13] = s.flags;
+    let mut t = TcpPacket::new_unchecked(&mut seg);
+    t.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    ipv4(src, dst, IpProtocol::Tcp, 64, &seg)
+}
+
+pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; 8 + payload.len()];
+    {
+        let mut u = UdpPacket::new_unchecked(&mut d);
+        u.set_src_port(sport);
+        u.set_dst_port(dport);
+        u.set_len((8 + payload.len()) as u16);
+        u.payload_mut().copy_from_slice(payload);
+        u.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    }
+    ipv4(src, dst, IpProtocol::Udp, 64, &d)
+}
+
+pub fn icmp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    icmp_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![icmp_type, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    let c = internet_checksum(&[&m]);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, IpProtocol::Icmp, 64, &m)
+}
+
+pub fn echo(src: Ipv4Addr, dst: Ipv4Addr, icmp_type: u8, id: u16, seq: u16) -> Vec<u8> {
+    let [a, b] = id.to_be_bytes();
+    let [c, d] = seq.to_be_bytes();
+    icmp(src, dst, icmp_type, 0, [a, b, c, d], b"ping-payload")
+}
+
+/// An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`.
+pub fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    icmp(
+        from,
+        to,
+        icmp_type,
+        code,
+        [0; 4],
+        &quoted[..quoted.len().min(28)],
+    )
+}
+
+pub fn with_ttl(mut pkt: Vec<u8>, ttl: u8) -> Vec<u8> {
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt);
+    ip.set_hop_limit(ttl);
+    ip.fill_checksum();
+    pkt
+}
+
+/// A permissive test policy: everything NEW/ESTABLISHED/RELATED passes both
+/// ways, INVALID is dropped by the policy. Tests of the tracker use it so that
+/// the verdict shows the conntrack state directly.
+pub const TRACKING_CONFIG: &str = r#"(
+    router: (lan: "10.0.1.1", wan: "10.0.2.1"),
+    outbound: (policy: Drop, rules: [(state: [New, Established, Related], action: Accept)]),
+    inbound: (policy: Drop, rules: [(state: [New, Established, Related], action: Accept)]),
+)"#;
+
+pub struct Harness {
+    pub fw: Firewall,
+    pub now: Instant,
+    pub answer: Vec<u8>,
+    pub last_answer: Vec<u8>,
+}
+
+impl Harness {
+    pub fn with_config(text: &str) -> Harness {
+        let cfg = Config::parse(text, "test.ron").expect("test config parses");
+        Harness {
+            fw: Firewall::new(&cfg),
+            now: Instant::from_secs(1000),
+            answer: vec![0u8; 2048],
+            last_answer: Vec::new(),
+        }
+    }
+
+    pub fn tracking() -> Harness {
+        Harness::with_config(TRACKING_CONFIG)
+    }
+
+    pub fn default_config() -> Harness {
+        let cfg = Config::embedded_default().expect("default parses");
+        Harness {
+            fw: Firewall::new(&cfg),
+            now: Instant::from_secs(1000),
+            answer: vec![0u8; 2048],
+            last_answer: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, side: Side, mut pkt: Vec<u8>) -> Verdict {
+        let v = self.fw.process(side, &mut pkt, &mut self.answer, self.now);
+        self.last_answer = self.answer[..v.answer_len].to_vec();
+        v
+    }
+
+    /// From the client (LAN side).
+    pub fn out(&mut self, pkt: Vec<u8>) -> Verdict {
+        self.send(Side::Lan, pkt)
+    }
+
+    /// From the server (WAN side).
+    pub fn inb(&mut self, pkt: Vec<u8>) -> Verdict {
+        self.send(Side::Wan, pkt)
+    }
+
+    pub fn advance_secs(&mut self, secs: u64) {
+        self.now = self.now + core::time::Duration::from_secs(secs);
+    }
+
+    pub fn advance_millis(&mut self, ms: u64) {
+        self.now = Instant::from_millis(self.now.total_millis() + ms);
+    }
+
+    pub fn flow(&self, tuple: &Tuple) -> Option<(Flow, Dir)> {
+        self.fw
+            .conntrack()
+            .peek(tuple, self.now)
+            .map(|(f, d)| (*f, d))
+    }
+}
+
+pub fn tuple(proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Tuple {
+    Tuple {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        protocol: proto,
+        src_id: sport,
+        dst_id: dport,
+    }
+}
+
+pub fn forwarded(v: &Verdict, state: CtState) -> bool {
+    v.forward && v.state == Some(state)
+}
