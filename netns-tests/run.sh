@@ -12,6 +12,8 @@ export TOPO_PREFIX=${TOPO_PREFIX:-tunfwt}
 export TOPO_DIR=$(mktemp -d /tmp/tunfwt.XXXXXX)
 # shellcheck source=../scripts/netns.sh
 source "$ROOT/scripts/netns.sh"
+# shellcheck source=ftp.sh
+source "$HERE/ftp.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -252,6 +254,8 @@ check icmp_server_cannot_ping_client t_icmp_server_cannot_ping_client
 check icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
 check icmp_router_unreachable_is_related t_router_unreachable_related
 check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
+
+ftp_suite
 
 echo "== test config (router addresses, udp unreplied timeout 2 s)"
 tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::conntrack::tcp::{TcpConfig, TcpTimeouts};
 use crate::conntrack::udp::UdpTimeouts;
-use crate::conntrack::ConntrackConfig;
-use crate::rules::{Action, Rule};
+use crate::conntrack::{ConntrackConfig, FtpHelperConfig, HelperConfig};
+use crate::rules::{Action, PortSpec, Rule};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.ron");
@@ -214,6 +214,9 @@ pub struct ConntrackSection {
     pub tcp_be_liberal: bool,
     /// Identical retransmissions before the `max_retrans` cap (`nf_conntrack_tcp_max_retrans`).
     pub tcp_max_retrans: u8,
+    /// Maximum pending expectations (`nf_ct_expect_max`).
+    #[serde(deserialize_with = "positive")]
+    pub expectation_max: usize,
     /// Timeouts.
     pub timeouts: TimeoutSecs,
 }
@@ -221,9 +224,51 @@ pub struct ConntrackSection {
 fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = usize::deserialize(d)?;
     if n == 0 {
-        return Err(de::Error::custom("conntrack max must be at least 1"));
+        return Err(de::Error::custom("must be at least 1"));
     }
     Ok(n)
+}
+
+/// The FTP helper's attachment: like `iptables -t raw -p tcp --dport 21 -j CT --helper ftp`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FtpHelperSection {
+    /// Destination ports of FTP control flows (default `"21"`; e.g. `"21,2121"`).
+    #[serde(default = "default_ftp_ports")]
+    pub ports: PortSpec,
+    /// Seconds an expectation waits for its data connection (default 300).
+    #[serde(default = "default_expectation_timeout")]
+    pub expectation_timeout: u64,
+}
+
+fn default_ftp_ports() -> PortSpec {
+    PortSpec(vec![(21, 21)])
+}
+
+fn default_expectation_timeout() -> u64 {
+    300
+}
+
+/// Helpers. Absent means off: a control flow gets a helper only where the
+/// config attaches one (as Linux since 6.0).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelpersSection {
+    /// The FTP helper, or `None`.
+    #[serde(default)]
+    pub ftp: Option<FtpHelperSection>,
+}
+
+impl HelpersSection {
+    /// The tracker's helper settings.
+    pub fn to_helper_config(&self) -> HelperConfig {
+        HelperConfig {
+            ftp: self.ftp.as_ref().map(|f| FtpHelperConfig {
+                ports: f.ports.clone(),
+                expectation_timeout: secs(f.expectation_timeout),
+            }),
+        }
+    }
 }
 
 impl Default for ConntrackSection {
@@ -234,6 +279,7 @@ impl Default for ConntrackSection {
             tcp_loose: d.tcp.loose,
             tcp_be_liberal: d.tcp.be_liberal,
             tcp_max_retrans: d.tcp.max_retrans,
+            expectation_max: d.expectation_max,
             timeouts: TimeoutSecs::default(),
         }
     }
@@ -269,6 +315,7 @@ impl ConntrackSection {
             },
             icmp_timeout: secs(t.icmp),
             generic_timeout: secs(t.generic),
+            expectation_max: self.expectation_max,
         }
     }
 }
@@ -286,6 +333,9 @@ pub struct Config {
     /// Table size and timeouts.
     #[serde(default)]
     pub conntrack: ConntrackSection,
+    /// Helpers attached to control flows.
+    #[serde(default)]
+    pub helpers: HelpersSection,
     /// LAN to WAN.
     pub outbound: ChainConfig,
     /// WAN to LAN.

@@ -28,6 +28,8 @@ pub enum Request {
     Flows,
     /// Rules with counters.
     Rules,
+    /// Pending expectations.
+    Expectations,
 }
 
 impl Request {
@@ -37,6 +39,7 @@ impl Request {
             "stats" => Some(Request::Stats),
             "flows" => Some(Request::Flows),
             "rules" => Some(Request::Rules),
+            "expectations" => Some(Request::Expectations),
             _ => None,
         }
     }
@@ -175,7 +178,8 @@ fn client_step(c: &mut Client, answer: &mut impl FnMut(Request) -> Vec<u8>) -> b
         c.out = match Request::parse(line) {
             Some(req) => answer(req),
             None => {
-                let msg = format!("unknown request {line:?}: use stats, flows or rules");
+                let msg =
+                    format!("unknown request {line:?}: use stats, flows, expectations or rules");
                 serde_json::to_vec(&serde_json::json!({ "error": msg })).unwrap_or_default()
             }
         };

@@ -153,6 +153,9 @@ impl EventLoop {
                 }
                 Request::Flows => serde_json::to_value(report::flows(fw, now)).unwrap_or_default(),
                 Request::Rules => serde_json::to_value(report::rules(fw)).unwrap_or_default(),
+                Request::Expectations => {
+                    serde_json::to_value(report::expectations(fw, now)).unwrap_or_default()
+                }
             };
             serde_json::to_vec(&value).unwrap_or_default()
         });

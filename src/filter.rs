@@ -14,7 +14,7 @@ use core::net::Ipv4Addr;
 
 use crate::answer::{self, TokenBucket};
 use crate::config::{Config, Ipv6Mode};
-use crate::conntrack::{icmp, Conntrack, CtState, FlowRef, Tuple};
+use crate::conntrack::{icmp, Conntrack, CtState, FlowRef, HelpVerdict, Tuple};
 use crate::packet::{self, ParseError, Side, Transport};
 use crate::rules::{Action, Chain, Decider, Direction};
 use crate::stats::{DropReason, Stats};
@@ -66,7 +66,10 @@ impl Firewall {
     /// A firewall with an empty table, built from a validated config.
     pub fn new(cfg: &Config) -> Firewall {
         Firewall {
-            conntrack: Conntrack::new(cfg.conntrack.to_conntrack_config()),
+            conntrack: Conntrack::new(
+                cfg.conntrack.to_conntrack_config(),
+                cfg.helpers.to_helper_config(),
+            ),
             outbound: Chain::new(cfg.outbound.rules.clone(), cfg.outbound.policy),
             inbound: Chain::new(cfg.inbound.rules.clone(), cfg.inbound.policy),
             stats: Stats::default(),
@@ -188,16 +191,24 @@ impl Firewall {
         let state = Some(tracked.state);
         match action {
             Action::Accept => {
-                if let FlowRef::Pending(flow) = tracked.flow {
-                    if self.conntrack.confirm(flow, now).is_err() {
-                        if self.log_limit.take(now) {
-                            log::warn!(
-                                "conntrack table full (max {}), dropping packet",
-                                self.conntrack.config().max
-                            );
+                match tracked.flow {
+                    FlowRef::Pending(flow) => {
+                        if self.conntrack.confirm(flow, now).is_err() {
+                            if self.log_limit.take(now) {
+                                log::warn!(
+                                    "conntrack table full (max {}), dropping packet",
+                                    self.conntrack.config().max
+                                );
+                            }
+                            return Verdict::dropped(DropReason::TableFull, state);
                         }
-                        return Verdict::dropped(DropReason::TableFull, state);
                     }
+                    FlowRef::Existing(id) if tracked.state == CtState::Established => {
+                        if self.conntrack.help(id, tracked.dir, &pkt, now) == HelpVerdict::Drop {
+                            return Verdict::dropped(DropReason::Helper, state);
+                        }
+                    }
+                    _ => {}
                 }
                 packet::decrement_ttl(buf);
                 Verdict {

@@ -13,6 +13,7 @@ pub mod control;
 pub mod device;
 pub mod event_loop;
 pub mod filter;
+pub mod helpers;
 pub mod packet;
 pub mod report;
 pub mod rules;

@@ -61,6 +61,8 @@ enum CtlWhat {
     Flows,
     /// Rules and policies with packet and byte counters.
     Rules,
+    /// Pending expectations (data connections announced by helpers).
+    Expectations,
 }
 
 fn main() -> ExitCode {
@@ -162,6 +164,7 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
         CtlWhat::Stats => "stats",
         CtlWhat::Flows => "flows",
         CtlWhat::Rules => "rules",
+        CtlWhat::Expectations => "expectations",
     };
     let value = match control::query(path, request) {
         Ok(v) => v,
@@ -207,6 +210,14 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
                 );
             }
             println!("{} flows", flows.len());
+        }
+        CtlWhat::Expectations => {
+            let list: Vec<tunfw::report::ExpectationView> =
+                serde_json::from_value(value).unwrap_or_default();
+            for e in &list {
+                println!("{:>5}s  {}  master {}", e.timeout, e.expected, e.master);
+            }
+            println!("{} expectations", list.len());
         }
         CtlWhat::Rules => {
             let rules: Vec<tunfw::report::RuleView> =

@@ -43,6 +43,42 @@ pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
         ("conntrack.early_drop".to_string(), t.early_drop),
         ("conntrack.table_full".to_string(), t.table_full),
         ("conntrack.reopened".to_string(), t.reopened),
+        ("expect.count".to_string(), ct.expectations.len() as u64),
+        ("expect.created".to_string(), ct.expectations.stats.created),
+        ("expect.used".to_string(), ct.expectations.stats.used),
+        ("expect.expired".to_string(), ct.expectations.stats.expired),
+        (
+            "expect.replaced".to_string(),
+            ct.expectations.stats.replaced,
+        ),
+        (
+            "expect.removed_with_master".to_string(),
+            ct.expectations.stats.removed_with_master,
+        ),
+        (
+            "expect.table_full".to_string(),
+            ct.expectations.stats.table_full,
+        ),
+        ("ftp.announcements".to_string(), ct.ftp_stats.announcements),
+        (
+            "ftp.refused_address".to_string(),
+            ct.ftp_stats.refused_address,
+        ),
+        (
+            "ftp.refused_port_zero".to_string(),
+            ct.ftp_stats.refused_port_zero,
+        ),
+        (
+            "ftp.split_commands".to_string(),
+            ct.ftp_stats.split_commands,
+        ),
+        ("ftp.malformed".to_string(), ct.ftp_stats.malformed),
+        ("ftp.overlong".to_string(), ct.ftp_stats.overlong),
+        ("ftp.no_state_slot".to_string(), ct.ftp_stats.no_state_slot),
+        (
+            "ftp.expectation_table_full".to_string(),
+            ct.ftp_stats.expectation_table_full,
+        ),
         ("sent.tcp_rst".to_string(), s.sent_tcp_rst),
         ("sent.icmp".to_string(), s.sent_icmp),
         ("sent.rate_limited".to_string(), s.sent_rate_limited),
@@ -99,6 +135,33 @@ pub fn flows(fw: &Firewall, now: Instant) -> Vec<FlowView> {
     fw.conntrack()
         .flows(now)
         .map(|f| FlowView::of(f, now))
+        .collect()
+}
+
+/// One pending expectation, as `conntrack -L expect`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExpectationView {
+    /// Seconds until it expires.
+    pub timeout: u64,
+    /// `tcp SRC:* -> DST:PORT`.
+    pub expected: String,
+    /// The control flow that announced it.
+    pub master: String,
+}
+
+/// Every pending expectation.
+pub fn expectations(fw: &Firewall, now: Instant) -> Vec<ExpectationView> {
+    let ct = fw.conntrack();
+    ct.expectations
+        .iter(now)
+        .map(|e| ExpectationView {
+            timeout: e.expires.saturating_since(now).as_secs(),
+            expected: format!("tcp {}:* -> {}:{}", e.key.src, e.key.dst, e.key.dport),
+            master: ct
+                .get(e.master)
+                .map(|f| f.tuples[0].describe())
+                .unwrap_or_default(),
+        })
         .collect()
 }
 

@@ -110,6 +110,9 @@ reason_enum! {
         Fragment => "fragment",
         /// New flow while the table was full and no entry could be evicted.
         TableFull => "table_full",
+        /// A helper dropped it: no room for the expectation it announces
+        /// (as Linux, the sender retransmits the command).
+        Helper => "helper",
     }
 }
 

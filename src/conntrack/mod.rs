@@ -11,6 +11,7 @@
 //! (`max` flows), so tracking never allocates. Lookups use std's SipHash with a
 //! random per-process key, so remote peers cannot choose colliding tuples.
 
+pub mod expect;
 pub mod generic;
 pub mod icmp;
 pub mod tcp;
@@ -24,9 +25,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::answer::TokenBucket;
+use crate::helpers::ftp::{FtpState, Inspect};
 use crate::packet::{Packet, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::rules::PortSpec;
 use crate::stats::InvalidReason;
 use crate::time::Instant;
+use expect::{ExpectKey, Expectations};
 use tcp::{TcpConfig, TcpConn, TcpOutcome};
 use udp::{UdpConn, UdpTimeouts};
 
@@ -172,6 +177,22 @@ pub struct Flow {
     pub packets: [u64; 2],
     /// Bytes seen per direction.
     pub bytes: [u64; 2],
+    /// The helper attached to this flow, if any.
+    pub helper: HelperSlot,
+}
+
+/// A flow's helper: its state lives in a preallocated pool, so flows without
+/// a helper carry only this tag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HelperSlot {
+    /// No helper.
+    #[default]
+    None,
+    /// The FTP helper is configured for this flow; its state is allocated when
+    /// the flow is confirmed.
+    FtpWanted,
+    /// The FTP helper, with its state at this pool index.
+    Ftp(u32),
 }
 
 impl Flow {
@@ -203,6 +224,54 @@ pub struct ConntrackConfig {
     pub icmp_timeout: Duration,
     /// Timeout of other protocols.
     pub generic_timeout: Duration,
+    /// Maximum number of pending expectations (`nf_ct_expect_max`).
+    pub expectation_max: usize,
+}
+
+/// Helpers attached to control flows, as the raw table's `-j CT --helper`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HelperConfig {
+    /// The FTP helper: `None` when off.
+    pub ftp: Option<FtpHelperConfig>,
+}
+
+/// Where the FTP helper is attached and how long its expectations live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FtpHelperConfig {
+    /// TCP destination ports of control flows that get the helper.
+    pub ports: PortSpec,
+    /// Lifetime of an expectation (Linux: 300 s).
+    pub expectation_timeout: Duration,
+}
+
+/// FTP helper counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FtpStats {
+    /// Announcements parsed (PORT, EPRT, 227, 229).
+    pub announcements: u64,
+    /// Announcements refused: the address was not the sender's own (FTP bounce).
+    pub refused_address: u64,
+    /// Announcements of port 0, ignored.
+    pub refused_port_zero: u64,
+    /// Commands split across segments, kept until their line was complete.
+    pub split_commands: u64,
+    /// Complete command lines that did not parse (garbage, octets over 255, ...).
+    pub malformed: u64,
+    /// Command lines longer than the line buffer.
+    pub overlong: u64,
+    /// Announcements dropped because the expectation table was full.
+    pub expectation_table_full: u64,
+    /// Control flows that got no helper because its state pool was full.
+    pub no_state_slot: u64,
+}
+
+/// What the helper decided about a packet the rules accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelpVerdict {
+    /// Forward it.
+    Accept,
+    /// Drop it: no room for its expectation (as Linux, the sender retransmits).
+    Drop,
 }
 
 impl Default for ConntrackConfig {
@@ -213,6 +282,7 @@ impl Default for ConntrackConfig {
             udp: UdpTimeouts::default(),
             icmp_timeout: icmp::DEFAULT_TIMEOUT,
             generic_timeout: generic::DEFAULT_TIMEOUT,
+            expectation_max: 1024,
         }
     }
 }
@@ -296,6 +366,14 @@ pub struct Conntrack {
     pass_min_expiry: Instant,
     /// Table counters.
     pub stats: TableStats,
+    helpers: HelperConfig,
+    ftp_states: Vec<Option<FtpState>>,
+    ftp_free: Vec<u32>,
+    /// Pending expectations.
+    pub expectations: Expectations,
+    /// FTP helper counters.
+    pub ftp_stats: FtpStats,
+    helper_log_limit: TokenBucket,
 }
 
 enum Update {
@@ -305,10 +383,17 @@ enum Update {
 }
 
 impl Conntrack {
-    /// A table for `cfg.max` flows, allocated in full now.
-    pub fn new(cfg: ConntrackConfig) -> Conntrack {
+    /// A table for `cfg.max` flows (and `cfg.expectation_max` expectations),
+    /// allocated in full now, with the given helpers.
+    pub fn new(cfg: ConntrackConfig, helpers: HelperConfig) -> Conntrack {
         let max = cfg.max.max(1);
         Conntrack {
+            helpers,
+            ftp_states: Vec::with_capacity(cfg.expectation_max.max(1)),
+            ftp_free: Vec::with_capacity(cfg.expectation_max.max(1)),
+            expectations: Expectations::new(cfg.expectation_max),
+            ftp_stats: FtpStats::default(),
+            helper_log_limit: TokenBucket::new(1, 10),
             cfg,
             index: HashMap::with_capacity_and_hasher(2 * max, RandomState::new()),
             slots: Vec::with_capacity(max),
@@ -380,16 +465,32 @@ impl Conntrack {
         };
         self.index.remove(&flow.tuples[0]);
         self.index.remove(&flow.tuples[1]);
+        if let HelperSlot::Ftp(slot) = flow.helper {
+            if let Some(state) = self
+                .ftp_states
+                .get_mut(slot as usize)
+                .and_then(Option::take)
+            {
+                if let Some(eid) = state.expectation {
+                    if self.expectations.get(eid).is_some_and(|e| e.master == id) {
+                        self.expectations.remove(eid);
+                        self.expectations.stats.removed_with_master += 1;
+                    }
+                }
+                self.ftp_free.push(slot);
+            }
+        }
         self.free.push(id);
         self.len -= 1;
         self.stats.deleted += 1;
     }
 
-    /// Remove every flow.
+    /// Remove every flow and expectation.
     pub fn flush(&mut self) {
         for id in 0..self.slots.len() {
             self.remove(id as FlowId);
         }
+        self.expectations.clear();
     }
 
     fn note_expiry(&mut self, at: Instant) {
@@ -402,7 +503,7 @@ impl Conntrack {
     /// When the table is full, first evicts an expired or non-assured flow near
     /// the new flow's (keyed) hash position; if there is none, returns
     /// [`TableFull`] and the packet must be dropped.
-    pub fn confirm(&mut self, flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
+    pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
         if self.len >= self.cfg.max.max(1) && !self.early_drop(&flow.tuples[0], now) {
             self.stats.table_full += 1;
             return Err(TableFull);
@@ -419,6 +520,9 @@ impl Conntrack {
                 id
             }
         };
+        if flow.helper == HelperSlot::FtpWanted {
+            flow.helper = self.allocate_ftp_state();
+        }
         self.index.insert(flow.tuples[0], (id, Dir::Original));
         self.index.insert(flow.tuples[1], (id, Dir::Reply));
         self.note_expiry(flow.expires);
@@ -426,6 +530,22 @@ impl Conntrack {
         self.len += 1;
         self.stats.inserted += 1;
         Ok(id)
+    }
+
+    fn allocate_ftp_state(&mut self) -> HelperSlot {
+        let slot = match self.ftp_free.pop() {
+            Some(slot) => slot,
+            None if self.ftp_states.len() < self.ftp_states.capacity() => {
+                self.ftp_states.push(None);
+                (self.ftp_states.len() - 1) as u32
+            }
+            None => {
+                self.ftp_stats.no_state_slot += 1;
+                return HelperSlot::None;
+            }
+        };
+        self.ftp_states[slot as usize] = Some(FtpState::default());
+        HelperSlot::Ftp(slot)
     }
 
     fn early_drop(&mut self, near: &Tuple, now: Instant) -> bool {
@@ -521,7 +641,27 @@ impl Conntrack {
                 }
             }
         }
-        match self.new_flow(pkt, tuple, now) {
+        // A new flow a helper announced is RELATED (the expectation is one-shot).
+        let expected = tuple.protocol == PROTO_TCP
+            && !self.expectations.is_empty()
+            && self
+                .expectations
+                .take(
+                    &ExpectKey {
+                        src: tuple.src,
+                        dst: tuple.dst,
+                        dport: tuple.dst_id,
+                    },
+                    now,
+                )
+                .is_some();
+        match self.new_flow(pkt, tuple, now).map(|mut flow| {
+            if expected {
+                flow.expected = true;
+                flow.helper = HelperSlot::None;
+            }
+            flow
+        }) {
             Ok(flow) => Tracked {
                 state: if flow.expected {
                     CtState::Related
@@ -620,6 +760,12 @@ impl Conntrack {
             Transport::Other => (ProtoState::Generic, cfg.generic_timeout),
         };
         let reply = tuple.invert().ok_or(InvalidReason::IcmpUntrackedType)?;
+        let helper = match (&self.helpers.ftp, pkt.transport) {
+            (Some(f), Transport::Tcp(seg)) if f.ports.contains(seg.dst_port) => {
+                HelperSlot::FtpWanted
+            }
+            _ => HelperSlot::None,
+        };
         let mut flow = Flow {
             tuples: [tuple, reply],
             proto,
@@ -630,9 +776,105 @@ impl Conntrack {
             expires: now + timeout,
             packets: [0; 2],
             bytes: [0; 2],
+            helper,
         };
         flow.account(Dir::Original, pkt.ip.total_len);
         Ok(flow)
+    }
+
+    /// Run the flow's helper on a packet the rules accepted, in state
+    /// ESTABLISHED (as Linux helpers run only on ESTABLISHED packets).
+    pub fn help(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> HelpVerdict {
+        let Transport::Tcp(seg) = pkt.transport else {
+            return HelpVerdict::Accept;
+        };
+        let Some(ftp_cfg) = self.helpers.ftp.as_ref() else {
+            return HelpVerdict::Accept;
+        };
+        let timeout = ftp_cfg.expectation_timeout;
+        let Some(flow) = self.slots.get(id as usize).and_then(Option::as_ref) else {
+            return HelpVerdict::Accept;
+        };
+        let HelperSlot::Ftp(slot) = flow.helper else {
+            return HelpVerdict::Accept;
+        };
+        let Some(state) = self
+            .ftp_states
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+        else {
+            return HelpVerdict::Accept;
+        };
+        let (command, addr, port) = match state.inspect(dir, seg.seq, seg.payload) {
+            Inspect::Pass => return HelpVerdict::Accept,
+            Inspect::Incomplete(_) => {
+                self.ftp_stats.split_commands += 1;
+                return HelpVerdict::Accept;
+            }
+            Inspect::Malformed(c) => {
+                self.ftp_stats.malformed += 1;
+                log::debug!(
+                    "ftp {}: malformed {}",
+                    flow.tuples[0].describe(),
+                    c.as_str()
+                );
+                return HelpVerdict::Accept;
+            }
+            Inspect::Overlong => {
+                self.ftp_stats.overlong += 1;
+                return HelpVerdict::Accept;
+            }
+            Inspect::PortZero(_) => {
+                self.ftp_stats.refused_port_zero += 1;
+                return HelpVerdict::Accept;
+            }
+            Inspect::Announce {
+                command,
+                addr,
+                port,
+            } => (command, addr, port),
+        };
+        self.ftp_stats.announcements += 1;
+        let sender = flow.tuples[dir as usize].src;
+        let peer = flow.tuples[dir.other() as usize].src;
+        let announced = addr.unwrap_or(sender);
+        if announced != sender {
+            self.ftp_stats.refused_address += 1;
+            if self.helper_log_limit.take(now) {
+                log::info!(
+                    "ftp {}: {} announces {announced}:{port}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
+                    flow.tuples[0].describe(),
+                    command.as_str()
+                );
+            }
+            return HelpVerdict::Accept;
+        }
+        // One pending expectation per control flow: a new one replaces it.
+        if let Some(old) = state.expectation.take() {
+            if self.expectations.remove(old).is_some() {
+                self.expectations.stats.replaced += 1;
+            }
+        }
+        let key = ExpectKey {
+            src: peer,
+            dst: announced,
+            dport: port,
+        };
+        match self.expectations.insert(key, id, timeout, now) {
+            Ok(eid) => {
+                state.expectation = Some(eid);
+                log::debug!(
+                    "ftp {}: {} expects {peer} -> {announced}:{port}",
+                    flow.tuples[0].describe(),
+                    command.as_str()
+                );
+                HelpVerdict::Accept
+            }
+            Err(_) => {
+                self.ftp_stats.expectation_table_full += 1;
+                HelpVerdict::Drop
+            }
+        }
     }
 
     fn track_icmp_error(&mut self, pkt: &Packet<'_>, body: &[u8], now: Instant) -> Tracked {

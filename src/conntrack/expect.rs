@@ -1,0 +1,181 @@
+//! Expectations (Linux `nf_conntrack_expect.c`): flows a helper announced.
+//!
+//! An expectation names the data flow's source address (any source port),
+//! destination address and port, TCP. The first packet of a new flow that
+//! matches one consumes it (one-shot) and the flow is RELATED. Expectations
+//! time out, are removed with the control flow that made them, and are capped
+//! in number; the table is allocated in full when created.
+
+use core::net::IpAddr;
+use core::time::Duration;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::FlowId;
+use crate::time::Instant;
+
+/// What an expectation matches: a TCP flow from `src` (any port) to `dst:dport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ExpectKey {
+    /// Source address of the expected flow.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// One pending expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// What it matches.
+    pub key: ExpectKey,
+    /// The control flow that announced it.
+    pub master: FlowId,
+    /// When it stops matching.
+    pub expires: Instant,
+}
+
+/// Expectation counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExpectStats {
+    /// Expectations created.
+    pub created: u64,
+    /// Expectations consumed by a RELATED flow.
+    pub used: u64,
+    /// Expectations that timed out.
+    pub expired: u64,
+    /// Expectations replaced by a newer one of the same control flow.
+    pub replaced: u64,
+    /// Expectations removed because their control flow ended.
+    pub removed_with_master: u64,
+    /// Announcements refused because the table was full.
+    pub table_full: u64,
+}
+
+/// The table was full of live expectations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectFull;
+
+/// The expectation table.
+pub struct Expectations {
+    index: HashMap<ExpectKey, u32, RandomState>,
+    slots: Vec<Option<Expectation>>,
+    free: Vec<u32>,
+    max: usize,
+    /// Counters.
+    pub stats: ExpectStats,
+}
+
+impl Expectations {
+    /// A table for `max` expectations, allocated now.
+    pub fn new(max: usize) -> Expectations {
+        let max = max.max(1);
+        Expectations {
+            index: HashMap::with_capacity_and_hasher(max, RandomState::new()),
+            slots: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            max,
+            stats: ExpectStats::default(),
+        }
+    }
+
+    /// Number of pending expectations (expired ones included until touched).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when none is pending.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// An expectation by id.
+    pub fn get(&self, id: u32) -> Option<&Expectation> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// Live expectations at `now`.
+    pub fn iter(&self, now: Instant) -> impl Iterator<Item = &Expectation> {
+        self.slots
+            .iter()
+            .filter_map(Option::as_ref)
+            .filter(move |e| e.expires > now)
+    }
+
+    /// Remove an expectation by id.
+    pub fn remove(&mut self, id: u32) -> Option<Expectation> {
+        let exp = self.slots.get_mut(id as usize)?.take()?;
+        self.index.remove(&exp.key);
+        self.free.push(id);
+        Some(exp)
+    }
+
+    /// Remove every expectation.
+    pub fn clear(&mut self) {
+        for id in 0..self.slots.len() {
+            self.remove(id as u32);
+        }
+    }
+
+    /// Add an expectation for `master`, valid for `timeout`. An existing
+    /// expectation with the same key is replaced. When the table is full,
+    /// expired ones are collected first.
+    pub fn insert(
+        &mut self,
+        key: ExpectKey,
+        master: FlowId,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<u32, ExpectFull> {
+        if let Some(&old) = self.index.get(&key) {
+            self.remove(old);
+        }
+        if self.index.len() >= self.max {
+            self.collect_expired(now);
+            if self.index.len() >= self.max {
+                self.stats.table_full += 1;
+                return Err(ExpectFull);
+            }
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.slots[id as usize] = Some(Expectation {
+            key,
+            master,
+            expires: now + timeout,
+        });
+        self.index.insert(key, id);
+        self.stats.created += 1;
+        Ok(id)
+    }
+
+    /// Consume the expectation a new flow `src -> dst:dport` matches, if any.
+    pub fn take(&mut self, key: &ExpectKey, now: Instant) -> Option<Expectation> {
+        let &id = self.index.get(key)?;
+        let exp = self.remove(id)?;
+        if exp.expires <= now {
+            self.stats.expired += 1;
+            return None;
+        }
+        self.stats.used += 1;
+        Some(exp)
+    }
+
+    /// Remove expired expectations.
+    pub fn collect_expired(&mut self, now: Instant) {
+        for id in 0..self.slots.len() {
+            if self.slots[id].is_some_and(|e| e.expires <= now) {
+                self.remove(id as u32);
+                self.stats.expired += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The FTP helper (Linux `nf_conntrack_ftp.c`): reads PORT/EPRT from the
+//! client and 227/229 from the server on an FTP control flow, so that the data
+//! connection they announce is RELATED.
+//!
+//! Parsing follows the kernel's search table, case-insensitively, on segments
+//! that start right after a newline seen earlier in the same direction:
+//!
+//! | direction | prefix | then | numbers |
+//! |---|---|---|---|
+//! | client | `PORT` | skip to a space | `a,b,c,d,p1,p2` ended by `\r` |
+//! | client | `EPRT` | skip to a space | `<d>1<d>a.b.c.d<d>port<d>` (`<d>` any printable non-digit; `2` = IPv6) |
+//! | server | `227 ` | first digit anywhere after | six numbers separated by `,` ended by any other character |
+//! | server | `229 ` | skip to `(` | `<d><d><d>port<d>` |
+//!
+//! A segment that starts like one of these but ends before its arguments are
+//! complete (no newline yet) is a command split across segments: tunfw keeps
+//! it in a bounded per-flow line buffer ([`LINE_MAX`] bytes per direction),
+//! forwards it, and parses the line once the segment that continues it
+//! (in sequence) arrives. Linux instead drops the partial piece and relies on
+//! a retransmission carrying the whole line, which does not happen when the
+//! receiver SACKs the rest (the sender then retransmits the piece alone).
+//! A complete line that does not parse (garbage, octets over 255, ports over
+//! 65535), a line longer than [`LINE_MAX`], or port 0: no expectation, counted.
+//!
+//! Everything here is a pure function of the bytes; [`FtpState`] is the
+//! per-flow state (where lines start, a partial line, the pending expectation).
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::conntrack::Dir;
+
+/// Which announcement a line carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `PORT a,b,c,d,p1,p2` (active, from the client).
+    Port,
+    /// `EPRT |1|a.b.c.d|port|` (active, from the client).
+    Eprt,
+    /// `227 ... (a,b,c,d,p1,p2)` (passive, from the server).
+    Pasv,
+    /// `229 ... (|||port|)` (extended passive, from the server; no address).
+    Epsv,
+}
+
+impl Command {
+    /// The command's name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Port => "PORT",
+            Command::Eprt => "EPRT",
+            Command::Pasv => "227",
+            Command::Epsv => "229",
+        }
+    }
+}
+
+/// What one segment's payload says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Not a command the helper reads.
+    NoMatch,
+    /// Starts like a command but its arguments do not parse through their
+    /// terminator: the segment must be dropped (Linux's "partial matching").
+    Partial(Command),
+    /// An announcement: the data connection will go to `addr` (the sender's
+    /// own address when the command carries none, as 229) and `port`.
+    Announce {
+        /// Which command.
+        command: Command,
+        /// Announced address; `None` for 229 (EPSV), which names only a port.
+        addr: Option<IpAddr>,
+        /// Announced port (1..=65535).
+        port: u16,
+    },
+    /// Parsed, but announces port 0: never expected.
+    PortZero(Command),
+}
+
+struct Pattern {
+    prefix: &'static [u8],
+    skip: Option<u8>,
+    command: Command,
+}
+
+const CLIENT_PATTERNS: [Pattern; 2] = [
+    Pattern {
+        prefix: b"PORT",
+        skip: Some(b' '),
+        command: Command::Port,
+    },
+    Pattern {
+        prefix: b"EPRT",
+        skip: Some(b' '),
+        command: Command::Eprt,
+    },
+];
+
+const SERVER_PATTERNS: [Pattern; 2] = [
+    Pattern {
+        prefix: b"227 ",
+        skip: None,
+        command: Command::Pasv,
+    },
+    Pattern {
+        prefix: b"229 ",
+        skip: Some(b'('),
+        command: Command::Epsv,
+    },
+];
+
+/// Parse the payload of one control-flow segment sent in `dir` (the original
+/// direction is the client's). Never panics, never allocates.
+pub fn parse(dir: Dir, data: &[u8]) -> Parsed {
+    let patterns = match dir {
+        Dir::Original => &CLIENT_PATTERNS,
+        Dir::Reply => &SERVER_PATTERNS,
+    };
+    for p in patterns {
+        match find_pattern(data, p) {
+            Found::No => continue,
+            Found::Partial => return Parsed::Partial(p.command),
+            Found::Yes(addr, port) => {
+                if port == 0 {
+                    return Parsed::PortZero(p.command);
+                }
+                return Parsed::Announce {
+                    command: p.command,
+                    addr,
+                    port,
+                };
+            }
+        }
+    }
+    Parsed::NoMatch
+}
+
+enum Found {
+    No,
+    Partial,
+    Yes(Option<IpAddr>, u16),
+}
+
+fn find_pattern(data: &[u8], p: &Pattern) -> Found {
+    let plen = p.prefix.len();
+    if data.len() <= plen {
+        // Short segment: a prefix of the pattern may be the start of a split command.
+        return if data.eq_ignore_ascii_case(&p.prefix[..data.len()]) {
+            Found::Partial
+        } else {
+            Found::No
+        };
+    }
+    if !data[..plen].eq_ignore_ascii_case(p.prefix) {
+        return Found::No;
+    }
+    let mut i = plen;
+    if let Some(skip) = p.skip {
+        loop {
+            if data[i] == skip {
+                break;
+            }
+            if i == data.len() - 1 {
+                return Found::Partial;
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    let args = &data[i..];
+    let got = match p.command {
+        Command::Port => rfc959(args, Some(b'\r')),
+        Command::Pasv => {
+            // 227: the six numbers start at the first digit after the prefix.
+            match args.iter().position(u8::is_ascii_digit) {
+                Some(at) => rfc959(&args[at..], None),
+                None => return Found::Partial,
+            }
+        }
+        Command::Eprt => eprt(args),
+        Command::Epsv => epsv(args),
+    };
+    match got {
+        Some((addr, port)) => Found::Yes(addr, port),
+        None => Found::Partial,
+    }
+}
+
+/// The kernel's `try_number`: `N` numbers separated by `sep`, ended by `term`
+/// (or by any non-digit, non-separator when `term` is `None`). Numbers above
+/// `max` fail (newer kernels refuse octets over 255 and ports over 65535).
+fn numbers<const N: usize>(
+    data: &[u8],
+    sep: u8,
+    term: Option<u8>,
+    max: u32,
+) -> Option<([u32; N], usize)> {
+    let mut out = [0u32; N];
+    let mut i = 0;
+    for (len, &c) in data.iter().enumerate() {
+        if c.is_ascii_digit() {
+            out[i] = out[i] * 10 + u32::from(c - b'0');
+            if out[i] > max {
+                return None;
+            }
+        } else if c == sep {
+            i += 1;
+            if i == N {
+                return None;
+            }
+        } else {
+            let terminated = term.is_none_or(|t| c == t);
+            return (terminated && i == N - 1).then_some((out, len));
+        }
+    }
+    None
+}
+
+fn rfc959(data: &[u8], term: Option<u8>) -> Option<(Option<IpAddr>, u16)> {
+    let (n, _) = numbers::<6>(data, b',', term, 255)?;
+    let addr = Ipv4Addr::new(n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8);
+    let port = ((n[4] << 8) | n[5]) as u16;
+    Some((Some(IpAddr::V4(addr)), port))
+}
+
+fn valid_delimiter(d: u8) -> bool {
+    (33..=126).contains(&d) && !d.is_ascii_digit()
+}
+
+/// `<d>1<d>a.b.c.d<d>port<d>` or `<d>2<d>ipv6<d>port<d>`.
+fn eprt(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
+    if data.len() <= 3 {
+        return None;
+    }
+    let d = data[0];
+    if !valid_delimiter(d) || data[2] != d {
+        return None;
+    }
+    let rest = &data[3..];
+    let (addr, used) = match data[1] {
+        b'1' => {
+            let (n, used) = numbers::<4>(rest, b'.', Some(d), 255)?;
+            (
+                IpAddr::V4(Ipv4Addr::new(
+                    n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8,
+                )),
+                used,
+            )
+        }
+        b'2' => {
+            let end = rest.iter().position(|&c| c == d)?;
+            let text = core::str::from_utf8(&rest[..end]).ok()?;
+            (IpAddr::V6(text.parse::<Ipv6Addr>().ok()?), end)
+        }
+        _ => return None,
+    };
+    let port = port_until(&rest[used + 1..], d)?;
+    Some((Some(addr), port))
+}
+
+/// `<d><d><d>port<d>` (after the `(` of a 229 reply).
+fn epsv(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
+    if data.len() <= 3 {
+        return None;
+    }
+    let d = data[0];
+    if !valid_delimiter(d) || data[1] != d || data[2] != d {
+        return None;
+    }
+    Some((None, port_until(&data[3..], d)?))
+}
+
+/// The kernel's `get_port`: digits up to `delim`; 0 means none.
+fn port_until(data: &[u8], delim: u8) -> Option<u16> {
+    let mut port: u32 = 0;
+    for &c in data {
+        if c == delim {
+            return (port != 0).then_some(port as u16);
+        } else if c.is_ascii_digit() {
+            port = port * 10 + u32::from(c - b'0');
+            if port > 65_535 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+/// The longest partial command line kept per direction (commands and the
+/// replies the helper reads are under 100 bytes; RFC 959 allows any length).
+pub const LINE_MAX: usize = 256;
+
+/// A command line whose start has been seen but not its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PartialLine {
+    start_seq: u32,
+    len: usize,
+    buf: [u8; LINE_MAX],
+}
+
+impl Default for PartialLine {
+    fn default() -> Self {
+        PartialLine {
+            start_seq: 0,
+            len: 0,
+            buf: [0; LINE_MAX],
+        }
+    }
+}
+
+impl PartialLine {
+    fn next_seq(&self) -> u32 {
+        self.start_seq.wrapping_add(self.len as u32)
+    }
+}
+
+/// Per-flow FTP state, as the kernel's `nf_ct_ftp_master`: the sequence
+/// numbers right after the last newlines seen in each direction (a segment is
+/// parsed only if it starts at one, or continues a partial line), a partial
+/// line per direction, and the flow's pending expectation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FtpState {
+    seq_after_newline: [[u32; 2]; 2],
+    remembered: [u8; 2],
+    partial: [Option<PartialLine>; 2],
+    /// The expectation this control flow announced last, if still pending.
+    pub expectation: Option<u32>,
+}
+
+/// What the helper decided about one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inspect {
+    /// Nothing to do (no line start, no command).
+    Pass,
+    /// The segment starts a command that continues in a later segment; kept.
+    Incomplete(Command),
+    /// A complete command line that does not parse: nothing expected.
+    Malformed(Command),
+    /// A command line longer than [`LINE_MAX`]: nothing expected.
+    Overlong,
+    /// Expect a data connection to `addr` (or the sender, for 229) and `port`.
+    Announce {
+        /// Which command announced it.
+        command: Command,
+        /// Announced address (`None`: the sender's own).
+        addr: Option<IpAddr>,
+        /// Announced port.
+        port: u16,
+    },
+    /// A command announcing port 0: nothing expected.
+    PortZero(Command),
+}
+
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl FtpState {
+    fn at_line_start(&self, d: usize, seq: u32) -> bool {
+        self.seq_after_newline[d][..usize::from(self.remembered[d])].contains(&seq)
+    }
+
+    fn note_newline(&mut self, d: usize, seq: u32) {
+        let n = usize::from(self.remembered[d]);
+        if self.seq_after_newline[d][..n].contains(&seq) {
+            return;
+        }
+        if n < 2 {
+            self.seq_after_newline[d][n] = seq;
+            self.remembered[d] += 1;
+        } else {
+            let s = &mut self.seq_after_newline[d];
+            let oldest = if before(s[0], s[1]) { 0 } else { 1 };
+            if before(s[oldest], seq) {
+                s[oldest] = seq;
+            }
+        }
+    }
+
+    /// Inspect a segment's payload sent in `dir` with sequence number `seq`.
+    /// Never allocates: a partial line is kept in the fixed buffer.
+    pub fn inspect(&mut self, dir: Dir, seq: u32, payload: &[u8]) -> Inspect {
+        let Some(&last) = payload.last() else {
+            return Inspect::Pass;
+        };
+        let d = dir as usize;
+        let mut line = [0u8; LINE_MAX];
+        let mut line_start = seq;
+        let len = match self.partial[d] {
+            Some(p) if p.next_seq() == seq => {
+                // The segment continues a partial line.
+                self.partial[d] = None;
+                if p.len + payload.len() > LINE_MAX {
+                    self.end_of_segment(d, seq, payload, last);
+                    return Inspect::Overlong;
+                }
+                line[..p.len].copy_from_slice(&p.buf[..p.len]);
+                line[p.len..p.len + payload.len()].copy_from_slice(payload);
+                line_start = p.start_seq;
+                p.len + payload.len()
+            }
+            _ if self.at_line_start(d, seq) => {
+                // A new line (or a retransmission of the partial line's start).
+                self.partial[d] = None;
+                let n = payload.len().min(LINE_MAX);
+                line[..n].copy_from_slice(&payload[..n]);
+                n
+            }
+            _ => {
+                self.end_of_segment(d, seq, payload, last);
+                return Inspect::Pass;
+            }
+        };
+        let truncated = len < payload.len();
+        let result = match parse(dir, &line[..len]) {
+            Parsed::NoMatch => Inspect::Pass,
+            Parsed::Partial(c) if line[..len].contains(&b'\n') => Inspect::Malformed(c),
+            Parsed::Partial(_) if truncated || len == LINE_MAX => Inspect::Overlong,
+            Parsed::Partial(c) => {
+                self.partial[d] = Some(PartialLine {
+                    start_seq: line_start,
+                    len,
+                    buf: line,
+                });
+                Inspect::Incomplete(c)
+            }
+            Parsed::Announce {
+                command,
+                addr,
+                port,
+            } => Inspect::Announce {
+                command,
+                addr,
+                port,
+            },
+            Parsed::PortZero(c) => Inspect::PortZero(c),
+        };
+        self.end_of_segment(d, seq, payload, last);
+        result
+    }
+
+    fn end_of_segment(&mut self, d: usize, seq: u32, payload: &[u8], last: u8) {
+        if last == b'\n' {
+            self.note_newline(d, seq.wrapping_add(payload.len() as u32));
+        }
+    }
+}
