@@ -6,7 +6,7 @@ FTP_PID=
 
 ftp_configs() {
     local d=$ROOT/config/default.ron
-    sed 's/ftp: (ports: "21", expectation_timeout: 300),/ftp: None,/' "$d" >"$TOPO_DIR/ftp-off.ron"
+    sed 's/ftp: (ports: "21", expectation_timeout: 300, max_control_flows: 4096),/ftp: None,/' "$d" >"$TOPO_DIR/ftp-off.ron"
     # Strict: the seed firewall without its generic TCP rules, so that FTP
     # data connections pass only as RELATED (or ESTABLISHED).
     grep -v -e 'name: "tcp-out"' -e 'name: "tcp-in"' "$d" >"$TOPO_DIR/strict.ron"

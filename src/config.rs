@@ -239,6 +239,14 @@ pub struct FtpHelperSection {
     /// Seconds an expectation waits for its data connection (default 300).
     #[serde(default = "default_expectation_timeout")]
     pub expectation_timeout: u64,
+    /// Control flows that can have the helper at once (each holds a small
+    /// line buffer, allocated at start); further ones get no helper (default 4096).
+    #[serde(default = "default_max_control_flows", deserialize_with = "positive")]
+    pub max_control_flows: usize,
+}
+
+fn default_max_control_flows() -> usize {
+    4096
 }
 
 fn default_ftp_ports() -> PortSpec {
@@ -266,6 +274,7 @@ impl HelpersSection {
             ftp: self.ftp.as_ref().map(|f| FtpHelperConfig {
                 ports: f.ports.clone(),
                 expectation_timeout: secs(f.expectation_timeout),
+                max_control_flows: f.max_control_flows,
             }),
         }
     }

@@ -192,21 +192,21 @@ impl Firewall {
         match action {
             Action::Accept => {
                 match tracked.flow {
-                    FlowRef::Pending(flow) => {
-                        if self.conntrack.confirm(flow, now).is_err() {
-                            if self.log_limit.take(now) {
-                                log::warn!(
-                                    "conntrack table full (max {}), dropping packet",
-                                    self.conntrack.config().max
-                                );
-                            }
-                            return Verdict::dropped(DropReason::TableFull, state);
+                    FlowRef::Pending(flow) if self.conntrack.confirm(flow, now).is_err() => {
+                        if self.log_limit.take(now) {
+                            log::warn!(
+                                "conntrack table full (max {}), dropping packet",
+                                self.conntrack.config().max
+                            );
                         }
+                        return Verdict::dropped(DropReason::TableFull, state);
                     }
-                    FlowRef::Existing(id) if tracked.state == CtState::Established => {
-                        if self.conntrack.help(id, tracked.dir, &pkt, now) == HelpVerdict::Drop {
-                            return Verdict::dropped(DropReason::Helper, state);
-                        }
+                    FlowRef::Existing(id)
+                        if tracked.state == CtState::Established
+                            && self.conntrack.help(id, tracked.dir, &pkt, now)
+                                == HelpVerdict::Drop =>
+                    {
+                        return Verdict::dropped(DropReason::Helper, state);
                     }
                     _ => {}
                 }

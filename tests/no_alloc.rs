@@ -161,3 +161,108 @@ fn packet_path_does_not_allocate() {
     );
     assert_eq!(h.fw.conntrack().len(), 0);
 }
+
+#[test]
+fn ftp_helper_path_does_not_allocate() {
+    let mut h = Harness::default_config();
+    let seg = |src, dst, sport, dport, seq, ack, flags, data: &[u8]| {
+        tcp(
+            src,
+            dst,
+            &Seg {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window: 65000,
+                payload: data.to_vec(),
+                ..Seg::default()
+            },
+        )
+    };
+    let mut pkts = vec![
+        (true, seg(CLIENT, SERVER, 40000, 21, 100, 0, SYN, b"")),
+        (
+            false,
+            seg(SERVER, CLIENT, 21, 40000, 900, 101, SYN | ACK, b""),
+        ),
+        (true, seg(CLIENT, SERVER, 40000, 21, 101, 901, ACK, b"")),
+        (
+            false,
+            seg(
+                SERVER,
+                CLIENT,
+                21,
+                40000,
+                901,
+                101,
+                ACK | PSH,
+                b"220 hi\r\n",
+            ),
+        ),
+        (
+            true,
+            seg(
+                CLIENT,
+                SERVER,
+                40000,
+                21,
+                101,
+                909,
+                ACK | PSH,
+                b"USER a\r\n",
+            ),
+        ),
+        (
+            true,
+            seg(
+                CLIENT,
+                SERVER,
+                40000,
+                21,
+                109,
+                909,
+                ACK | PSH,
+                b"PORT 10,0,1,2,1",
+            ),
+        ),
+        (
+            true,
+            seg(CLIENT, SERVER, 40000, 21, 124, 909, ACK | PSH, b"95,80\r\n"),
+        ),
+        (false, seg(SERVER, CLIENT, 20, 50000, 5000, 0, SYN, b"")),
+        (
+            false,
+            seg(
+                SERVER,
+                CLIENT,
+                21,
+                40000,
+                909,
+                131,
+                ACK | PSH,
+                b"227 Entering Passive Mode (10,0,2,2,117,48).\r\n",
+            ),
+        ),
+        (true, seg(CLIENT, SERVER, 45000, 30000, 7000, 0, SYN, b"")),
+    ];
+    let mut answer = vec![0u8; 2048];
+    let (verdicts, allocations) = counted(|| {
+        let mut related = 0;
+        for (from_client, buf) in pkts.iter_mut() {
+            let side = if *from_client {
+                tunfw::packet::Side::Lan
+            } else {
+                tunfw::packet::Side::Wan
+            };
+            let v = h.fw.process(side, buf, &mut answer, h.now);
+            related +=
+                usize::from(v.state == Some(tunfw::conntrack::CtState::Related) && v.forward);
+        }
+        related
+    });
+    assert_eq!(allocations, 0, "the FTP helper path allocated");
+    assert_eq!(verdicts, 2, "both data connections were RELATED");
+    assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
+}

@@ -242,6 +242,8 @@ pub struct FtpHelperConfig {
     pub ports: PortSpec,
     /// Lifetime of an expectation (Linux: 300 s).
     pub expectation_timeout: Duration,
+    /// Control flows that can have the helper at once.
+    pub max_control_flows: usize,
 }
 
 /// FTP helper counters.
@@ -310,6 +312,9 @@ pub struct TableStats {
 pub type FlowId = u32;
 
 /// The flow a tracked packet belongs to.
+// A pending flow is carried by value: boxing it would allocate for every new
+// flow, and the packet path does not allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowRef {
     /// No flow (INVALID, or the flow was deleted by this packet).
@@ -387,10 +392,11 @@ impl Conntrack {
     /// allocated in full now, with the given helpers.
     pub fn new(cfg: ConntrackConfig, helpers: HelperConfig) -> Conntrack {
         let max = cfg.max.max(1);
+        let ftp_flows = helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows);
         Conntrack {
             helpers,
-            ftp_states: Vec::with_capacity(cfg.expectation_max.max(1)),
-            ftp_free: Vec::with_capacity(cfg.expectation_max.max(1)),
+            ftp_states: Vec::with_capacity(ftp_flows),
+            ftp_free: Vec::with_capacity(ftp_flows),
             expectations: Expectations::new(cfg.expectation_max),
             ftp_stats: FtpStats::default(),
             helper_log_limit: TokenBucket::new(1, 10),

@@ -111,6 +111,9 @@ const SERVER_PATTERNS: [Pattern; 2] = [
 /// Parse the payload of one control-flow segment sent in `dir` (the original
 /// direction is the client's). Never panics, never allocates.
 pub fn parse(dir: Dir, data: &[u8]) -> Parsed {
+    if data.is_empty() {
+        return Parsed::NoMatch;
+    }
     let patterns = match dir {
         Dir::Original => &CLIENT_PATTERNS,
         Dir::Reply => &SERVER_PATTERNS,
