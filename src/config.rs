@@ -79,6 +79,9 @@ pub struct ChainConfig {
     /// Rules in order; the first match decides.
     #[serde(default, deserialize_with = "validated_rules")]
     pub rules: Vec<Rule>,
+    /// Log packets that fall through to the policy (rate-limited).
+    #[serde(default)]
+    pub log: bool,
 }
 
 fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
@@ -329,6 +332,63 @@ impl ConntrackSection {
     }
 }
 
+/// Which packets go to the pcap file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum PcapPackets {
+    /// Every dropped packet (default).
+    #[default]
+    Dropped,
+    /// Packets that were logged (by a rule's or policy's `log`, or INVALID/table full).
+    Logged,
+}
+
+/// A pcap capture of dropped or logged packets.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcapSection {
+    /// File to write (created or truncated at start; raw IP link type).
+    pub path: String,
+    /// Which packets.
+    #[serde(default)]
+    pub packets: PcapPackets,
+}
+
+/// Logging of rule matches, INVALID and table-full drops.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// Log lines per second at most (token bucket refill).
+    pub per_second: u64,
+    /// Burst of log lines allowed at once.
+    pub burst: u64,
+    /// Log INVALID packets that are dropped, with their reason.
+    pub invalid: bool,
+    /// Write dropped or logged packets to a pcap file.
+    pub pcap: Option<PcapSection>,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            per_second: 10,
+            burst: 20,
+            invalid: true,
+            pcap: None,
+        }
+    }
+}
+
+/// What a reload does with flows the new rules would not accept now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum OnReload {
+    /// Keep every flow (default): established connections survive any reload.
+    #[default]
+    Keep,
+    /// Re-check each flow's first packet against the new rules; drop the
+    /// flows they would refuse.
+    Recheck,
+}
+
 /// A whole configuration file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -345,6 +405,15 @@ pub struct Config {
     /// Helpers attached to control flows.
     #[serde(default)]
     pub helpers: HelpersSection,
+    /// Logging and pcap.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// Flows on reload.
+    #[serde(default)]
+    pub on_reload: OnReload,
+    /// Control socket path (overridden by `--control`).
+    #[serde(default)]
+    pub control: Option<String>,
     /// LAN to WAN.
     pub outbound: ChainConfig,
     /// WAN to LAN.

@@ -4,21 +4,26 @@
 //!
 //! Each TUN device is drained until `WouldBlock` per wakeup (mio is
 //! edge-triggered). The poll timeout is the firewall's next expiry deadline,
-//! so an idle tunfw sleeps in `epoll_wait` and uses no CPU.
+//! so an idle tunfw sleeps in `epoll_wait` and uses no CPU. Reloads (SIGHUP,
+//! `ctl reload`) parse and validate the whole new config first and swap it in
+//! between two packets; a bad config changes nothing.
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::control::{ControlServer, Request};
+use crate::config::{Config, ConfigError, PcapPackets};
+use crate::conntrack::events::Event;
+use crate::control::{error_answer, Answer, ControlServer, Request};
 use crate::device::TunDevice;
-use crate::filter::Firewall;
+use crate::filter::{log_line, Firewall, ReloadSummary, Verdict};
 use crate::packet::Side;
+use crate::pcap::PcapWriter;
 use crate::report;
 use crate::time::Instant;
 
@@ -31,24 +36,54 @@ const FIRST_CLIENT: usize = 16;
 const MAX_PACKET: usize = 65_535;
 /// Packets handled between two clock reads.
 const CLOCK_EVERY: u32 = 64;
+/// Events kept between two drains while someone subscribes.
+const EVENT_RING: usize = 65_536;
+
+/// Where the running config came from, for reloads.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// The embedded default.
+    Embedded,
+    /// A file.
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::Embedded => Config::embedded_default(),
+            ConfigSource::File(p) => Config::load(p),
+        }
+    }
+}
+
+struct Pcap {
+    writer: PcapWriter,
+    packets: PcapPackets,
+    path: String,
+}
 
 /// The running daemon.
 pub struct EventLoop {
     poll: Poll,
     devices: [TunDevice; 2],
     fw: Firewall,
+    source: ConfigSource,
     signals: Signals,
     control: Option<ControlServer>,
+    pcap: Option<Pcap>,
     started: std::time::Instant,
     tx_errors: [u64; 2],
 }
 
 impl EventLoop {
-    /// Set up polling on open devices, signals, and the control socket at `control`.
+    /// Set up polling on open devices, signals, the control socket at
+    /// `control`, and the pcap file the config names.
     pub fn new(
         lan: TunDevice,
         wan: TunDevice,
-        fw: Firewall,
+        config: &Config,
+        source: ConfigSource,
         control: Option<PathBuf>,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
@@ -67,15 +102,44 @@ impl EventLoop {
             }
             None => None,
         };
-        Ok(EventLoop {
+        let mut event_loop = EventLoop {
             poll,
             devices: [lan, wan],
-            fw,
+            fw: Firewall::new(config),
+            source,
             signals,
             control,
+            pcap: None,
             started: std::time::Instant::now(),
             tx_errors: [0; 2],
-        })
+        };
+        event_loop.open_pcap(config)?;
+        Ok(event_loop)
+    }
+
+    fn open_pcap(&mut self, config: &Config) -> io::Result<()> {
+        let wanted = config.logging.pcap.as_ref();
+        if self.pcap.as_ref().map(|p| &p.path) == wanted.map(|w| &w.path) {
+            if let (Some(p), Some(w)) = (self.pcap.as_mut(), wanted) {
+                p.packets = w.packets;
+            }
+            return Ok(());
+        }
+        self.pcap = match wanted {
+            None => None,
+            Some(w) => Some(Pcap {
+                writer: PcapWriter::create(Path::new(&w.path))
+                    .map_err(|e| io::Error::new(e.kind(), format!("pcap file {}: {e}", w.path)))?,
+                packets: w.packets,
+                path: w.path.clone(),
+            }),
+        };
+        Ok(())
+    }
+
+    /// The control socket, if any (to hand it to another user).
+    pub fn control_path(&self) -> Option<&Path> {
+        self.control.as_ref().map(ControlServer::path)
     }
 
     fn now(&self) -> Instant {
@@ -103,12 +167,13 @@ impl EventLoop {
                     LAN => self.drain(Side::Lan, &mut buf, &mut answer),
                     WAN => self.drain(Side::Wan, &mut buf, &mut answer),
                     SIGNALS => {
-                        for sig in self.signals.pending() {
+                        let pending: Vec<i32> = self.signals.pending().collect();
+                        for sig in pending {
                             match sig {
                                 SIGINT | SIGTERM => quit = true,
-                                SIGHUP => log::warn!(
-                                    "SIGHUP: reload is not supported yet; config unchanged"
-                                ),
+                                SIGHUP => {
+                                    let _ = self.reload(None);
+                                }
                                 _ => {}
                             }
                         }
@@ -125,40 +190,137 @@ impl EventLoop {
             if self.fw.next_deadline(now) <= now {
                 self.fw.tick(now);
             }
+            self.publish_events();
+            if let Some(p) = self.pcap.as_mut() {
+                let _ = p.writer.flush();
+            }
             if quit {
                 return Ok(self.summary());
             }
         }
     }
 
+    /// Reload from `file`, or from where the running config came from.
+    fn reload(&mut self, file: Option<PathBuf>) -> Result<ReloadSummary, String> {
+        let source = match file {
+            Some(p) => ConfigSource::File(p),
+            None => self.source.clone(),
+        };
+        let config = match source.load() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload failed, running config unchanged: {e}");
+                return Err(e.to_string());
+            }
+        };
+        if let Err(e) = self.open_pcap(&config) {
+            log::error!("reload failed, running config unchanged: {e}");
+            return Err(e.to_string());
+        }
+        let summary = self.fw.reload(&config, self.now());
+        self.source = source;
+        log::info!(
+            "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed by recheck",
+            summary.rules,
+            summary.counters_carried,
+            summary.flows_kept,
+            summary.flows_removed
+        );
+        Ok(summary)
+    }
+
     fn serve(&mut self, token: Token) {
+        let Some(mut control) = self.control.take() else {
+            return;
+        };
+        if control.owns(token) {
+            let registry = self.poll.registry().try_clone();
+            if let Ok(registry) = registry {
+                control.handle(&registry, token, |req| self.answer(req));
+            }
+        }
+        if control.has_subscribers() {
+            self.fw.conntrack_mut().events.enable(EVENT_RING);
+        } else {
+            self.fw.conntrack_mut().events.disable();
+        }
+        self.control = Some(control);
+    }
+
+    fn answer(&mut self, req: Result<Request, String>) -> Answer {
+        let now = self.now();
+        let fw = &self.fw;
+        let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => return Answer::Once(error_answer(&e)),
+        };
+        Answer::Once(match req {
+            Request::Stats => {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    report::counters(fw, self.tx_errors)
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into()))
+                        .collect();
+                json(serde_json::Value::Object(map))
+            }
+            Request::Flows(filter) => json(
+                serde_json::to_value(report::flows(fw, now, |f| filter.matches(f)))
+                    .unwrap_or_default(),
+            ),
+            Request::Expectations => {
+                json(serde_json::to_value(report::expectations(fw, now)).unwrap_or_default())
+            }
+            Request::Rules => json(serde_json::to_value(report::rules(fw)).unwrap_or_default()),
+            Request::Flush => {
+                let before = self.fw.conntrack().len();
+                self.fw.conntrack_mut().flush();
+                json(serde_json::json!({ "removed": before }))
+            }
+            Request::Kill(filter) => {
+                let ids: Vec<u32> = self
+                    .fw
+                    .conntrack()
+                    .flow_ids(now)
+                    .filter(|&id| {
+                        self.fw
+                            .conntrack()
+                            .get(id)
+                            .is_some_and(|f| filter.matches(f))
+                    })
+                    .collect();
+                for &id in &ids {
+                    self.fw.conntrack_mut().remove(id);
+                }
+                json(serde_json::json!({ "removed": ids.len() }))
+            }
+            Request::Reload(file) => match self.reload(file) {
+                Ok(summary) => json(serde_json::json!({ "ok": summary })),
+                Err(e) => error_answer(&e),
+            },
+            Request::Events => return Answer::Subscribe,
+        })
+    }
+
+    fn publish_events(&mut self) {
         let Some(control) = self.control.as_mut() else {
             return;
         };
-        if !control.owns(token) {
+        if !self.fw.conntrack().events.enabled() {
             return;
         }
-        let now = Instant::from_millis(self.started.elapsed().as_millis() as u64);
-        let fw = &self.fw;
-        let tx_errors = self.tx_errors;
-        control.handle(self.poll.registry(), token, |req| {
-            let value = match req {
-                Request::Stats => {
-                    let map: serde_json::Map<String, serde_json::Value> =
-                        report::counters(fw, tx_errors)
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into()))
-                            .collect();
-                    serde_json::Value::Object(map)
-                }
-                Request::Flows => serde_json::to_value(report::flows(fw, now)).unwrap_or_default(),
-                Request::Rules => serde_json::to_value(report::rules(fw)).unwrap_or_default(),
-                Request::Expectations => {
-                    serde_json::to_value(report::expectations(fw, now)).unwrap_or_default()
-                }
-            };
-            serde_json::to_vec(&value).unwrap_or_default()
+        let started = self.started;
+        let mut out = Vec::new();
+        self.fw.conntrack_mut().events.drain(|e: &Event| {
+            let line = report::event_json(e, started);
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
         });
+        if !out.is_empty() {
+            if let Ok(registry) = self.poll.registry().try_clone() {
+                control.broadcast(&registry, &out);
+            }
+        }
     }
 
     fn drain(&mut self, side: Side, buf: &mut [u8], answer: &mut [u8]) {
@@ -179,11 +341,33 @@ impl EventLoop {
                 now = self.now();
             }
             let verdict = self.fw.process(side, &mut buf[..n], answer, now);
+            if verdict.logged || (verdict.drop.is_some() && self.pcap.is_some()) {
+                self.record(side, &buf[..n], &verdict);
+            }
             if verdict.forward {
                 self.write(side.other(), &buf[..n]);
             }
             if verdict.answer_len > 0 {
                 self.write(side, &answer[..verdict.answer_len]);
+            }
+        }
+    }
+
+    /// Log and capture one packet (only for logged or dropped packets).
+    fn record(&mut self, side: Side, packet: &[u8], verdict: &Verdict) {
+        if verdict.logged {
+            log::info!("{}", log_line(&self.fw, side, packet, verdict));
+        }
+        if let Some(p) = self.pcap.as_mut() {
+            let wanted = match p.packets {
+                PcapPackets::Dropped => verdict.drop.is_some(),
+                PcapPackets::Logged => verdict.logged,
+            };
+            if wanted {
+                if let Err(e) = p.writer.write(packet) {
+                    log::error!("pcap {}: {e}; capture stopped", p.path);
+                    self.pcap = None;
+                }
             }
         }
     }

@@ -13,9 +13,12 @@
 use core::net::Ipv4Addr;
 
 use crate::answer::{self, TokenBucket};
-use crate::config::{Config, Ipv6Mode};
-use crate::conntrack::{icmp, Conntrack, CtState, FlowRef, HelpVerdict, Tuple};
-use crate::packet::{self, ParseError, Side, Transport};
+use crate::config::{Config, Ipv6Mode, OnReload};
+use crate::conntrack::{icmp, Conntrack, CtState, Flow, FlowRef, HelpVerdict, ProtoState, Tuple};
+use crate::packet::{
+    self, IcmpInfo, IpInfo, Packet, ParseError, Side, TcpInfo, Transport, UdpInfo, PROTO_ICMP,
+    PROTO_TCP, PROTO_UDP,
+};
 use crate::rules::{Action, Chain, Decider, Direction};
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
@@ -37,6 +40,11 @@ pub struct Verdict {
     pub answer_len: usize,
     /// The conntrack state the rules saw, if tracking ran.
     pub state: Option<CtState>,
+    /// The rule (or policy) that decided, if the rules ran.
+    pub decided_by: Option<(Direction, Decider)>,
+    /// The packet is to be logged (a `log` rule or policy, or a dropped
+    /// INVALID or table-full packet), within the log rate limit.
+    pub logged: bool,
 }
 
 impl Verdict {
@@ -46,8 +54,34 @@ impl Verdict {
             drop: Some(reason),
             answer_len: 0,
             state,
+            decided_by: None,
+            logged: false,
         }
     }
+
+    fn forwarded(state: Option<CtState>) -> Verdict {
+        Verdict {
+            forward: true,
+            drop: None,
+            answer_len: 0,
+            state,
+            decided_by: None,
+            logged: false,
+        }
+    }
+}
+
+/// What a reload changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadSummary {
+    /// Rules in the new config (both directions).
+    pub rules: usize,
+    /// Rules whose counters were carried over (same name).
+    pub counters_carried: usize,
+    /// Flows in the table after the reload.
+    pub flows_kept: usize,
+    /// Flows removed because the new rules would refuse them (`on_reload: Recheck`).
+    pub flows_removed: usize,
 }
 
 /// The firewall: conntrack table, rules, counters.
@@ -60,6 +94,9 @@ pub struct Firewall {
     router: [Option<Ipv4Addr>; 2],
     answer_limit: TokenBucket,
     log_limit: TokenBucket,
+    table_full_log_limit: TokenBucket,
+    log_invalid: bool,
+    on_reload: OnReload,
 }
 
 impl Firewall {
@@ -70,14 +107,136 @@ impl Firewall {
                 cfg.conntrack.to_conntrack_config(),
                 cfg.helpers.to_helper_config(),
             ),
-            outbound: Chain::new(cfg.outbound.rules.clone(), cfg.outbound.policy),
-            inbound: Chain::new(cfg.inbound.rules.clone(), cfg.inbound.policy),
+            outbound: Chain::new(
+                cfg.outbound.rules.clone(),
+                cfg.outbound.policy,
+                cfg.outbound.log,
+            ),
+            inbound: Chain::new(
+                cfg.inbound.rules.clone(),
+                cfg.inbound.policy,
+                cfg.inbound.log,
+            ),
             stats: Stats::default(),
             ipv6: cfg.ipv6,
             router: [cfg.router.lan, cfg.router.wan],
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
             answer_limit: TokenBucket::new(1000, 50),
-            log_limit: TokenBucket::new(1, 5),
+            log_limit: TokenBucket::new(cfg.logging.per_second, cfg.logging.burst),
+            table_full_log_limit: TokenBucket::new(1, 5),
+            log_invalid: cfg.logging.invalid,
+            on_reload: cfg.on_reload,
+        }
+    }
+
+    /// Swap in a new, already validated config between two packets. Flows
+    /// and expectations survive; rule counters carry over for rules whose name
+    /// is unchanged (and for the policies); with `on_reload: Recheck` (of the
+    /// new config) flows the new rules would refuse are removed.
+    pub fn reload(&mut self, cfg: &Config, now: Instant) -> ReloadSummary {
+        let mut outbound = Chain::new(
+            cfg.outbound.rules.clone(),
+            cfg.outbound.policy,
+            cfg.outbound.log,
+        );
+        let mut inbound = Chain::new(
+            cfg.inbound.rules.clone(),
+            cfg.inbound.policy,
+            cfg.inbound.log,
+        );
+        let counters_carried =
+            outbound.inherit_counters(&self.outbound) + inbound.inherit_counters(&self.inbound);
+        self.outbound = outbound;
+        self.inbound = inbound;
+        self.conntrack.reconfigure(
+            cfg.conntrack.to_conntrack_config(),
+            cfg.helpers.to_helper_config(),
+        );
+        self.ipv6 = cfg.ipv6;
+        self.router = [cfg.router.lan, cfg.router.wan];
+        self.log_limit = TokenBucket::new(cfg.logging.per_second, cfg.logging.burst);
+        self.log_invalid = cfg.logging.invalid;
+        self.on_reload = cfg.on_reload;
+        let mut flows_removed = 0;
+        if self.on_reload == OnReload::Recheck {
+            let refused: Vec<u32> = self
+                .conntrack
+                .flow_ids(now)
+                .filter(|&id| {
+                    self.conntrack
+                        .get(id)
+                        .is_some_and(|flow| !self.would_accept(flow))
+                })
+                .collect();
+            flows_removed = refused.len();
+            for id in refused {
+                self.conntrack.remove(id);
+            }
+        }
+        ReloadSummary {
+            rules: self.outbound.rules.len() + self.inbound.rules.len(),
+            counters_carried,
+            flows_kept: self.conntrack.len(),
+            flows_removed,
+        }
+    }
+
+    /// Whether the current rules accept the first packet of `flow` (as NEW,
+    /// or RELATED for an expected flow), from the side it came from.
+    pub fn would_accept(&self, flow: &Flow) -> bool {
+        let t = flow.tuples[0];
+        let transport = match (t.protocol, flow.proto) {
+            (PROTO_TCP, _) => Transport::Tcp(TcpInfo {
+                src_port: t.src_id,
+                dst_port: t.dst_id,
+                seq: 0,
+                ack: 0,
+                flags: packet::tcp_flags::SYN,
+                window: 0,
+                options: &[],
+                payload: &[],
+            }),
+            (PROTO_UDP, _) => Transport::Udp(UdpInfo {
+                src_port: t.src_id,
+                dst_port: t.dst_id,
+                payload: &[],
+            }),
+            (PROTO_ICMP, ProtoState::Icmp) => {
+                let [icmp_type, code] = t.dst_id.to_be_bytes();
+                Transport::Icmp(IcmpInfo {
+                    icmp_type,
+                    code,
+                    ident: t.src_id,
+                    body: &[],
+                })
+            }
+            _ => Transport::Other,
+        };
+        let pkt = Packet {
+            ip: IpInfo {
+                src: t.src,
+                dst: t.dst,
+                ttl: 64,
+                protocol: t.protocol,
+                header_len: 20,
+                total_len: 20,
+            },
+            transport,
+        };
+        let state = if flow.expected {
+            CtState::Related
+        } else {
+            CtState::New
+        };
+        self.chain(Direction::from_ingress(flow.origin))
+            .peek(&pkt, state)
+            == Action::Accept
+    }
+
+    fn chain_mut(&mut self, dir: Direction) -> &mut Chain {
+        match dir {
+            Direction::Outbound => &mut self.outbound,
+            Direction::Inbound => &mut self.inbound,
         }
     }
 
@@ -176,109 +335,132 @@ impl Firewall {
         let tracked = self.conntrack.track(&pkt, now);
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
-            log::debug!(
-                "invalid {} {}: {reason}",
-                side.as_str(),
-                Tuple::of_packet(&pkt).describe()
-            );
         }
         let direction = Direction::from_ingress(side);
-        let chain = match direction {
-            Direction::Outbound => &mut self.outbound,
-            Direction::Inbound => &mut self.inbound,
-        };
-        let (action, decider) = chain.evaluate(&pkt, tracked.state);
+        let (action, decider) = self.chain_mut(direction).evaluate(&pkt, tracked.state);
         let state = Some(tracked.state);
-        match action {
-            Action::Accept => {
-                match tracked.flow {
-                    FlowRef::Pending(flow) if self.conntrack.confirm(flow, now).is_err() => {
-                        if self.log_limit.take(now) {
-                            log::warn!(
-                                "conntrack table full (max {}), dropping packet",
-                                self.conntrack.config().max
-                            );
-                        }
-                        return Verdict::dropped(DropReason::TableFull, state);
-                    }
-                    FlowRef::Existing(id)
-                        if tracked.state == CtState::Established
-                            && self.conntrack.help(id, tracked.dir, &pkt, now)
-                                == HelpVerdict::Drop =>
-                    {
-                        return Verdict::dropped(DropReason::Helper, state);
-                    }
-                    _ => {}
-                }
-                packet::decrement_ttl(buf);
-                Verdict {
-                    forward: true,
-                    drop: None,
-                    answer_len: 0,
-                    state,
-                }
-            }
+        let chain = self.chain(direction);
+        let wants_log = chain.wants_log(decider)
+            || (self.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
+        let mut verdict = match action {
+            Action::Accept => self.accept(&pkt, side, &tracked, now),
             Action::Drop => {
                 let reason = match (decider, direction) {
                     (Decider::Rule(_), _) => DropReason::RuleDrop,
                     (Decider::Policy, Direction::Outbound) => DropReason::PolicyOutbound,
                     (Decider::Policy, Direction::Inbound) => DropReason::PolicyInbound,
                 };
-                log::debug!(
-                    "drop {} {} state {}: {reason}",
-                    direction.as_str(),
-                    Tuple::of_packet(&pkt).describe(),
-                    tracked.state.as_str()
-                );
                 Verdict::dropped(reason, state)
             }
-            Action::Reject => {
-                let mut answer_len = 0;
-                if self.answer_limit.take(now) {
-                    let built = match pkt.transport {
-                        Transport::Tcp(seg) => answer::tcp_reset(&pkt, &seg, answer)
-                            .inspect(|_| self.stats.sent_tcp_rst += 1),
-                        _ => {
-                            let src = self.router[side.index()].or(match pkt.ip.dst {
-                                core::net::IpAddr::V4(a) => Some(a),
-                                core::net::IpAddr::V6(_) => None,
-                            });
-                            src.and_then(|src| {
-                                answer::icmp_error(
-                                    &pkt,
-                                    buf,
-                                    icmp::TYPE_DEST_UNREACHABLE,
-                                    CODE_PORT_UNREACHABLE,
-                                    src,
-                                    answer,
-                                )
-                            })
-                            .inspect(|_| self.stats.sent_icmp += 1)
-                        }
-                    };
-                    answer_len = built.unwrap_or(0);
-                } else {
-                    self.stats.sent_rate_limited += 1;
-                }
-                Verdict {
-                    answer_len,
-                    ..Verdict::dropped(DropReason::RuleReject, state)
+            Action::Reject => Verdict {
+                answer_len: self.reject(&pkt, side, buf, answer, now),
+                ..Verdict::dropped(DropReason::RuleReject, state)
+            },
+        };
+        verdict.decided_by = Some((direction, decider));
+        let table_full = verdict.drop == Some(DropReason::TableFull);
+        verdict.logged = if table_full {
+            self.table_full_log_limit.take(now)
+        } else {
+            wants_log && self.log_limit.take(now)
+        };
+        if verdict.forward {
+            packet::decrement_ttl(buf);
+        }
+        verdict
+    }
+
+    fn accept(
+        &mut self,
+        pkt: &Packet<'_>,
+        side: Side,
+        tracked: &crate::conntrack::Tracked,
+        now: Instant,
+    ) -> Verdict {
+        let state = Some(tracked.state);
+        match tracked.flow {
+            FlowRef::Pending(mut flow) => {
+                flow.origin = side;
+                if self.conntrack.confirm(flow, now).is_err() {
+                    return Verdict::dropped(DropReason::TableFull, state);
                 }
             }
+            FlowRef::Existing(id)
+                if tracked.state == CtState::Established
+                    && self.conntrack.help(id, tracked.dir, pkt, now) == HelpVerdict::Drop =>
+            {
+                return Verdict::dropped(DropReason::Helper, state);
+            }
+            _ => {}
         }
+        Verdict::forwarded(state)
     }
+
+    fn reject(
+        &mut self,
+        pkt: &Packet<'_>,
+        side: Side,
+        original: &[u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> usize {
+        if !self.answer_limit.take(now) {
+            self.stats.sent_rate_limited += 1;
+            return 0;
+        }
+        let built = match pkt.transport {
+            Transport::Tcp(seg) => {
+                answer::tcp_reset(pkt, &seg, answer).inspect(|_| self.stats.sent_tcp_rst += 1)
+            }
+            _ => {
+                let src = self.router[side.index()].or(match pkt.ip.dst {
+                    core::net::IpAddr::V4(a) => Some(a),
+                    core::net::IpAddr::V6(_) => None,
+                });
+                src.and_then(|src| {
+                    answer::icmp_error(
+                        pkt,
+                        original,
+                        icmp::TYPE_DEST_UNREACHABLE,
+                        CODE_PORT_UNREACHABLE,
+                        src,
+                        answer,
+                    )
+                })
+                .inspect(|_| self.stats.sent_icmp += 1)
+            }
+        };
+        built.unwrap_or(0)
+    }
+}
+
+/// One log line for a logged packet: what decided, why, direction, state and
+/// tuple. The event loop prints it; building it allocates, which only happens
+/// for packets the rate limit let through.
+pub fn log_line(fw: &Firewall, side: Side, packet_bytes: &[u8], v: &Verdict) -> String {
+    let (direction, rule) = match v.decided_by {
+        Some((d, decider)) => (d, fw.chain(d).decider_name(decider)),
+        None => (Direction::from_ingress(side), "-".to_string()),
+    };
+    let tuple = packet::parse(packet_bytes)
+        .map(|p| Tuple::of_packet(&p).describe())
+        .unwrap_or_else(|_| format!("{} bytes unparsable", packet_bytes.len()));
+    let outcome = match v.drop {
+        None => "accept".to_string(),
+        Some(r) => format!("drop reason={r}"),
+    };
+    let state = v.state.map_or("-", CtState::as_str);
+    format!(
+        "tunfw: {outcome} rule={rule} dir={} state={state} {tuple}",
+        direction.as_str()
+    )
 }
 
 fn forward_ipv6(buf: &mut [u8]) -> Verdict {
     // Hop limit is byte 7 of the IPv6 header; there is no header checksum.
     if buf.len() >= 40 && buf[7] > 1 {
         buf[7] -= 1;
-        Verdict {
-            forward: true,
-            drop: None,
-            answer_len: 0,
-            state: None,
-        }
+        Verdict::forwarded(None)
     } else {
         Verdict::dropped(DropReason::TtlExceeded, None)
     }

@@ -1,17 +1,19 @@
-//! The tunfw command: run the firewall, check a config, or query a running one.
+//! The tunfw command: run the firewall, check a config, query and steer a
+//! running one, import iptables rules, print the man page and completions.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use tunfw::config::{Config, ConfigError, DEFAULT_CONFIG_NAME};
 use tunfw::control;
 use tunfw::device::TunDevice;
-use tunfw::event_loop::EventLoop;
-use tunfw::filter::Firewall;
+use tunfw::event_loop::{ConfigSource, EventLoop};
 
-/// A userspace stateful firewall and router between two TUN devices.
+/// A userspace stateful firewall and router between two TUN devices, with
+/// Linux conntrack semantics.
 #[derive(Parser, Debug)]
 #[command(name = "tunfw", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -27,9 +29,12 @@ struct Cli {
     /// Validate the configuration and exit (needs no devices and no privilege).
     #[arg(long)]
     check: bool,
-    /// Control socket path ("none" to disable).
-    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_PATH)]
-    control: PathBuf,
+    /// Control socket path ("none" to disable); default: the config's `control`, else /run/tunfw.sock.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// After opening the devices and the socket, drop to this user (and its group).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -39,7 +44,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Query a running tunfw through its control socket.
+    /// Query or steer a running tunfw through its control socket.
     Ctl {
         /// Control socket path.
         #[arg(long, value_name = "PATH", default_value = control::DEFAULT_PATH)]
@@ -47,22 +52,81 @@ enum Command {
         /// Print the raw JSON answer.
         #[arg(long)]
         json: bool,
-        /// What to show.
+        /// What to do.
         #[command(subcommand)]
-        what: CtlWhat,
+        what: CtlCommand,
+    },
+    /// Translate iptables commands or iptables-save output into a tunfw config (stdout).
+    ImportIptables {
+        /// The iptables file ("-" for standard input).
+        file: PathBuf,
+    },
+    /// Print the man page (roff) on standard output.
+    Man,
+    /// Print shell completions on standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
-#[derive(Subcommand, Debug, Clone, Copy)]
-enum CtlWhat {
-    /// Counters: packets, drops and INVALIDs by reason, table statistics.
+/// Flow filters, as conntrack -L's.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct FilterArgs {
+    /// Protocol: tcp, udp, icmp or a number.
+    #[arg(long, short = 'p')]
+    proto: Option<String>,
+    /// TCP state (ESTABLISHED, TIME_WAIT, ...), or ASSURED / UNREPLIED.
+    #[arg(long)]
+    state: Option<String>,
+    /// An address on either end.
+    #[arg(long)]
+    addr: Option<String>,
+    /// A port on either end.
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+impl FilterArgs {
+    fn words(&self) -> String {
+        let mut w = Vec::new();
+        if let Some(p) = &self.proto {
+            w.push(format!("proto={p}"));
+        }
+        if let Some(s) = &self.state {
+            w.push(format!("state={s}"));
+        }
+        if let Some(a) = &self.addr {
+            w.push(format!("addr={a}"));
+        }
+        if let Some(p) = self.port {
+            w.push(format!("port={p}"));
+        }
+        w.join(" ")
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum CtlCommand {
+    /// Counters: packets, drops and INVALIDs by reason, table and expectation statistics.
     Stats,
-    /// The connection tracking table.
-    Flows,
-    /// Rules and policies with packet and byte counters.
-    Rules,
+    /// The connection tracking table (like conntrack -L), optionally filtered.
+    Flows(FilterArgs),
     /// Pending expectations (data connections announced by helpers).
     Expectations,
+    /// Rules and policies with packet and byte counters (like iptables -L -v).
+    Rules,
+    /// Remove every flow and expectation.
+    Flush,
+    /// Remove the flows matching a filter.
+    Kill(FilterArgs),
+    /// Reload the config tunfw started with, or FILE; a bad config changes nothing.
+    Reload {
+        /// The new config file.
+        file: Option<PathBuf>,
+    },
+    /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted.
+    Events,
 }
 
 fn main() -> ExitCode {
@@ -76,16 +140,31 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
 
-    if let Some(Command::Ctl {
-        control,
-        json,
-        what,
-    }) = cli.command
-    {
-        return ctl(&control, json, what);
+    match cli.command {
+        Some(Command::Ctl {
+            control,
+            json,
+            what,
+        }) => return ctl(&control, json, what),
+        Some(Command::ImportIptables { file }) => return import(&file),
+        Some(Command::Man) => {
+            let mut out = std::io::stdout();
+            return match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tunfw: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "tunfw", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
 
-    let (config, config_name) = match load_config(cli.config.as_ref()) {
+    let (config, source, config_name) = match load_config(cli.config.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -104,13 +183,31 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let (Some(lan), Some(wan)) = (cli.lan.as_deref(), cli.wan.as_deref()) else {
-        eprintln!("tunfw: --lan NAME and --wan NAME are required (or --check, or ctl); see --help");
+        eprintln!("tunfw: --lan NAME and --wan NAME are required (or --check, or a subcommand); see --help");
         return ExitCode::from(2);
     };
     if lan == wan {
         eprintln!("tunfw: --lan and --wan must name different devices");
         return ExitCode::from(2);
     }
+    let user = match cli
+        .user
+        .as_deref()
+        .map(tunfw::privilege::lookup)
+        .transpose()
+    {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("tunfw: --user: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let control_path = cli
+        .control
+        .clone()
+        .or_else(|| config.control.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(control::DEFAULT_PATH));
+    let control_path = (control_path.as_os_str() != "none").then_some(control_path);
     let open = |name: &str| {
         TunDevice::open(name).map_err(|e| {
             eprintln!("tunfw: {e}");
@@ -125,20 +222,30 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let control_path = (cli.control.as_os_str() != "none").then(|| cli.control.clone());
-    let firewall = Firewall::new(&config);
-    let mut event_loop = match EventLoop::new(lan_dev, wan_dev, firewall, control_path.clone()) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tunfw: {e}");
+    let mut event_loop =
+        match EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone()) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("tunfw: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    if let Some(user) = user {
+        if let Err(e) = tunfw::privilege::drop_to(user, event_loop.control_path()) {
+            eprintln!(
+                "tunfw: cannot drop privileges to uid {} gid {}: {e}",
+                user.uid, user.gid
+            );
             return ExitCode::from(1);
         }
-    };
+    }
     log::info!(
-        "forwarding lan={lan} <-> wan={wan}; config {config_name}; control {}",
+        "forwarding lan={lan} <-> wan={wan}; config {config_name}; control {}; uid {}",
         control_path
             .as_ref()
-            .map_or("off".to_string(), |p| p.display().to_string())
+            .map_or("off".to_string(), |p| p.display().to_string()),
+        // SAFETY: getuid has no preconditions.
+        unsafe { libc::getuid() }
     );
     match event_loop.run() {
         Ok(summary) => {
@@ -152,21 +259,76 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<(Config, String), ConfigError> {
+fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String), ConfigError> {
     match path {
-        Some(p) => Ok((Config::load(p)?, p.display().to_string())),
-        None => Ok((Config::embedded_default()?, DEFAULT_CONFIG_NAME.to_string())),
+        Some(p) => Ok((
+            Config::load(p)?,
+            ConfigSource::File(p.clone()),
+            p.display().to_string(),
+        )),
+        None => Ok((
+            Config::embedded_default()?,
+            ConfigSource::Embedded,
+            DEFAULT_CONFIG_NAME.to_string(),
+        )),
     }
 }
 
-fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
-    let request = match what {
-        CtlWhat::Stats => "stats",
-        CtlWhat::Flows => "flows",
-        CtlWhat::Rules => "rules",
-        CtlWhat::Expectations => "expectations",
+fn import(file: &Path) -> ExitCode {
+    let (text, name) = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            eprintln!("tunfw import-iptables: {e}");
+            return ExitCode::from(1);
+        }
+        (s, "<stdin>".to_string())
+    } else {
+        match std::fs::read_to_string(file) {
+            Ok(s) => (s, file.display().to_string()),
+            Err(e) => {
+                eprintln!("tunfw import-iptables: {}: {e}", file.display());
+                return ExitCode::from(1);
+            }
+        }
     };
-    let value = match control::query(path, request) {
+    match tunfw::import::translate(&text, &name) {
+        Ok(ron) => {
+            // The output must itself be a valid config.
+            if let Err(e) = Config::parse(&ron, "<imported>") {
+                eprintln!("tunfw import-iptables: {name}: the translation does not validate: {e}");
+                return ExitCode::from(2);
+            }
+            print!("{ron}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}:{}: {}", e.line, e.message);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
+    let request = match &what {
+        CtlCommand::Stats => "stats".to_string(),
+        CtlCommand::Flows(f) => format!("flows {}", f.words()),
+        CtlCommand::Expectations => "expectations".to_string(),
+        CtlCommand::Rules => "rules".to_string(),
+        CtlCommand::Flush => "flush".to_string(),
+        CtlCommand::Kill(f) => format!("kill {}", f.words()),
+        CtlCommand::Reload { file } => match file {
+            // The daemon resolves the path: make it absolute here.
+            Some(f) => format!(
+                "reload {}",
+                std::path::absolute(f)
+                    .unwrap_or_else(|_| f.clone())
+                    .display()
+            ),
+            None => "reload".to_string(),
+        },
+        CtlCommand::Events => return events(path),
+    };
+    let value = match control::query(path, &request) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("tunfw ctl: {e}");
@@ -178,14 +340,14 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match what {
-        CtlWhat::Stats => {
+        CtlCommand::Stats => {
             if let Some(map) = value.as_object() {
                 for (k, v) in map {
                     println!("{k} {v}");
                 }
             }
         }
-        CtlWhat::Flows => {
+        CtlCommand::Flows(_) => {
             let flows: Vec<tunfw::report::FlowView> =
                 serde_json::from_value(value).unwrap_or_default();
             for f in &flows {
@@ -211,7 +373,7 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
             }
             println!("{} flows", flows.len());
         }
-        CtlWhat::Expectations => {
+        CtlCommand::Expectations => {
             let list: Vec<tunfw::report::ExpectationView> =
                 serde_json::from_value(value).unwrap_or_default();
             for e in &list {
@@ -219,7 +381,7 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
             }
             println!("{} expectations", list.len());
         }
-        CtlWhat::Rules => {
+        CtlCommand::Rules => {
             let rules: Vec<tunfw::report::RuleView> =
                 serde_json::from_value(value).unwrap_or_default();
             println!(
@@ -232,6 +394,44 @@ fn ctl(path: &std::path::Path, json: bool, what: CtlWhat) -> ExitCode {
                     r.direction, r.number, r.packets, r.bytes, r.name, r.rule
                 );
             }
+        }
+        CtlCommand::Flush | CtlCommand::Kill(_) => {
+            println!("{} flows removed", value["removed"]);
+        }
+        CtlCommand::Reload { .. } => {
+            let s = &value["ok"];
+            println!(
+                "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed",
+                s["rules"], s["counters_carried"], s["flows_kept"], s["flows_removed"]
+            );
+        }
+        CtlCommand::Events => {}
+    }
+    ExitCode::SUCCESS
+}
+
+fn events(path: &Path) -> ExitCode {
+    let mut stream = match control::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tunfw ctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = stream.write_all(b"events\n") {
+        eprintln!("tunfw ctl: {e}");
+        return ExitCode::from(1);
+    }
+    let stdout = std::io::stdout();
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("\"error\"") {
+            eprintln!("tunfw ctl: {line}");
+            return ExitCode::from(1);
+        }
+        let mut out = stdout.lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            break;
         }
     }
     ExitCode::SUCCESS

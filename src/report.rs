@@ -130,12 +130,33 @@ impl FlowView {
     }
 }
 
-/// Every live flow.
-pub fn flows(fw: &Firewall, now: Instant) -> Vec<FlowView> {
+/// Every live flow that `keep` selects.
+pub fn flows(fw: &Firewall, now: Instant, keep: impl Fn(&Flow) -> bool) -> Vec<FlowView> {
     fw.conntrack()
         .flows(now)
+        .filter(|f| keep(f))
         .map(|f| FlowView::of(f, now))
         .collect()
+}
+
+/// One event as a JSON line, as `conntrack -E -o json` would print it.
+pub fn event_json(e: &crate::conntrack::events::Event, started: std::time::Instant) -> String {
+    let at = started + std::time::Duration::from_millis(e.at.total_millis());
+    let wall = std::time::SystemTime::now()
+        .checked_sub(at.elapsed())
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    serde_json::json!({
+        "time": wall.as_secs_f64(),
+        "event": e.kind,
+        "proto": crate::packet::protocol_name(e.tuple.protocol),
+        "state": e.tcp_state.map(|s| s.as_str()).unwrap_or(""),
+        "flow": e.tuple.describe(),
+        "replied": e.replied,
+        "assured": e.assured,
+    })
+    .to_string()
 }
 
 /// One pending expectation, as `conntrack -L expect`.

@@ -327,6 +327,9 @@ pub struct Rule {
     /// ICMP code (ICMP only, with `icmp_type`).
     #[serde(default)]
     pub icmp_code: Option<u8>,
+    /// Log packets that match (rate-limited, see the `logging` section).
+    #[serde(default)]
+    pub log: bool,
     /// Target.
     pub action: Action,
 }
@@ -446,7 +449,8 @@ impl Rule {
             Action::Drop => "DROP",
             Action::Reject => "REJECT",
         };
-        format!("{} -j {target}", out.trim_start())
+        let log = if self.log { " (log)" } else { "" };
+        format!("{} -j {target}{log}", out.trim_start())
     }
 }
 
@@ -473,6 +477,8 @@ pub struct Chain {
     pub rules: Vec<Rule>,
     /// The default policy when no rule matches (accept or drop).
     pub policy: Action,
+    /// Log packets that fall through to the policy.
+    pub log_policy: bool,
     /// One counter per rule.
     pub counters: Vec<Counter>,
     /// Packets that fell through to the policy.
@@ -490,14 +496,64 @@ pub enum Decider {
 
 impl Chain {
     /// A chain with zeroed counters.
-    pub fn new(rules: Vec<Rule>, policy: Action) -> Chain {
+    pub fn new(rules: Vec<Rule>, policy: Action, log_policy: bool) -> Chain {
         let counters = vec![Counter::default(); rules.len()];
         Chain {
             rules,
             policy,
+            log_policy,
             counters,
             policy_counter: Counter::default(),
         }
+    }
+
+    /// Take over the counters of `old` for rules with the same name (and the
+    /// policy counter); returns how many rule counters were carried over.
+    pub fn inherit_counters(&mut self, old: &Chain) -> usize {
+        let mut carried = 0;
+        for (i, rule) in self.rules.iter().enumerate() {
+            let Some(name) = rule.name.as_deref() else {
+                continue;
+            };
+            if let Some(j) = old
+                .rules
+                .iter()
+                .position(|r| r.name.as_deref() == Some(name))
+            {
+                self.counters[i] = old.counters[j];
+                carried += 1;
+            }
+        }
+        self.policy_counter = old.policy_counter;
+        carried
+    }
+
+    /// Whether the decider of a packet asked for logging.
+    pub fn wants_log(&self, decider: Decider) -> bool {
+        match decider {
+            Decider::Rule(i) => self.rules.get(i).is_some_and(|r| r.log),
+            Decider::Policy => self.log_policy,
+        }
+    }
+
+    /// The name of the decider, for logs: the rule's name, `#N`, or `policy`.
+    pub fn decider_name(&self, decider: Decider) -> String {
+        match decider {
+            Decider::Rule(i) => self
+                .rules
+                .get(i)
+                .and_then(|r| r.name.clone())
+                .unwrap_or_else(|| format!("#{}", i + 1)),
+            Decider::Policy => "policy".to_string(),
+        }
+    }
+
+    /// First matching rule's action (or the policy), without counting.
+    pub fn peek(&self, pkt: &Packet<'_>, state: CtState) -> Action {
+        self.rules
+            .iter()
+            .find(|r| r.matches(pkt, state))
+            .map_or(self.policy, |r| r.action)
     }
 
     /// First matching rule's action (or the policy), counting the packet.

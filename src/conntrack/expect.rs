@@ -105,6 +105,17 @@ impl Expectations {
             .filter(move |e| e.expires > now)
     }
 
+    /// Change the cap; a larger one allocates now (outside the packet path).
+    pub fn resize(&mut self, max: usize) {
+        let max = max.max(1);
+        if max > self.max {
+            self.index.reserve(max - self.index.len());
+            self.slots.reserve_exact(max - self.slots.len());
+            self.free.reserve_exact(max - self.free.len());
+        }
+        self.max = max;
+    }
+
     /// Remove an expectation by id.
     pub fn remove(&mut self, id: u32) -> Option<Expectation> {
         let exp = self.slots.get_mut(id as usize)?.take()?;

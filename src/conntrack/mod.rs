@@ -11,6 +11,7 @@
 //! (`max` flows), so tracking never allocates. Lookups use std's SipHash with a
 //! random per-process key, so remote peers cannot choose colliding tuples.
 
+pub mod events;
 pub mod expect;
 pub mod generic;
 pub mod icmp;
@@ -27,10 +28,11 @@ use serde::Serialize;
 
 use crate::answer::TokenBucket;
 use crate::helpers::ftp::{FtpState, Inspect};
-use crate::packet::{Packet, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::packet::{Packet, Side, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::rules::PortSpec;
 use crate::stats::InvalidReason;
 use crate::time::Instant;
+use events::{Event, EventKind, EventRing};
 use expect::{ExpectKey, Expectations};
 use tcp::{TcpConfig, TcpConn, TcpOutcome};
 use udp::{UdpConn, UdpTimeouts};
@@ -179,6 +181,8 @@ pub struct Flow {
     pub bytes: [u64; 2],
     /// The helper attached to this flow, if any.
     pub helper: HelperSlot,
+    /// The device the flow's first packet came from.
+    pub origin: Side,
 }
 
 /// A flow's helper: its state lives in a preallocated pool, so flows without
@@ -369,6 +373,7 @@ pub struct Conntrack {
     gc_in_pass: bool,
     earliest_expiry: Instant,
     pass_min_expiry: Instant,
+    last_now: Instant,
     /// Table counters.
     pub stats: TableStats,
     helpers: HelperConfig,
@@ -379,6 +384,8 @@ pub struct Conntrack {
     /// FTP helper counters.
     pub ftp_stats: FtpStats,
     helper_log_limit: TokenBucket,
+    /// Flow events, recorded while enabled.
+    pub events: EventRing,
 }
 
 enum Update {
@@ -400,6 +407,7 @@ impl Conntrack {
             expectations: Expectations::new(cfg.expectation_max),
             ftp_stats: FtpStats::default(),
             helper_log_limit: TokenBucket::new(1, 10),
+            events: EventRing::default(),
             cfg,
             index: HashMap::with_capacity_and_hasher(2 * max, RandomState::new()),
             slots: Vec::with_capacity(max),
@@ -410,6 +418,7 @@ impl Conntrack {
             gc_in_pass: false,
             earliest_expiry: Instant::NEVER,
             pass_min_expiry: Instant::NEVER,
+            last_now: Instant::ZERO,
             stats: TableStats::default(),
         }
     }
@@ -451,6 +460,15 @@ impl Conntrack {
             .map(|flow| (flow, dir))
     }
 
+    /// Ids of every flow that has not expired at `now`.
+    pub fn flow_ids(&self, now: Instant) -> impl Iterator<Item = FlowId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| f.as_ref().is_some_and(|f| f.expires > now))
+            .map(|(i, _)| i as FlowId)
+    }
+
     /// Look a tuple up; a flow found expired is removed and not returned.
     pub fn lookup(&mut self, tuple: &Tuple, now: Instant) -> Option<(FlowId, Dir)> {
         self.stats.searched += 1;
@@ -469,6 +487,8 @@ impl Conntrack {
         let Some(flow) = self.slots.get_mut(id as usize).and_then(Option::take) else {
             return;
         };
+        let at = self.last_now;
+        self.emit(EventKind::Destroy, &flow, at);
         self.index.remove(&flow.tuples[0]);
         self.index.remove(&flow.tuples[1]);
         if let HelperSlot::Ftp(slot) = flow.helper {
@@ -497,6 +517,42 @@ impl Conntrack {
             self.remove(id as FlowId);
         }
         self.expectations.clear();
+    }
+
+    fn emit(&mut self, kind: EventKind, flow: &Flow, at: Instant) {
+        if self.events.enabled() {
+            self.events.push(Event {
+                kind,
+                tuple: flow.tuples[0],
+                tcp_state: flow.tcp_state(),
+                replied: flow.seen_reply,
+                assured: flow.assured,
+                at,
+            });
+        }
+    }
+
+    /// Apply new settings to a running table: timeouts and switches take
+    /// effect for the next packet of every flow; a larger `max` grows the
+    /// table (allocating now, outside the packet path); helpers change for
+    /// flows created from now on.
+    pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
+        let max = cfg.max.max(1);
+        if max > self.slots.capacity() {
+            self.slots.reserve_exact(max - self.slots.len());
+            self.free.reserve_exact(max - self.free.len());
+            self.index
+                .reserve((2 * max).saturating_sub(self.index.len()));
+        }
+        let ftp_flows = helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows);
+        if ftp_flows > self.ftp_states.capacity() {
+            self.ftp_states
+                .reserve_exact(ftp_flows - self.ftp_states.len());
+            self.ftp_free.reserve_exact(ftp_flows - self.ftp_free.len());
+        }
+        self.expectations.resize(cfg.expectation_max);
+        self.cfg = cfg;
+        self.helpers = helpers;
     }
 
     fn note_expiry(&mut self, at: Instant) {
@@ -532,6 +588,7 @@ impl Conntrack {
         self.index.insert(flow.tuples[0], (id, Dir::Original));
         self.index.insert(flow.tuples[1], (id, Dir::Reply));
         self.note_expiry(flow.expires);
+        self.emit(EventKind::New, &flow, now);
         self.slots[id as usize] = Some(flow);
         self.len += 1;
         self.stats.inserted += 1;
@@ -590,6 +647,7 @@ impl Conntrack {
     /// large table is swept in bounded steps. Call again while
     /// [`Conntrack::next_deadline`] is not in the future.
     pub fn collect_expired(&mut self, now: Instant, budget: usize) {
+        self.last_now = now;
         if !self.gc_in_pass {
             if now < self.earliest_expiry || self.len == 0 {
                 return;
@@ -620,6 +678,7 @@ impl Conntrack {
 
     /// Track one parsed packet at `now`: update its flow, or prepare a new one.
     pub fn track(&mut self, pkt: &Packet<'_>, now: Instant) -> Tracked {
+        self.last_now = now;
         if let Transport::Icmp(i) = pkt.transport {
             if icmp::is_error(i.icmp_type) {
                 return self.track_icmp_error(pkt, i.body, now);
@@ -696,6 +755,7 @@ impl Conntrack {
         };
         let mut kill = false;
         let mut new_expiry = None;
+        let before = (flow.tcp_state(), flow.seen_reply, flow.assured);
         match (&mut flow.proto, pkt.transport) {
             (ProtoState::Tcp(conn), Transport::Tcp(seg)) => {
                 match conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp) {
@@ -728,6 +788,10 @@ impl Conntrack {
         }
         if let Some(at) = new_expiry {
             flow.expires = at;
+        }
+        if self.events.enabled() && before != (flow.tcp_state(), flow.seen_reply, flow.assured) {
+            let snapshot = *flow;
+            self.emit(EventKind::Update, &snapshot, now);
         }
         if kill {
             self.remove(id);
@@ -783,6 +847,7 @@ impl Conntrack {
             packets: [0; 2],
             bytes: [0; 2],
             helper,
+            origin: Side::Lan,
         };
         flow.account(Dir::Original, pkt.ip.total_len);
         Ok(flow)
