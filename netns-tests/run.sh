@@ -14,6 +14,8 @@ export TOPO_DIR=$(mktemp -d /tmp/tunfwt.XXXXXX)
 source "$ROOT/scripts/netns.sh"
 # shellcheck source=ftp.sh
 source "$HERE/ftp.sh"
+# shellcheck source=ops.sh
+source "$HERE/ops.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -24,12 +26,13 @@ fi
 PASSED=0
 FAILED=0
 BG_PIDS=()
+EXTRA_DIRS=()
 
 cleanup() {
     local pid
     for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     topo_down
-    rm -rf "$TOPO_DIR"
+    rm -rf "$TOPO_DIR" "${EXTRA_DIRS[@]}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -256,6 +259,7 @@ check icmp_router_unreachable_is_related t_router_unreachable_related
 check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
 
 ftp_suite
+import_suite
 
 echo "== test config (router addresses, udp unreplied timeout 2 s)"
 tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
@@ -263,6 +267,8 @@ check traceroute_shows_tunfw_server_router t_traceroute_through_tunfw
 check udp_reply_after_timeout_blocked t_udp_reply_after_timeout_blocked
 check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
 check tunfw_stopped_nothing_passes t_stopped_nothing_passes
+
+ops_suite
 
 echo "== process"
 check creates_and_removes_transient_devices t_creates_transient_devices

@@ -249,6 +249,7 @@ impl EventLoop {
 
     fn answer(&mut self, req: Result<Request, String>) -> Answer {
         let now = self.now();
+        self.fw.conntrack_mut().set_clock(now);
         let fw = &self.fw;
         let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
         let req = match req {

@@ -111,3 +111,39 @@ fn missing_device_names_is_a_usage_error() {
     assert_eq!(code, 2);
     assert!(err.contains("--wan"), "{err}");
 }
+
+#[test]
+fn version_man_page_and_completions() {
+    let (code, out, _) = tunfw(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("tunfw {}", env!("CARGO_PKG_VERSION")));
+    let (code, man, _) = tunfw(&["man"]);
+    assert_eq!(code, 0);
+    assert!(man.contains(".TH tunfw 1"), "roff header");
+    assert!(
+        man.contains("import\\-iptables") && man.contains("\\-\\-lan"),
+        "documents the CLI"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, script, _) = tunfw(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        assert!(
+            script.contains("import-iptables") && script.contains("reload"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn import_iptables_cli() {
+    let (code, out, _) = tunfw(&["import-iptables", "netns-tests/seed.iptables"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("helpers: (ftp: (ports: \"21\"))"));
+    let bad = write(
+        "bad.iptables",
+        "iptables -P INPUT DROP\niptables -A INPUT -i eth0 -j ACCEPT\n",
+    );
+    let (code, _, err) = tunfw(&["import-iptables", &bad]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with(&format!("{bad}:2: ")), "{err}");
+}

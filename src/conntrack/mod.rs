@@ -511,6 +511,12 @@ impl Conntrack {
         self.stats.deleted += 1;
     }
 
+    /// Tell the table the time, for events of removals that do not come from
+    /// a packet (flush, kill).
+    pub fn set_clock(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+    }
+
     /// Remove every flow and expectation.
     pub fn flush(&mut self) {
         for id in 0..self.slots.len() {
