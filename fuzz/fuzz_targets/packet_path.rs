@@ -9,7 +9,12 @@ use tunfw::packet::Side;
 use tunfw::time::Instant;
 
 fuzz_target!(|data: &[u8]| {
-    let cfg = Config::embedded_default().expect("default config");
+    // The default rules with a small table, so that each run is cheap and
+    // eviction is exercised.
+    let text = tunfw::config::DEFAULT_CONFIG
+        .replace("max: 65536", "max: 64")
+        .replace("max_control_flows: 4096", "max_control_flows: 8");
+    let cfg = Config::parse(&text, "fuzz").expect("default config");
     let mut fw = Firewall::new(&cfg);
     let mut answer = vec![0u8; 2048];
     // Records separated by 0xfe; the first byte of each picks the side.
