@@ -56,6 +56,16 @@ t_ops_bad_reload_changes_nothing() {
     note "$err"
 }
 
+t_ops_sighup_reloads() {
+    local before
+    before=$(grep -c "reloaded:" "$TUNFW_LOG")
+    kill -HUP "$TUNFW_PID" || return 1
+    wait_until eval "[ \$(grep -c 'reloaded:' '$TUNFW_LOG') -gt $before ]" || { note "no reload logged"; return 1; }
+    kill -0 "$TUNFW_PID" || { note "tunfw died on SIGHUP"; return 1; }
+    in_client ping -c 1 -W 2 $SERVER_IP >/dev/null || { note "no traffic after SIGHUP"; return 1; }
+    grep "reloaded:" "$TUNFW_LOG" | tail -1 | sed 's/^/    /'
+}
+
 t_ops_counters_survive_reload() {
     local changed="$TOPO_DIR/changed.ron" before after rules_before rules_after
     sed 's/rules: \[$/rules: [\n            (name: "extra", proto: Udp, dport: 9, action: Drop),/' \
@@ -148,6 +158,7 @@ ops_suite() {
     check ops_kill_by_filter_and_flush t_ops_flush_and_kill
     check ops_bad_reload_changes_nothing t_ops_bad_reload_changes_nothing
     check ops_rule_counters_survive_reload t_ops_counters_survive_reload
+    check ops_sighup_reloads t_ops_sighup_reloads
     tunfw_ctl reload "$logcfg" >/dev/null
     check ops_log_line_and_pcap_read_by_tcpdump t_ops_log_line_and_pcap
     check ops_events_new_and_destroy t_ops_events

@@ -20,7 +20,7 @@ use crate::packet::{
     PROTO_TCP, PROTO_UDP,
 };
 use crate::rules::{Action, Chain, Decider, Direction};
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, InvalidReason, Stats};
 use crate::time::Instant;
 
 /// How many table slots one expiry step looks at (bounds event-loop pauses).
@@ -45,6 +45,8 @@ pub struct Verdict {
     /// The packet is to be logged (a `log` rule or policy, or a dropped
     /// INVALID or table-full packet), within the log rate limit.
     pub logged: bool,
+    /// Why the packet was INVALID, when it was.
+    pub invalid: Option<InvalidReason>,
 }
 
 impl Verdict {
@@ -56,6 +58,7 @@ impl Verdict {
             state,
             decided_by: None,
             logged: false,
+            invalid: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl Verdict {
             state,
             decided_by: None,
             logged: false,
+            invalid: None,
         }
     }
 }
@@ -300,8 +304,11 @@ impl Firewall {
             Ok(p) => p,
             Err(ParseError::Invalid(reason)) => {
                 self.stats.count_invalid(reason);
-                log::debug!("drop {}: malformed ({reason})", side.as_str());
-                return Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid));
+                return Verdict {
+                    invalid: Some(reason),
+                    logged: self.log_invalid && self.log_limit.take(now),
+                    ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
+                };
             }
             Err(ParseError::Fragment) => return Verdict::dropped(DropReason::Fragment, None),
             Err(ParseError::Ipv6) => {
@@ -358,6 +365,7 @@ impl Firewall {
             },
         };
         verdict.decided_by = Some((direction, decider));
+        verdict.invalid = tracked.invalid;
         let table_full = verdict.drop == Some(DropReason::TableFull);
         verdict.logged = if table_full {
             self.table_full_log_limit.take(now)
@@ -450,8 +458,9 @@ pub fn log_line(fw: &Firewall, side: Side, packet_bytes: &[u8], v: &Verdict) -> 
         Some(r) => format!("drop reason={r}"),
     };
     let state = v.state.map_or("-", CtState::as_str);
+    let invalid = v.invalid.map_or(String::new(), |r| format!(" invalid={r}"));
     format!(
-        "tunfw: {outcome} rule={rule} dir={} state={state} {tuple}",
+        "tunfw: {outcome} rule={rule} dir={} state={state}{invalid} {tuple}",
         direction.as_str()
     )
 }

@@ -174,7 +174,18 @@ fn log_flags_and_rate_limit() {
     assert_eq!((v.state, v.forward), (Some(CtState::Invalid), false));
     assert!(v.logged);
     let line = tunfw::filter::log_line(&h.fw, tunfw::packet::Side::Lan, &xmas, &v);
-    assert!(line.contains("drop reason=policy_outbound rule=policy dir=outbound state=INVALID tcp 10.0.1.2:1 -> 10.0.2.2:80"), "{line}");
+    assert!(line.contains("drop reason=policy_outbound rule=policy dir=outbound state=INVALID invalid=tcp_bad_flags tcp 10.0.1.2:1 -> 10.0.2.2:80"), "{line}");
+    // Malformed packets are logged with their reason too.
+    h.advance_secs(10);
+    let mut bad = udp(CLIENT, SERVER, 1, 2, b"x");
+    bad[10] ^= 1;
+    let v = h.out(bad.clone());
+    assert!(v.logged);
+    let line = tunfw::filter::log_line(&h.fw, tunfw::packet::Side::Lan, &bad, &v);
+    assert!(
+        line.contains("drop reason=malformed") && line.contains("invalid=ip_bad_checksum"),
+        "{line}"
+    );
     // An INVALID packet a rule accepts (no state match, as in iptables) is not logged.
     let v = h.out(echo(CLIENT, SERVER, 0, 99, 1));
     assert_eq!(

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Differential test: the same packet sequences through Linux netfilter and
+# through tunfw, compared packet by packet.
+#
+#   parity.sh [--random N] [--seed S]
+#
+# Topology (namespaces tunfwp-*): a client and a server namespace joined
+# through a firewall namespace, built twice: once with veth pairs and the
+# kernel forwarding under iptables FORWARD rules equal to tunfw's default
+# config (generated from netns-tests/seed.iptables, INPUT -> -i pf-wan,
+# OUTPUT -> -i pf-lan, plus the raw-table FTP helper), once with tunfw on two
+# TUN devices moved into the client and server namespaces. The UDP unreplied
+# timeout is 2 s in both. replay.py sends each sequence's crafted packets
+# from the endpoints and records which reached the far side.
+#
+# Output: one line per sequence, SAME or DIFF with the first differing
+# packet, then "N passed, N failed". Exit 1 on any DIFF.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RANDOM_COUNT=50
+SEED=$(date +%s)
+while [ $# -gt 0 ]; do
+    case $1 in
+    --random) RANDOM_COUNT=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    *) echo "usage: $0 [--random N] [--seed S]" >&2; exit 2 ;;
+    esac
+done
+P=${PARITY_PREFIX:-tunfwp}
+export PARITY_PREFIX=$P
+NC=$P-client NF=$P-fw NS=$P-server
+WORK=$(mktemp -d /tmp/tunfwp.XXXXXX)
+export TUNFW_BIN=${TUNFW_BIN:-$ROOT/target/release/tunfw}
+export TUNFW_CONTROL=$WORK/control.sock
+TUNFW_PID=
+
+down() {
+    [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
+    TUNFW_PID=
+    local ns
+    for ns in $NC $NF $NS; do
+        ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
+        ip netns del $ns 2>/dev/null
+    done
+    return 0
+}
+cleanup() { down; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_until() {
+    local deadline=$((SECONDS + 10))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS >= deadline)) && return 1
+        sleep 0.05
+    done
+}
+
+namespaces() {
+    down
+    local ns
+    for ns in $NC $NF $NS; do
+        ip netns add $ns && ip -n $ns link set lo up || return 1
+    done
+}
+
+kernel_up() {
+    namespaces || return 1
+    ip link add pc0 netns $NC type veth peer name pf-lan netns $NF || return 1
+    ip link add pf-wan netns $NF type veth peer name ps0 netns $NS || return 1
+    ip -n $NC addr add 10.202.1.2/24 dev pc0 && ip -n $NC link set pc0 up
+    ip -n $NS addr add 10.202.2.2/24 dev ps0 && ip -n $NS link set ps0 up
+    ip -n $NF addr add 10.202.1.1/24 dev pf-lan && ip -n $NF link set pf-lan up
+    ip -n $NF addr add 10.202.2.1/24 dev pf-wan && ip -n $NF link set pf-wan up
+    ip netns exec $NF sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    local cmac smac a
+    cmac=$(ip -n $NC -j link show pc0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+    smac=$(ip -n $NS -j link show ps0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+    for a in 10.202.1.50 10.202.1.51 10.202.1.60; do ip -n $NF neigh add $a lladdr $cmac dev pf-lan nud permanent; done
+    for a in 10.202.2.50 10.202.2.77 10.202.2.60; do ip -n $NF neigh add $a lladdr $smac dev pf-wan nud permanent; done
+    # The default config's rules, as FORWARD rules by input interface.
+    local line
+    while read -r line; do
+        case $line in '' | '#'*) continue ;; esac
+        line=${line#iptables }
+        line=$(sed -e 's/^-P INPUT DROP/-P FORWARD DROP/' -e '/^-P OUTPUT/d' \
+            -e 's/^-A INPUT /-A FORWARD -i pf-wan /' -e 's/^-A OUTPUT /-A FORWARD -i pf-lan /' <<<"$line")
+        [ -n "$line" ] || continue
+        # shellcheck disable=SC2086
+        ip netns exec $NF iptables $line || { echo "iptables $line failed" >&2; return 1; }
+    done <"$ROOT/netns-tests/seed.iptables"
+    ip netns exec $NF sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 || return 1
+}
+
+tunfw_up() {
+    namespaces || return 1
+    ip -n $NF tuntap add dev tfp-lan mode tun && ip -n $NF tuntap add dev tfp-wan mode tun || return 1
+    sed 's/udp: (unreplied: 30, replied: 120)/udp: (unreplied: 2, replied: 120)/' \
+        "$ROOT/config/default.ron" >"$WORK/parity.ron"
+    grep -q 'unreplied: 2,' "$WORK/parity.ron" || return 1
+    ip netns exec $NF "$TUNFW_BIN" --lan tfp-lan --wan tfp-wan --config "$WORK/parity.ron" \
+        --control "$TUNFW_CONTROL" >"$WORK/tunfw.log" 2>&1 &
+    TUNFW_PID=$!
+    wait_until "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" stats || { cat "$WORK/tunfw.log" >&2; return 1; }
+    ip -n $NF link set tfp-lan netns $NC && ip -n $NF link set tfp-wan netns $NS || return 1
+    ip -n $NC addr add 10.202.1.2/24 dev tfp-lan && ip -n $NC link set tfp-lan up
+    ip -n $NS addr add 10.202.2.2/24 dev tfp-wan && ip -n $NS link set tfp-wan up
+}
+
+echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED"
+kernel_up || { echo "kernel topology failed" >&2; exit 2; }
+python3 "$HERE/replay.py" kernel all "$SEED" "$RANDOM_COUNT" "$WORK/kernel.out" || exit 2
+down
+tunfw_up || { echo "tunfw topology failed" >&2; exit 2; }
+python3 "$HERE/replay.py" tunfw all "$SEED" "$RANDOM_COUNT" "$WORK/tunfw.out" || exit 2
+down
+
+python3 - "$WORK/kernel.out" "$WORK/tunfw.out" <<'PY'
+import sys
+kernel = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+tunfw = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]))
+passed = failed = 0
+for name, k in kernel:
+    t = tunfw.get(name)
+    if t == k:
+        passed += 1
+        print(f"SAME {name} {k}")
+        continue
+    failed += 1
+    if t is None:
+        print(f"DIFF {name}: missing from the tunfw run")
+        continue
+    i = next(i for i in range(max(len(k), len(t))) if k[i:i+1] != t[i:i+1])
+    word = lambda c: {"1": "forwarded", "0": "dropped"}.get(c, "absent")
+    print(f"DIFF {name} packet {i + 1}: kernel {word(k[i:i+1])}, tunfw {word(t[i:i+1])} (kernel {k}, tunfw {t})")
+print(f"parity: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
