@@ -777,6 +777,14 @@ impl Conntrack {
                     TcpOutcome::AcceptNoRefresh | TcpOutcome::Ignore => {}
                     TcpOutcome::Reopen => return Update::Reopen,
                     TcpOutcome::Invalid(reason) => return Update::Invalid(reason),
+                    TcpOutcome::InvalidCapTimeout(reason) => {
+                        let left = flow.expires.saturating_since(now);
+                        let cap = cfg.tcp.timeouts.unacknowledged;
+                        if left >= Duration::from_secs(120) && left > cap {
+                            flow.expires = now + cap;
+                        }
+                        return Update::Invalid(reason);
+                    }
                 }
             }
             (ProtoState::Udp(conn), _) => {
