@@ -270,6 +270,15 @@ check tunfw_stopped_nothing_passes t_stopped_nothing_passes
 
 ops_suite
 
+echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
+t_kernel_parity() {
+    local out rc=0
+    out=$(bash "$HERE/parity/parity.sh" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
+    grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
+    [ $rc = 0 ]
+}
+check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+
 echo "== process"
 check creates_and_removes_transient_devices t_creates_transient_devices
 check unprivileged_gets_one_line_error t_unprivileged_clear_error

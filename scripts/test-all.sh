@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=(ip:iproute2 ss:iproute2 socat:socat curl:curl traceroute:traceroute ping:iputils-ping
-      python3:python3 setpriv:util-linux vsftpd:vsftpd tcpdump:tcpdump)
+      python3:python3 setpriv:util-linux vsftpd:vsftpd tcpdump:tcpdump iptables:iptables)
 missing=()
 for pair in "${need[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
