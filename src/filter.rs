@@ -304,6 +304,7 @@ impl Firewall {
             Ok(p) => p,
             Err(ParseError::Invalid(reason)) => {
                 self.stats.count_invalid(reason);
+                log::debug!("invalid {}: {reason}: {} bytes", side.as_str(), buf.len());
                 return Verdict {
                     invalid: Some(reason),
                     logged: self.log_invalid && self.log_limit.take(now),
@@ -342,6 +343,13 @@ impl Firewall {
         let tracked = self.conntrack.track(&pkt, now);
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
+            if log::log_enabled!(log::Level::Debug) {
+                log::debug!(
+                    "invalid {}: {reason}: {}",
+                    side.as_str(),
+                    Tuple::of_packet(&pkt).describe()
+                );
+            }
         }
         let direction = Direction::from_ingress(side);
         let (action, decider) = self.chain_mut(direction).evaluate(&pkt, tracked.state);
