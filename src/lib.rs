@@ -20,5 +20,6 @@ pub mod pcap;
 pub mod privilege;
 pub mod report;
 pub mod rules;
+pub mod slab;
 pub mod stats;
 pub mod time;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::FlowId;
+use crate::slab::Slab;
 use crate::time::Instant;
 
 /// What an expectation matches: a TCP flow from `src` (any port) to `dst:dport`.
@@ -62,9 +63,7 @@ pub struct ExpectFull;
 /// The expectation table.
 pub struct Expectations {
     index: HashMap<ExpectKey, u32, RandomState>,
-    slots: Vec<Option<Expectation>>,
-    free: Vec<u32>,
-    max: usize,
+    slots: Slab<Expectation>,
     /// Counters.
     pub stats: ExpectStats,
 }
@@ -75,9 +74,7 @@ impl Expectations {
         let max = max.max(1);
         Expectations {
             index: HashMap::with_capacity_and_hasher(max, RandomState::new()),
-            slots: Vec::with_capacity(max),
-            free: Vec::with_capacity(max),
-            max,
+            slots: Slab::with_limit(max),
             stats: ExpectStats::default(),
         }
     }
@@ -94,39 +91,36 @@ impl Expectations {
 
     /// An expectation by id.
     pub fn get(&self, id: u32) -> Option<&Expectation> {
-        self.slots.get(id as usize).and_then(Option::as_ref)
+        self.slots.get(id)
     }
 
     /// Live expectations at `now`.
     pub fn iter(&self, now: Instant) -> impl Iterator<Item = &Expectation> {
         self.slots
             .iter()
-            .filter_map(Option::as_ref)
+            .map(|(_, e)| e)
             .filter(move |e| e.expires > now)
     }
 
     /// Change the cap; a larger one allocates now (outside the packet path).
     pub fn resize(&mut self, max: usize) {
         let max = max.max(1);
-        if max > self.max {
+        if max > self.slots.limit() {
             self.index.reserve(max - self.index.len());
-            self.slots.reserve_exact(max - self.slots.len());
-            self.free.reserve_exact(max - self.free.len());
         }
-        self.max = max;
+        self.slots.set_limit(max);
     }
 
     /// Remove an expectation by id.
     pub fn remove(&mut self, id: u32) -> Option<Expectation> {
-        let exp = self.slots.get_mut(id as usize)?.take()?;
+        let exp = self.slots.remove(id)?;
         self.index.remove(&exp.key);
-        self.free.push(id);
         Some(exp)
     }
 
     /// Remove every expectation.
     pub fn clear(&mut self) {
-        for id in 0..self.slots.len() {
+        for id in 0..self.slots.slot_count() {
             self.remove(id as u32);
         }
     }
@@ -144,25 +138,18 @@ impl Expectations {
         if let Some(&old) = self.index.get(&key) {
             self.remove(old);
         }
-        if self.index.len() >= self.max {
+        if self.slots.len() >= self.slots.limit() {
             self.collect_expired(now);
-            if self.index.len() >= self.max {
-                self.stats.table_full += 1;
-                return Err(ExpectFull);
-            }
         }
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.slots.push(None);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.slots[id as usize] = Some(Expectation {
+        let exp = Expectation {
             key,
             master,
             expires: now + timeout,
-        });
+        };
+        let Ok(id) = self.slots.insert(exp) else {
+            self.stats.table_full += 1;
+            return Err(ExpectFull);
+        };
         self.index.insert(key, id);
         self.stats.created += 1;
         Ok(id)
@@ -182,9 +169,9 @@ impl Expectations {
 
     /// Remove expired expectations.
     pub fn collect_expired(&mut self, now: Instant) {
-        for id in 0..self.slots.len() {
-            if self.slots[id].is_some_and(|e| e.expires <= now) {
-                self.remove(id as u32);
+        for id in 0..self.slots.slot_count() as u32 {
+            if self.slots.get(id).is_some_and(|e| e.expires <= now) {
+                self.remove(id);
                 self.stats.expired += 1;
             }
         }

@@ -30,6 +30,7 @@ use crate::answer::TokenBucket;
 use crate::helpers::ftp::{FtpState, Inspect};
 use crate::packet::{Packet, Side, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::rules::PortSpec;
+use crate::slab::Slab;
 use crate::stats::InvalidReason;
 use crate::time::Instant;
 use events::{Event, EventKind, EventRing};
@@ -365,9 +366,7 @@ const EARLY_DROP_SCAN: usize = 64;
 pub struct Conntrack {
     cfg: ConntrackConfig,
     index: HashMap<Tuple, (FlowId, Dir), RandomState>,
-    slots: Vec<Option<Flow>>,
-    free: Vec<FlowId>,
-    len: usize,
+    flows: Slab<Flow>,
     scan_hasher: RandomState,
     gc_cursor: usize,
     gc_in_pass: bool,
@@ -377,8 +376,7 @@ pub struct Conntrack {
     /// Table counters.
     pub stats: TableStats,
     helpers: HelperConfig,
-    ftp_states: Vec<Option<FtpState>>,
-    ftp_free: Vec<u32>,
+    ftp_states: Slab<FtpState>,
     /// Pending expectations.
     pub expectations: Expectations,
     /// FTP helper counters.
@@ -402,17 +400,14 @@ impl Conntrack {
         let ftp_flows = helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows);
         Conntrack {
             helpers,
-            ftp_states: Vec::with_capacity(ftp_flows),
-            ftp_free: Vec::with_capacity(ftp_flows),
+            ftp_states: Slab::with_limit(ftp_flows),
             expectations: Expectations::new(cfg.expectation_max),
             ftp_stats: FtpStats::default(),
             helper_log_limit: TokenBucket::new(1, 10),
             events: EventRing::default(),
             cfg,
             index: HashMap::with_capacity_and_hasher(2 * max, RandomState::new()),
-            slots: Vec::with_capacity(max),
-            free: Vec::with_capacity(max),
-            len: 0,
+            flows: Slab::with_limit(max),
             scan_hasher: RandomState::new(),
             gc_cursor: 0,
             gc_in_pass: false,
@@ -430,24 +425,24 @@ impl Conntrack {
 
     /// Number of flows in the table (expired ones included until collected).
     pub fn len(&self) -> usize {
-        self.len
+        self.flows.len()
     }
 
     /// True when no flow is tracked.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.flows.is_empty()
     }
 
     /// A flow by id.
     pub fn get(&self, id: FlowId) -> Option<&Flow> {
-        self.slots.get(id as usize).and_then(Option::as_ref)
+        self.flows.get(id)
     }
 
     /// Every flow in the table that has not expired at `now`.
     pub fn flows(&self, now: Instant) -> impl Iterator<Item = &Flow> {
-        self.slots
+        self.flows
             .iter()
-            .filter_map(Option::as_ref)
+            .map(|(_, f)| f)
             .filter(move |f| f.expires > now)
     }
 
@@ -462,11 +457,10 @@ impl Conntrack {
 
     /// Ids of every flow that has not expired at `now`.
     pub fn flow_ids(&self, now: Instant) -> impl Iterator<Item = FlowId> + '_ {
-        self.slots
+        self.flows
             .iter()
-            .enumerate()
-            .filter(move |(_, f)| f.as_ref().is_some_and(|f| f.expires > now))
-            .map(|(i, _)| i as FlowId)
+            .filter(move |(_, f)| f.expires > now)
+            .map(|(id, _)| id)
     }
 
     /// Look a tuple up; a flow found expired is removed and not returned.
@@ -484,7 +478,7 @@ impl Conntrack {
 
     /// Remove a flow.
     pub fn remove(&mut self, id: FlowId) {
-        let Some(flow) = self.slots.get_mut(id as usize).and_then(Option::take) else {
+        let Some(flow) = self.flows.remove(id) else {
             return;
         };
         let at = self.last_now;
@@ -492,22 +486,14 @@ impl Conntrack {
         self.index.remove(&flow.tuples[0]);
         self.index.remove(&flow.tuples[1]);
         if let HelperSlot::Ftp(slot) = flow.helper {
-            if let Some(state) = self
-                .ftp_states
-                .get_mut(slot as usize)
-                .and_then(Option::take)
-            {
-                if let Some(eid) = state.expectation {
-                    if self.expectations.get(eid).is_some_and(|e| e.master == id) {
-                        self.expectations.remove(eid);
-                        self.expectations.stats.removed_with_master += 1;
-                    }
+            let pending = self.ftp_states.remove(slot).and_then(|st| st.expectation);
+            if let Some(eid) = pending {
+                if self.expectations.get(eid).is_some_and(|e| e.master == id) {
+                    self.expectations.remove(eid);
+                    self.expectations.stats.removed_with_master += 1;
                 }
-                self.ftp_free.push(slot);
             }
         }
-        self.free.push(id);
-        self.len -= 1;
         self.stats.deleted += 1;
     }
 
@@ -519,7 +505,7 @@ impl Conntrack {
 
     /// Remove every flow and expectation.
     pub fn flush(&mut self) {
-        for id in 0..self.slots.len() {
+        for id in 0..self.flows.slot_count() {
             self.remove(id as FlowId);
         }
         self.expectations.clear();
@@ -544,18 +530,13 @@ impl Conntrack {
     /// flows created from now on.
     pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
         let max = cfg.max.max(1);
-        if max > self.slots.capacity() {
-            self.slots.reserve_exact(max - self.slots.len());
-            self.free.reserve_exact(max - self.free.len());
+        if max > self.flows.limit() {
             self.index
                 .reserve((2 * max).saturating_sub(self.index.len()));
         }
-        let ftp_flows = helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows);
-        if ftp_flows > self.ftp_states.capacity() {
-            self.ftp_states
-                .reserve_exact(ftp_flows - self.ftp_states.len());
-            self.ftp_free.reserve_exact(ftp_flows - self.ftp_free.len());
-        }
+        self.flows.set_limit(max);
+        self.ftp_states
+            .set_limit(helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows));
         self.expectations.resize(cfg.expectation_max);
         self.cfg = cfg;
         self.helpers = helpers;
@@ -572,7 +553,7 @@ impl Conntrack {
     /// the new flow's (keyed) hash position; if there is none, returns
     /// [`TableFull`] and the packet must be dropped.
     pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
-        if self.len >= self.cfg.max.max(1) && !self.early_drop(&flow.tuples[0], now) {
+        if self.flows.len() >= self.flows.limit() && !self.early_drop(&flow.tuples[0], now) {
             self.stats.table_full += 1;
             return Err(TableFull);
         }
@@ -580,53 +561,43 @@ impl Conntrack {
             // A clash cannot happen with symmetric tuples; refuse rather than corrupt.
             return Err(TableFull);
         }
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                let id = self.slots.len() as FlowId;
-                self.slots.push(None);
-                id
-            }
-        };
-        if flow.helper == HelperSlot::FtpWanted {
-            flow.helper = self.allocate_ftp_state();
-        }
-        self.index.insert(flow.tuples[0], (id, Dir::Original));
-        self.index.insert(flow.tuples[1], (id, Dir::Reply));
+        let wants_ftp = flow.helper == HelperSlot::FtpWanted;
+        flow.helper = HelperSlot::None;
         self.note_expiry(flow.expires);
         self.emit(EventKind::New, &flow, now);
-        self.slots[id as usize] = Some(flow);
-        self.len += 1;
+        let (orig, reply) = (flow.tuples[0], flow.tuples[1]);
+        let Ok(id) = self.flows.insert(flow) else {
+            return Err(TableFull);
+        };
+        self.index.insert(orig, (id, Dir::Original));
+        self.index.insert(reply, (id, Dir::Reply));
         self.stats.inserted += 1;
+        if wants_ftp {
+            let helper = match self.ftp_states.insert(FtpState::default()) {
+                Ok(slot) => HelperSlot::Ftp(slot),
+                Err(_) => {
+                    self.ftp_stats.no_state_slot += 1;
+                    HelperSlot::None
+                }
+            };
+            if let Some(f) = self.flows.get_mut(id) {
+                f.helper = helper;
+            }
+        }
         Ok(id)
     }
 
-    fn allocate_ftp_state(&mut self) -> HelperSlot {
-        let slot = match self.ftp_free.pop() {
-            Some(slot) => slot,
-            None if self.ftp_states.len() < self.ftp_states.capacity() => {
-                self.ftp_states.push(None);
-                (self.ftp_states.len() - 1) as u32
-            }
-            None => {
-                self.ftp_stats.no_state_slot += 1;
-                return HelperSlot::None;
-            }
-        };
-        self.ftp_states[slot as usize] = Some(FtpState::default());
-        HelperSlot::Ftp(slot)
-    }
-
     fn early_drop(&mut self, near: &Tuple, now: Instant) -> bool {
-        let n = self.slots.len();
+        let n = self.flows.slot_count();
         if n == 0 {
             return false;
         }
         let start = (self.scan_hasher.hash_one(near) as usize) % n;
         for step in 0..EARLY_DROP_SCAN.min(n) {
             let id = (start + step) % n;
-            let evictable = self.slots[id]
-                .as_ref()
+            let evictable = self
+                .flows
+                .get(id as FlowId)
                 .is_some_and(|f| f.expires <= now || !f.assured);
             if evictable {
                 self.remove(id as FlowId);
@@ -642,7 +613,7 @@ impl Conntrack {
     pub fn next_deadline(&self, now: Instant) -> Instant {
         if self.gc_in_pass {
             now
-        } else if self.len == 0 {
+        } else if self.flows.is_empty() {
             Instant::NEVER
         } else {
             self.earliest_expiry
@@ -655,18 +626,18 @@ impl Conntrack {
     pub fn collect_expired(&mut self, now: Instant, budget: usize) {
         self.last_now = now;
         if !self.gc_in_pass {
-            if now < self.earliest_expiry || self.len == 0 {
+            if now < self.earliest_expiry || self.flows.is_empty() {
                 return;
             }
             self.gc_in_pass = true;
             self.gc_cursor = 0;
             self.pass_min_expiry = Instant::NEVER;
         }
-        let n = self.slots.len();
+        let n = self.flows.slot_count();
         let stop = (self.gc_cursor + budget).min(n);
         while self.gc_cursor < stop {
             let id = self.gc_cursor;
-            if let Some(expires) = self.slots[id].as_ref().map(|f| f.expires) {
+            if let Some(expires) = self.flows.get(id as FlowId).map(|f| f.expires) {
                 if expires <= now {
                     self.remove(id as FlowId);
                     self.stats.expired += 1;
@@ -749,7 +720,7 @@ impl Conntrack {
 
     fn update(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> Update {
         let cfg = self.cfg;
-        let Some(flow) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+        let Some(flow) = self.flows.get_mut(id) else {
             return Update::Invalid(InvalidReason::TcpInvalidState);
         };
         let state = if dir == Dir::Reply || flow.seen_reply {
@@ -877,17 +848,13 @@ impl Conntrack {
             return HelpVerdict::Accept;
         };
         let timeout = ftp_cfg.expectation_timeout;
-        let Some(flow) = self.slots.get(id as usize).and_then(Option::as_ref) else {
+        let Some(flow) = self.flows.get(id) else {
             return HelpVerdict::Accept;
         };
         let HelperSlot::Ftp(slot) = flow.helper else {
             return HelpVerdict::Accept;
         };
-        let Some(state) = self
-            .ftp_states
-            .get_mut(slot as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(state) = self.ftp_states.get_mut(slot) else {
             return HelpVerdict::Accept;
         };
         let (command, addr, port) = match state.inspect(dir, seg.seq, seg.payload) {

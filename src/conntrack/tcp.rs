@@ -323,78 +323,59 @@ pub fn flags_valid(flags: u8) -> bool {
     )
 }
 
-/// Window scale and SACK-permitted from a SYN's options (kernel `tcp_options`).
-fn parse_syn_options(options: &[u8], peer: &mut PeerWindow) {
-    peer.td_scale = 0;
-    peer.flags &= !(wflag::WINDOW_SCALE | wflag::SACK_PERM);
+/// TCP options as (kind, data) pairs, stopping at the end-of-list option or
+/// at the first malformed option (as the kernel's parsers do). Never allocates.
+fn tcp_options(options: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut i = 0;
-    while i < options.len() {
-        let kind = options[i];
+    core::iter::from_fn(move || loop {
+        let kind = *options.get(i)?;
         match kind {
-            0 => return,
+            0 => return None,
             1 => {
                 i += 1;
                 continue;
             }
             _ => {}
         }
-        let Some(&len) = options.get(i + 1) else {
-            return;
-        };
-        let len = usize::from(len);
+        let len = usize::from(*options.get(i + 1)?);
         if len < 2 || i + len > options.len() {
-            return;
+            return None;
         }
-        match (kind, len) {
-            (4, 2) => peer.flags |= wflag::SACK_PERM,
-            (3, 3) => {
+        let data = &options[i + 2..i + len];
+        i += len;
+        return Some((kind, data));
+    })
+}
+
+/// Window scale and SACK-permitted from a SYN's options (kernel `tcp_options`).
+fn parse_syn_options(options: &[u8], peer: &mut PeerWindow) {
+    peer.td_scale = 0;
+    peer.flags &= !(wflag::WINDOW_SCALE | wflag::SACK_PERM);
+    for (kind, data) in tcp_options(options) {
+        match (kind, data) {
+            (4, []) => peer.flags |= wflag::SACK_PERM,
+            (3, &[scale]) => {
                 peer.flags |= wflag::WINDOW_SCALE;
-                peer.td_scale = options[i + 2].min(14);
+                peer.td_scale = scale.min(14);
             }
             _ => {}
         }
-        i += len;
     }
 }
 
 /// The highest SACK right edge after `ack` (kernel `tcp_sack`).
 fn sack_edge(options: &[u8], ack: u32) -> u32 {
     let mut sack = ack;
-    let mut i = 0;
-    while i < options.len() {
-        let kind = options[i];
-        match kind {
-            0 => break,
-            1 => {
-                i += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let Some(&len) = options.get(i + 1) else {
-            break;
-        };
-        let len = usize::from(len);
-        if len < 2 || i + len > options.len() {
-            break;
-        }
-        if kind == 5 && len >= 10 && (len - 2) % 8 == 0 {
-            let mut at = i + 2;
-            while at + 8 <= i + len {
-                let right = u32::from_be_bytes([
-                    options[at + 4],
-                    options[at + 5],
-                    options[at + 6],
-                    options[at + 7],
-                ]);
+    for (kind, data) in tcp_options(options) {
+        if kind == 5 && data.len() >= 8 && data.len() % 8 == 0 {
+            for block in data.chunks_exact(8) {
+                let right = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
                 if after(right, sack) {
                     sack = right;
                 }
-                at += 8;
             }
             return sack;
         }
-        i += len;
     }
     sack
 }
@@ -713,6 +694,20 @@ impl TcpConn {
         RstCheck::Window
     }
 
+    /// The kernel's `tcp_init_sender`: a SYN (or SYN/ACK) sets what its
+    /// sender has sent and may send; window scaling needs both SYNs' option.
+    fn init_sender(&mut self, d: usize, end: u32, win: u32, options: &[u8]) {
+        let (sender, receiver) = pair_mut(&mut self.seen, d);
+        sender.td_end = end;
+        sender.td_maxend = end;
+        sender.td_maxwin = win.max(1);
+        parse_syn_options(options, sender);
+        if !(sender.flags & wflag::WINDOW_SCALE != 0 && receiver.flags & wflag::WINDOW_SCALE != 0) {
+            sender.td_scale = 0;
+            receiver.td_scale = 0;
+        }
+    }
+
     /// The kernel's `tcp_in_window`: checks I to IV and the window bookkeeping.
     fn in_window(
         &mut self,
@@ -738,17 +733,7 @@ impl TcpConn {
         if self.seen[d].td_maxwin == 0 {
             // First packet in this direction: initialise the sender.
             if syn {
-                let (sender, receiver) = pair_mut(&mut self.seen, d);
-                sender.td_end = end;
-                sender.td_maxend = end;
-                sender.td_maxwin = win.max(1);
-                parse_syn_options(seg.options, sender);
-                if !(sender.flags & wflag::WINDOW_SCALE != 0
-                    && receiver.flags & wflag::WINDOW_SCALE != 0)
-                {
-                    sender.td_scale = 0;
-                    receiver.td_scale = 0;
-                }
+                self.init_sender(d, end, win, seg.options);
                 if !has_ack {
                     // Simultaneous open.
                     return WindowVerdict::Accept;
@@ -772,17 +757,7 @@ impl TcpConn {
             && matches!(self.state, TcpState::SynSent | TcpState::SynRecv)
         {
             // RFC 793: a reinitialised TCP uses higher sequence numbers; re-init.
-            let (sender, receiver) = pair_mut(&mut self.seen, d);
-            sender.td_end = end;
-            sender.td_maxend = end;
-            sender.td_maxwin = win.max(1);
-            parse_syn_options(seg.options, sender);
-            if !(sender.flags & wflag::WINDOW_SCALE != 0
-                && receiver.flags & wflag::WINDOW_SCALE != 0)
-            {
-                sender.td_scale = 0;
-                receiver.td_scale = 0;
-            }
+            self.init_sender(d, end, win, seg.options);
             if dir == Dir::Reply && !has_ack {
                 return WindowVerdict::Accept;
             }

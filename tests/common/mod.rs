@@ -1,6 +1,6 @@
 //! Test fixtures: packets built with smoltcp's packet-level setters, and a
 //! harness that drives the pure packet path with an injected clock.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -15,14 +15,7 @@ pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
 
-pub const FIN: u8 = 0x01;
-pub const SYN: u8 = 0x02;
-pub const RST: u8 = 0x04;
-pub const PSH: u8 = 0x08;
-pub const ACK: u8 = 0x10;
-pub const URG: u8 = 0x20;
-pub const ECE: u8 = 0x40;
-pub const CWR: u8 = 0x80;
+pub use tunfw::packet::tcp_flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 20 + payload.len()];
