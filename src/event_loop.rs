@@ -74,6 +74,7 @@ pub struct EventLoop {
     pcap: Option<Pcap>,
     started: std::time::Instant,
     tx_errors: [u64; 2],
+    passthrough: bool,
 }
 
 impl EventLoop {
@@ -112,6 +113,7 @@ impl EventLoop {
             pcap: None,
             started: std::time::Instant::now(),
             tx_errors: [0; 2],
+            passthrough: false,
         };
         event_loop.open_pcap(config)?;
         Ok(event_loop)
@@ -135,6 +137,12 @@ impl EventLoop {
             }),
         };
         Ok(())
+    }
+
+    /// Relay packets between the devices without tracking or rules: the
+    /// floor of the TUN path, for benchmarks. Not a firewall.
+    pub fn set_passthrough(&mut self, on: bool) {
+        self.passthrough = on;
     }
 
     /// The control socket, if any (to hand it to another user).
@@ -338,6 +346,10 @@ impl EventLoop {
                 }
             };
             handled += 1;
+            if self.passthrough {
+                self.write(side.other(), &buf[..n]);
+                continue;
+            }
             if handled % CLOCK_EVERY == 0 {
                 now = self.now();
             }

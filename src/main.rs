@@ -35,6 +35,10 @@ struct Cli {
     /// After opening the devices and the socket, drop to this user (and its group).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+    /// Benchmarks only: relay packets between the devices with no tracking and
+    /// no rules (the floor of the TUN path). Not a firewall.
+    #[arg(long, hide_short_help = true)]
+    passthrough: bool,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -230,6 +234,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+    if cli.passthrough {
+        log::warn!("passthrough mode: packets are relayed with no tracking and no rules");
+        event_loop.set_passthrough(true);
+    }
     if let Some(user) = user {
         if let Err(e) = tunfw::privilege::drop_to(user, event_loop.control_path()) {
             eprintln!(

@@ -65,31 +65,19 @@ namespaces() {
     done
 }
 
+# shellcheck source=../../scripts/kernel-fw.sh
+source "$ROOT/scripts/kernel-fw.sh"
+
 kernel_up() {
     namespaces || return 1
-    ip link add pc0 netns $NC type veth peer name pf-lan netns $NF || return 1
-    ip link add pf-wan netns $NF type veth peer name ps0 netns $NS || return 1
-    ip -n $NC addr add 10.202.1.2/24 dev pc0 && ip -n $NC link set pc0 up
-    ip -n $NS addr add 10.202.2.2/24 dev ps0 && ip -n $NS link set ps0 up
-    ip -n $NF addr add 10.202.1.1/24 dev pf-lan && ip -n $NF link set pf-lan up
-    ip -n $NF addr add 10.202.2.1/24 dev pf-wan && ip -n $NF link set pf-wan up
-    ip netns exec $NF sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    kernel_fw_up $NC $NF $NS || return 1
+    # Crafted flows use addresses the endpoints do not own: tell the firewall
+    # where they live.
     local cmac smac a
     cmac=$(ip -n $NC -j link show pc0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
     smac=$(ip -n $NS -j link show ps0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
     for a in 10.202.1.50 10.202.1.51 10.202.1.60; do ip -n $NF neigh add $a lladdr $cmac dev pf-lan nud permanent; done
     for a in 10.202.2.50 10.202.2.77 10.202.2.60; do ip -n $NF neigh add $a lladdr $smac dev pf-wan nud permanent; done
-    # The default config's rules, as FORWARD rules by input interface.
-    local line
-    while read -r line; do
-        case $line in '' | '#'*) continue ;; esac
-        line=${line#iptables }
-        line=$(sed -e 's/^-P INPUT DROP/-P FORWARD DROP/' -e '/^-P OUTPUT/d' \
-            -e 's/^-A INPUT /-A FORWARD -i pf-wan /' -e 's/^-A OUTPUT /-A FORWARD -i pf-lan /' <<<"$line")
-        [ -n "$line" ] || continue
-        # shellcheck disable=SC2086
-        ip netns exec $NF iptables $line || { echo "iptables $line failed" >&2; return 1; }
-    done <"$ROOT/netns-tests/seed.iptables"
     ip netns exec $NF sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 || return 1
 }
 

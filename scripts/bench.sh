@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# scripts/bench.sh [--time SECS] [--runs N] [--out DIR]  (root)
+#
+# Throughput through (a) Linux forwarding with iptables rules equal to the
+# default config, (b) tunfw on its default config, (c) tunfw --passthrough
+# (no tracking, no rules: the floor of the TUN path), measured with iperf3
+# between a client and a server namespace: TCP one stream, TCP four streams,
+# UDP with 64-byte payloads at full rate; RUNS runs each (default 3), median
+# with min and max. Packets per second are counted on the server's interface;
+# tunfw's CPU share from /proc. Prints one table with the ratios b/a and b/c,
+# writes DIR/bench.csv and DIR/bench.svg (default DIR: bench-results/).
+# Results vary from run to run on shared machines: compare ratios of one run.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TIME=5
+RUNS=3
+OUT=$ROOT/bench-results
+while [ $# -gt 0 ]; do
+    case $1 in
+    --time) TIME=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "usage: $0 [--time SECS] [--runs N] [--out DIR]" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "scripts/bench.sh needs root" >&2; exit 2; }
+for pair in iperf3:iperf3 iptables:iptables ip:iproute2; do
+    command -v "${pair%%:*}" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pair#*:}" >/dev/null; }
+done
+TUNFW_BIN=${TUNFW_BIN:-$ROOT/target/release/tunfw}
+[ -x "$TUNFW_BIN" ] || (cd "$ROOT" && cargo build --release --locked >/dev/null 2>&1) || exit 2
+# shellcheck source=kernel-fw.sh
+source "$ROOT/scripts/kernel-fw.sh"
+P=tunfwb NC=tunfwb-client NF=tunfwb-fw NS=tunfwb-server
+WORK=$(mktemp -d /tmp/tunfwb.XXXXXX)
+mkdir -p "$OUT"
+TUNFW_PID= IPERF_PID=
+
+down() {
+    [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null && wait "$IPERF_PID" 2>/dev/null
+    [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
+    IPERF_PID= TUNFW_PID=
+    local ns
+    for ns in $NC $NF $NS; do
+        ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
+        ip netns del $ns 2>/dev/null
+    done
+    return 0
+}
+trap 'down; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+wait_until() {
+    local deadline=$((SECONDS + 10))
+    until "$@" >/dev/null 2>&1; do ((SECONDS >= deadline)) && return 1; sleep 0.05; done
+}
+
+namespaces() {
+    down
+    local ns
+    for ns in $NC $NF $NS; do ip netns add $ns && ip -n $ns link set lo up || return 1; done
+}
+
+SERVER_IF=
+setup() {
+    namespaces || return 1
+    case $1 in
+    kernel)
+        kernel_fw_up $NC $NF $NS || return 1
+        SERVER_IF=ps0
+        ;;
+    tunfw | passthrough)
+        ip -n $NF tuntap add dev tb-lan mode tun && ip -n $NF tuntap add dev tb-wan mode tun || return 1
+        local extra=()
+        [ "$1" = passthrough ] && extra=(--passthrough)
+        ip netns exec $NF "$TUNFW_BIN" --lan tb-lan --wan tb-wan --control "$WORK/control.sock" "${extra[@]}" \
+            >"$WORK/tunfw-$1.log" 2>&1 &
+        TUNFW_PID=$!
+        wait_until "$TUNFW_BIN" ctl --control "$WORK/control.sock" stats || { cat "$WORK/tunfw-$1.log" >&2; return 1; }
+        ip -n $NF link set tb-lan netns $NC && ip -n $NF link set tb-wan netns $NS || return 1
+        ip -n $NC addr add 10.202.1.2/24 dev tb-lan && ip -n $NC link set tb-lan up
+        ip -n $NC route add 10.202.2.0/24 dev tb-lan
+        ip -n $NS addr add 10.202.2.2/24 dev tb-wan && ip -n $NS link set tb-wan up
+        ip -n $NS route add 10.202.1.0/24 dev tb-wan
+        SERVER_IF=tb-wan
+        ;;
+    esac
+    ip netns exec $NS iperf3 -s -B 10.202.2.2 >/dev/null 2>&1 &
+    IPERF_PID=$!
+    wait_until eval "ip netns exec $NS ss -Hltn 'sport = :5201' | grep -q ."
+}
+
+cpu_ticks() { [ -n "$TUNFW_PID" ] && awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat || echo 0; }
+rx_packets() { ip netns exec $NS cat /sys/class/net/$SERVER_IF/statistics/rx_packets; }
+
+# measure VARIANT TEST ARGS...: one line "variant test run gbps pps cpu%" per run.
+measure() {
+    local variant=$1 test=$2 r c0 c1 p0 p1 t0 t1 json gbps
+    shift 2
+    for r in $(seq 1 "$RUNS"); do
+        c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
+        json=$(ip netns exec $NC iperf3 -c 10.202.2.2 -t "$TIME" -J "$@" 2>/dev/null)
+        t1=$(date +%s.%N) p1=$(rx_packets) c1=$(cpu_ticks)
+        gbps=$(python3 -c 'import json,sys
+d = json.loads(sys.stdin.read())
+e = d.get("end", {})
+s = e.get("sum_received") or e.get("sum") or {}
+print(round(s.get("bits_per_second", 0) / 1e9, 3))' <<<"$json" 2>/dev/null || echo 0)
+        python3 -c "
+t = $t1 - $t0
+print('$variant,$test,$r,$gbps,%d,%.1f' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / t))"
+    done
+}
+
+CSV=$OUT/bench.csv
+echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent" >"$CSV"
+for variant in kernel tunfw passthrough; do
+    setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
+    echo "== $variant" >&2
+    measure $variant tcp1 >>"$CSV"
+    measure $variant tcp4 -P 4 >>"$CSV"
+    measure $variant udp64 -u -b 0 -l 64 >>"$CSV"
+    down
+done
+
+python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+tests, variants = ["tcp1", "tcp4", "udp64"], ["kernel", "tunfw", "passthrough"]
+def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t]
+def med(v, t, k):
+    x = vals(v, t, k)
+    return (statistics.median(x), min(x), max(x)) if x else (0, 0, 0)
+print(f"tunfw benchmark: iperf3 {sys.argv[3]} s x {sys.argv[4]} runs, median (min-max)")
+print(f"{'test':<7} {'variant':<12} {'Gbit/s':>22} {'packets/s':>26} {'tunfw CPU %':>12}")
+for t in tests:
+    for v in variants:
+        g, p, c = med(v, t, "gbit_per_s"), med(v, t, "packets_per_s"), med(v, t, "tunfw_cpu_percent")
+        cpu = "-" if v == "kernel" else f"{c[0]:.0f}"
+        print(f"{t:<7} {v:<12} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12}")
+    a, b, c = (med(v, t, "gbit_per_s")[0] for v in variants)
+    pa, pb, pc = (med(v, t, "packets_per_s")[0] for v in variants)
+    ratio = lambda x, y: f"{x / y:.2f}" if y else "-"
+    print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s)")
+# SVG: grouped bars of median Gbit/s (log scale is avoided; values are labelled).
+W, H, pad = 720, 360, 60
+colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868"}
+mx = max([med(v, t, "gbit_per_s")[0] for v in variants for t in tests] + [0.001])
+gw = (W - 2 * pad) / len(tests)
+bw = gw / (len(variants) + 1)
+out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<text x="{W/2}" y="20" text-anchor="middle" font-size="14">tunfw vs Linux forwarding (median Gbit/s, iperf3)</text>',
+       f'<line x1="{pad}" y1="{H-pad}" x2="{W-pad}" y2="{H-pad}" stroke="black"/>']
+for i, t in enumerate(tests):
+    for j, v in enumerate(variants):
+        g = med(v, t, "gbit_per_s")[0]
+        h = (H - 2 * pad) * g / mx
+        x = pad + i * gw + (j + 0.5) * bw
+        out.append(f'<rect x="{x:.1f}" y="{H-pad-h:.1f}" width="{bw*0.9:.1f}" height="{h:.1f}" fill="{colors[v]}"/>')
+        out.append(f'<text x="{x+bw*0.45:.1f}" y="{H-pad-h-4:.1f}" text-anchor="middle">{g:.2f}</text>')
+    out.append(f'<text x="{pad+i*gw+gw/2:.1f}" y="{H-pad+18}" text-anchor="middle">{t}</text>')
+for j, v in enumerate(variants):
+    out.append(f'<rect x="{pad+j*150}" y="{H-22}" width="12" height="12" fill="{colors[v]}"/><text x="{pad+j*150+16}" y="{H-12}">{v}</text>')
+out.append("</svg>")
+open(sys.argv[2], "w").write("\n".join(out))
+print(f"csv: {sys.argv[1]}  chart: {sys.argv[2]}")
+PY
