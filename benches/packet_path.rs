@@ -32,6 +32,8 @@ fn ipv4(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, payload: &[u8]) -> Vec<u8
     buf
 }
 
+// A fixture builder: each argument is a header field.
+#[allow(clippy::too_many_arguments)]
 fn tcp(
     src: [u8; 4],
     dst: [u8; 4],
