@@ -29,9 +29,11 @@ for pair in iperf3:iperf3 iptables:iptables ip:iproute2; do
 done
 TUNFW_BIN=${TUNFW_BIN:-$ROOT/target/release/tunfw}
 [ -x "$TUNFW_BIN" ] || (cd "$ROOT" && cargo build --release --locked >/dev/null 2>&1) || exit 2
+# shellcheck source=lib.sh
+source "$ROOT/scripts/lib.sh"
 # shellcheck source=kernel-fw.sh
 source "$ROOT/scripts/kernel-fw.sh"
-P=tunfwb NC=tunfwb-client NF=tunfwb-fw NS=tunfwb-server
+NC=tunfwb-client NF=tunfwb-fw NS=tunfwb-server
 WORK=$(mktemp -d /tmp/tunfwb.XXXXXX)
 mkdir -p "$OUT"
 TUNFW_PID= IPERF_PID=
@@ -40,25 +42,14 @@ down() {
     [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null && wait "$IPERF_PID" 2>/dev/null
     [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
     IPERF_PID= TUNFW_PID=
-    local ns
-    for ns in $NC $NF $NS; do
-        ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
-        ip netns del $ns 2>/dev/null
-    done
-    return 0
+    ns_destroy $NC $NF $NS
 }
 trap 'down; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
-wait_until() {
-    local deadline=$((SECONDS + 10))
-    until "$@" >/dev/null 2>&1; do ((SECONDS >= deadline)) && return 1; sleep 0.05; done
-}
-
 namespaces() {
     down
-    local ns
-    for ns in $NC $NF $NS; do ip netns add $ns && ip -n $ns link set lo up || return 1; done
+    ns_create $NC $NF $NS
 }
 
 SERVER_IF=

@@ -43,33 +43,18 @@ in_server() { ip netns exec "$NS_SERVER" "$@"; }
 in_router() { ip netns exec "$NS_ROUTER" "$@"; }
 in_fw() { ip netns exec "$NS_FW" "$@"; }
 
-# Wait until "$@" succeeds, polling every 50 ms, at most $WAIT_SECS (default 10) seconds.
-wait_until() {
-    local deadline=$((SECONDS + ${WAIT_SECS:-10}))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS >= deadline)) && return 1
-        sleep 0.05
-    done
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 topo_down() {
     tunfw_stop
-    local ns
-    for ns in "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER"; do
-        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-        ip netns del "$ns" 2>/dev/null
-    done
-    return 0
+    ns_destroy "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER"
 }
 
 topo_up() {
     topo_down
     mkdir -p "$TOPO_DIR"
-    local ns
-    for ns in "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER"; do
-        ip netns add "$ns" || return 1
-        ip -n "$ns" link set lo up
-    done
+    ns_create "$NS_CLIENT" "$NS_FW" "$NS_SERVER" "$NS_ROUTER" || return 1
     # server <-> router
     ip link add tfw-sr netns "$NS_SERVER" type veth peer name tfw-rs netns "$NS_ROUTER" || return 1
     ip -n "$NS_SERVER" addr add $SERVER_ROUTER_SIDE_IP/24 dev tfw-sr

@@ -16,12 +16,29 @@ fn tunfw(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn write(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("tunfw-cli-{}", std::process::id()));
+/// A file in a temporary directory that is removed when the value is dropped.
+struct TempFile {
+    dir: std::path::PathBuf,
+    path: String,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write(name: &str, text: &str) -> TempFile {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tunfw-cli-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    TempFile {
+        path: path.display().to_string(),
+        dir,
+    }
 }
 
 const DEFAULT: &str = include_str!("../config/default.ron");
@@ -82,7 +99,8 @@ fn bad_configs_exit_2_with_file_line_col() {
             .zip(DEFAULT.lines())
             .position(|(a, b)| a != b)
             .map_or(1, |i| i + 1);
-        let path = write(&format!("{name}.ron"), &text);
+        let file = write(&format!("{name}.ron"), &text);
+        let path = file.path.clone();
         // --lan/--wan name devices that would be created if the config were accepted.
         let (code, _, err) = tunfw(&[
             "--config",
@@ -143,7 +161,7 @@ fn import_iptables_cli() {
         "bad.iptables",
         "iptables -P INPUT DROP\niptables -A INPUT -i eth0 -j ACCEPT\n",
     );
-    let (code, _, err) = tunfw(&["import-iptables", &bad]);
+    let (code, _, err) = tunfw(&["import-iptables", &bad.path]);
     assert_eq!(code, 2);
-    assert!(err.starts_with(&format!("{bad}:2: ")), "{err}");
+    assert!(err.starts_with(&format!("{}:2: ", bad.path)), "{err}");
 }

@@ -35,34 +35,21 @@ export TUNFW_BIN=${TUNFW_BIN:-$ROOT/target/release/tunfw}
 export TUNFW_CONTROL=$WORK/control.sock
 TUNFW_PID=
 
+# shellcheck source=../../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+
 down() {
     [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
     TUNFW_PID=
-    local ns
-    for ns in $NC $NF $NS; do
-        ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
-        ip netns del $ns 2>/dev/null
-    done
-    return 0
+    ns_destroy $NC $NF $NS
 }
 cleanup() { down; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_until() {
-    local deadline=$((SECONDS + 10))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS >= deadline)) && return 1
-        sleep 0.05
-    done
-}
-
 namespaces() {
     down
-    local ns
-    for ns in $NC $NF $NS; do
-        ip netns add $ns && ip -n $ns link set lo up || return 1
-    done
+    ns_create $NC $NF $NS
 }
 
 # shellcheck source=../../scripts/kernel-fw.sh
