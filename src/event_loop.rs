@@ -330,6 +330,10 @@ impl EventLoop {
                 control.broadcast(&registry, &out);
             }
         }
+        // The last subscriber may have gone: stop recording.
+        if !control.has_subscribers() {
+            self.fw.conntrack_mut().events.disable();
+        }
     }
 
     fn drain(&mut self, side: Side, buf: &mut [u8], answer: &mut [u8]) {
