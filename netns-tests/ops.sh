@@ -191,6 +191,9 @@ PY
     check imported_icmp_client_pings_server t_icmp_client_pings_server
     check imported_icmp_server_cannot_ping_client t_icmp_server_cannot_ping_client
     check imported_icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
+    check imported_tcp_syn_to_closed_port_gets_rst t_tcp_closed_port_refused
+    check imported_icmp_router_unreachable_is_related t_router_unreachable_related
+    check imported_icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
     check imported_ftp_active_port_related t_ftp_passes_related port
     ftp_server_stop
 }

@@ -216,6 +216,19 @@ t_unprivileged_clear_error() {
         { note "rc=$rc: $out"; return 1; }
 }
 
+# An idle tunfw (flows in its table, no traffic) sleeps in epoll_wait: its
+# CPU time does not grow over two seconds (at most one clock tick).
+t_idle_uses_no_cpu() {
+    local t0 t1
+    [ "$(ctr conntrack.count)" -gt 0 ] || in_client ping -c 1 -W 1 $SERVER_IP >/dev/null
+    [ "$(ctr conntrack.count)" -gt 0 ] || { note "no flow in the table"; return 1; }
+    t0=$(awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat)
+    sleep 2
+    t1=$(awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat)
+    note "$(ctr conntrack.count) flows tracked, CPU ticks over 2 s idle: $((t1 - t0))"
+    [ $((t1 - t0)) -le 1 ]
+}
+
 t_stop_exits_zero_with_summary() {
     local lines_before
     lines_before=$(wc -l <"$TUNFW_LOG")
@@ -265,6 +278,7 @@ echo "== test config (router addresses, udp unreplied timeout 2 s)"
 tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
 check traceroute_shows_tunfw_server_router t_traceroute_through_tunfw
 check udp_reply_after_timeout_blocked t_udp_reply_after_timeout_blocked
+check idle_tunfw_uses_no_cpu t_idle_uses_no_cpu
 check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
 check tunfw_stopped_nothing_passes t_stopped_nothing_passes
 
