@@ -297,11 +297,13 @@ pub enum TcpOutcome {
     InvalidCapTimeout(InvalidReason),
 }
 
-/// Kernel sequence comparisons (mod 2^32).
-fn before(a: u32, b: u32) -> bool {
+/// Kernel sequence comparison (mod 2^32): `a` comes before `b`.
+pub(crate) fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
-fn after(a: u32, b: u32) -> bool {
+
+/// Kernel sequence comparison (mod 2^32): `a` comes after `b`.
+pub(crate) fn after(a: u32, b: u32) -> bool {
     before(b, a)
 }
 
@@ -384,6 +386,16 @@ enum WindowVerdict {
     Accept,
     Ignore,
     Invalid(InvalidReason),
+}
+
+/// The kernel's `nf_tcp_log_invalid`: with liberal tracking a failed check
+/// accepts the packet; otherwise it gets `verdict`.
+fn lenient(liberal: bool, verdict: WindowVerdict) -> WindowVerdict {
+    if liberal {
+        WindowVerdict::Accept
+    } else {
+        verdict
+    }
 }
 
 impl TcpConn {
@@ -782,23 +794,26 @@ impl TcpConn {
         let receiver = self.seen[r];
         let max_ack_window = sender.td_maxwin.max(66_000);
 
+        // Whether the segment ends above the lowest sequence the receiver may
+        // still accept (the lower bound of check II).
+        let above_lower_bound = after(
+            end,
+            sender
+                .td_end
+                .wrapping_sub(receiver.td_maxwin)
+                .wrapping_sub(1),
+        );
+        let ack_not_too_old = after(
+            sack,
+            receiver.td_end.wrapping_sub(max_ack_window).wrapping_sub(1),
+        );
+
         // Check I: the sequence is within what the receiver allowed.
         if !before(seq, sender.td_maxend.wrapping_add(1)) {
             let overshot = end.wrapping_sub(sender.td_maxend).wrapping_add(1);
-            let ack_ok = after(
-                sack,
-                receiver.td_end.wrapping_sub(max_ack_window).wrapping_sub(1),
-            );
-            let in_recv_win = receiver.td_maxwin != 0
-                && after(
-                    end,
-                    sender
-                        .td_end
-                        .wrapping_sub(receiver.td_maxwin)
-                        .wrapping_sub(1),
-                );
-            if in_recv_win
-                && ack_ok
+            if receiver.td_maxwin != 0
+                && above_lower_bound
+                && ack_not_too_old
                 && overshot <= receiver.td_maxwin
                 && before(sack, receiver.td_end.wrapping_add(1))
             {
@@ -806,50 +821,28 @@ impl TcpConn {
                 // remember the data so that its ACK passes check III later.
                 self.seen[d].td_end = end;
                 self.seen[d].flags |= wflag::DATA_UNACKNOWLEDGED;
-                return if liberal {
-                    WindowVerdict::Accept
-                } else {
-                    WindowVerdict::Ignore
-                };
+                return lenient(liberal, WindowVerdict::Ignore);
             }
-            if liberal {
-                return WindowVerdict::Accept;
-            }
-            return WindowVerdict::Invalid(InvalidReason::TcpSeqOverWindow);
+            return lenient(
+                liberal,
+                WindowVerdict::Invalid(InvalidReason::TcpSeqOverWindow),
+            );
         }
         // Check III: no ACK of data not yet sent.
         if !before(sack, receiver.td_end.wrapping_add(1)) {
-            if liberal {
-                return WindowVerdict::Accept;
-            }
-            return WindowVerdict::Invalid(InvalidReason::TcpAckUnsentData);
-        }
-        // Check II: the segment ends inside the receive window (old retransmits are ignored).
-        let in_recv_win = receiver.td_maxwin == 0
-            || after(
-                end,
-                sender
-                    .td_end
-                    .wrapping_sub(receiver.td_maxwin)
-                    .wrapping_sub(1),
+            return lenient(
+                liberal,
+                WindowVerdict::Invalid(InvalidReason::TcpAckUnsentData),
             );
-        if !in_recv_win {
-            return if liberal {
-                WindowVerdict::Accept
-            } else {
-                WindowVerdict::Ignore
-            };
+        }
+        // Check II: the segment ends inside the receive window (old
+        // retransmits are ignored); no window seen yet means no bound.
+        if receiver.td_maxwin != 0 && !above_lower_bound {
+            return lenient(liberal, WindowVerdict::Ignore);
         }
         // Check IV: the ACK is not too old.
-        if !after(
-            sack,
-            receiver.td_end.wrapping_sub(max_ack_window).wrapping_sub(1),
-        ) {
-            return if liberal {
-                WindowVerdict::Accept
-            } else {
-                WindowVerdict::Ignore
-            };
+        if !ack_not_too_old {
+            return lenient(liberal, WindowVerdict::Ignore);
         }
 
         if !syn {

@@ -27,6 +27,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::conntrack::tcp::before;
 use crate::conntrack::Dir;
 
 /// Which announcement a line carried.
@@ -353,10 +354,6 @@ pub enum Inspect {
     },
     /// A command announcing port 0: nothing expected.
     PortZero(Command),
-}
-
-fn before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
 }
 
 impl FtpState {
