@@ -12,10 +12,20 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use tunfw::config::Config;
 use tunfw::filter::Firewall;
+use tunfw::offload::{self, VnetHeader};
 use tunfw::packet::{internet_checksum, Side};
 use tunfw::time::Instant;
 
 const SERVER: [u8; 4] = [10, 0, 2, 2];
+
+/// The virtio-net header of a packet whose TCP checksum the kernel left
+/// partial (TUN offloads).
+const PARTIAL: VnetHeader = VnetHeader {
+    flags: offload::F_NEEDS_CSUM,
+    csum_start: 20,
+    csum_offset: 16,
+    ..offload::PLAIN
+};
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 20 + payload.len()];
@@ -103,16 +113,44 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("packet_path");
     for &flows in &[1_000usize, 100_000, 1_000_000] {
         let mut fw = populated(flows);
-        // An established flow's data packet (client to server, 1400 bytes).
-        let template = tcp([10, 1, 0, 2], SERVER, 1024, 80, 1001, 5001, 0x18, 1400);
-        let mut buf = template.clone();
+        // An established flow's data packet (client to server). Only the
+        // IP header (TTL and its checksum) changes in a pass, so only it is
+        // restored between iterations.
+        for (name, payload, vnet) in [
+            ("established_tcp_1400B", 1400, offload::PLAIN),
+            ("established_tcp_64B", 64, offload::PLAIN),
+            // With TUN offloads the kernel leaves the TCP checksum partial.
+            ("established_tcp_1400B_offloaded", 1400, PARTIAL),
+        ] {
+            let template = tcp([10, 1, 0, 2], SERVER, 1024, 80, 1001, 5001, 0x18, payload);
+            let mut buf = template.clone();
+            group.bench_with_input(BenchmarkId::new(name, flows), &flows, |b, _| {
+                b.iter(|| {
+                    buf[..20].copy_from_slice(&template[..20]);
+                    black_box(fw.process_offloaded(Side::Lan, &vnet, &mut buf, &mut answer, now))
+                })
+            });
+        }
+        // The same, each packet of another of 65,536 flows spread over the
+        // table: the flow and its index entry are rarely in cache.
+        let spread: Vec<Vec<u8>> = (0..65_536usize)
+            .map(|k| {
+                let i = (k * 7919) % flows;
+                let c = [10, 1, (i / 50_000) as u8, 2];
+                let port = 1024 + (i % 50_000) as u16;
+                tcp(c, SERVER, port, 80, 1001, 5001, 0x18, 64)
+            })
+            .collect();
+        let mut bufs = spread.clone();
+        let mut k = 0usize;
         group.bench_with_input(
-            BenchmarkId::new("established_tcp", flows),
+            BenchmarkId::new("established_tcp_64B_random_flow", flows),
             &flows,
             |b, _| {
                 b.iter(|| {
-                    buf.copy_from_slice(&template);
-                    black_box(fw.process(Side::Lan, &mut buf, &mut answer, now))
+                    k = (k + 1) & 65_535;
+                    bufs[k][..20].copy_from_slice(&spread[k][..20]);
+                    black_box(fw.process(Side::Lan, &mut bufs[k], &mut answer, now))
                 })
             },
         );
@@ -189,6 +227,36 @@ fn memory_per_flow() {
     drop(fw);
 }
 
+/// Expiry of a full 1-million-flow table: every flow times out at once and
+/// the event loop's expiry steps ([`Firewall::tick`], a bounded number of
+/// slots each) remove them. Prints the longest step: the longest pause the
+/// event loop takes for expiry.
+fn expiry_pauses() {
+    let flows = 1_000_000;
+    let mut fw = populated(flows);
+    let mut now = Instant::from_secs(1000 + 500_000); // past every timeout
+    let (mut steps, mut longest, mut total) = (0u32, 0u128, 0u128);
+    let mut times = Vec::new();
+    while !fw.conntrack().is_empty() && steps < 100_000 {
+        let t = std::time::Instant::now();
+        fw.tick(now);
+        let ns = t.elapsed().as_nanos();
+        times.push(ns);
+        longest = longest.max(ns);
+        total += ns;
+        steps += 1;
+        now = Instant::from_millis(now.total_millis() + 1);
+    }
+    times.sort_unstable();
+    println!(
+        "expiry: {flows} flows expired in {steps} steps of {} slots, {:.1} ms in all; step median {:.0} us, longest {:.0} us",
+        tunfw::filter::GC_BUDGET,
+        total as f64 / 1e6,
+        times[times.len() / 2] as f64 / 1e3,
+        longest as f64 / 1e3
+    );
+}
+
 /// The TCP checksum verification of a 1420-byte segment alone (smoltcp's,
 /// which the packet path uses), to know what share of a packet's cost it is.
 fn checksum(c: &mut Criterion) {
@@ -207,6 +275,7 @@ criterion_group!(benches, bench, checksum);
 
 fn main() {
     memory_per_flow();
+    expiry_pauses();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -11,6 +11,11 @@ usage:
       log in, announce a listening port with a PORT command split across two
       TCP segments, RETR FILE over the active data connection, and write the
       sha256 of what arrived to DIR/sha256.
+  ftp_session.py super-retr SERVER CLIENT_IP FILE DIR
+      log in, then in one write send a NOOP line exactly one MSS long and a
+      PORT line behind it (with TUN offloads, one super-packet whose second
+      segment starts with PORT), RETR FILE over the active data connection,
+      and write the sha256 of what arrived to DIR/sha256.
 """
 import hashlib
 import os
@@ -83,14 +88,18 @@ def pasv(server, d):
     s.sendall(b"QUIT\r\n")
 
 
-def split_retr(server, client_ip, name, d):
-    s, f = login(server)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def listen(client_ip):
     listener = socket.socket()
     listener.bind((client_ip, 0))
     listener.listen(1)
     listener.settimeout(TIMEOUT)
-    arg = port_arg(client_ip, listener.getsockname()[1])
+    return listener, port_arg(client_ip, listener.getsockname()[1])
+
+
+def split_retr(server, client_ip, name, d):
+    s, f = login(server)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener, arg = listen(client_ip)
     cut = len("PORT ") + arg.index(",") + 2
     line = f"PORT {arg}\r\n".encode()
     s.sendall(line[:cut])  # first segment: a partial command
@@ -99,6 +108,23 @@ def split_retr(server, client_ip, name, d):
     code = reply(f)
     if not code.startswith("200"):
         raise SystemExit(f"PORT refused: {code}")
+    retr(s, f, listener, name, d)
+
+
+def super_retr(server, client_ip, name, d):
+    s, f = login(server)
+    listener, arg = listen(client_ip)
+    mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    noop = b"NOOP" + b" " * (mss - 6) + b"\r\n"
+    s.sendall(noop + f"PORT {arg}\r\n".encode())
+    reply(f)  # 200 NOOP
+    code = reply(f)
+    if not code.startswith("200"):
+        raise SystemExit(f"PORT refused: {code}")
+    retr(s, f, listener, name, d)
+
+
+def retr(s, f, listener, name, d):
     s.sendall(f"RETR {name}\r\n".encode())
     reply(f)  # 150
     conn, _ = listener.accept()
@@ -121,5 +147,7 @@ if __name__ == "__main__":
         pasv(*sys.argv[2:4])
     elif cmd == "split-retr":
         split_retr(*sys.argv[2:6])
+    elif cmd == "super-retr":
+        super_retr(*sys.argv[2:6])
     else:
         raise SystemExit(__doc__)

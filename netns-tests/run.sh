@@ -45,9 +45,14 @@ bg() {
 
 note() { echo "    $*"; }
 
+# The pass being run: offloads on (tunfw's default) or off (--offload off).
+# Check names of the offloads-off pass end in "[offload off]".
+OFFLOAD=on
+
 check() {
     local name=$1
     shift
+    [ "$OFFLOAD" = on ] || name="$name [offload off]"
     if "$@"; then
         echo "PASS $name"
         PASSED=$((PASSED + 1))
@@ -118,18 +123,26 @@ t_udp_reply_after_timeout_blocked() {
 }
 
 # --- TCP -------------------------------------------------------------------
+# With offloads on, the server's TCP hands tunfw super-packets (several
+# segments in one read, checksum left to the device); with them off, none.
 t_tcp_http_download() {
-    local fwd_before=$(ctr forwarded.wan) want got
+    local fwd_before=$(ctr forwarded.wan) gso_before=$(ctr offload.gso_in.wan) want got gso
     in_client curl -sS --max-time 20 -o "$TOPO_DIR/blob.client" http://$SERVER_IP:8080/blob || return 1
     want=$(sha256sum <"$TOPO_DIR/www/blob" | cut -d' ' -f1)
     got=$(sha256sum <"$TOPO_DIR/blob.client" | cut -d' ' -f1)
     [ "$want" = "$got" ] || { note "sha256 $got != $want"; return 1; }
     # 1 MiB needs at least 1048576/65495 segments; it crossed tunfw.
     [ $(($(ctr forwarded.wan) - fwd_before)) -ge 17 ] || { note "tunfw forwarded too few packets"; return 1; }
+    gso=$(($(ctr offload.gso_in.wan) - gso_before))
+    if [ "$OFFLOAD" = on ]; then
+        [ $gso -gt 0 ] || { note "offloads on, but no super-packet came from the server"; return 1; }
+    else
+        [ $gso = 0 ] || { note "offloads off, but $gso super-packets came in"; return 1; }
+    fi
     # curl closed the connection: the flow went through FIN teardown, ASSURED.
     wait_until eval "tunfw_ctl flows | grep -Eq '^tcp +TIME_WAIT .*:8080 .*ASSURED'" ||
         { note "no TIME_WAIT ASSURED flow:"; tunfw_ctl flows | sed 's/^/    /'; return 1; }
-    note "sha256 $got, $(($(ctr forwarded.wan) - fwd_before)) packets forwarded server->client"
+    note "sha256 $got, $(($(ctr forwarded.wan) - fwd_before)) packets ($gso super-packets) forwarded server->client"
 }
 
 t_tcp_server_initiated_blocked() {
@@ -255,43 +268,61 @@ if cmp -s "$TEST_CONFIG" "$ROOT/config/default.ron" || ! "$TUNFW_BIN" --check --
     exit 2
 fi
 
-topo_up || { echo "topology setup failed" >&2; exit 2; }
-tunfw_start || { echo "tunfw did not start" >&2; exit 2; }
-start_servers || { echo "test servers did not start" >&2; exit 2; }
+# One pass of every topology check, with offloads $1 (on/off).
+suite_pass() {
+    OFFLOAD=$1
+    if [ "$OFFLOAD" = on ]; then TUNFW_MODE_ARGS=(); else TUNFW_MODE_ARGS=(--offload off); fi
+    echo "======== offloads $OFFLOAD"
+    topo_up || { echo "topology setup failed" >&2; exit 2; }
+    tunfw_start || { echo "tunfw did not start" >&2; exit 2; }
+    start_servers || { echo "test servers did not start" >&2; exit 2; }
 
-echo "== default config (embedded)"
-check udp_query_answered t_udp_query_answered
-check udp_server_initiated_blocked t_udp_server_initiated_blocked
-check tcp_http_download_1MiB_sha256 t_tcp_http_download
-check tcp_server_initiated_blocked t_tcp_server_initiated_blocked
-check tcp_syn_to_closed_port_gets_rst t_tcp_closed_port_refused
-check icmp_client_pings_server t_icmp_client_pings_server
-check icmp_server_cannot_ping_client t_icmp_server_cannot_ping_client
-check icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
-check icmp_router_unreachable_is_related t_router_unreachable_related
-check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
+    echo "== default config (embedded)"
+    check udp_query_answered t_udp_query_answered
+    check udp_server_initiated_blocked t_udp_server_initiated_blocked
+    check tcp_http_download_1MiB_sha256 t_tcp_http_download
+    check tcp_server_initiated_blocked t_tcp_server_initiated_blocked
+    check tcp_syn_to_closed_port_gets_rst t_tcp_closed_port_refused
+    check icmp_client_pings_server t_icmp_client_pings_server
+    check icmp_server_cannot_ping_client t_icmp_server_cannot_ping_client
+    check icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
+    check icmp_router_unreachable_is_related t_router_unreachable_related
+    check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
 
-ftp_suite
-import_suite
+    ftp_suite
+    import_suite
 
-echo "== test config (router addresses, udp unreplied timeout 2 s)"
-tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
-check traceroute_shows_tunfw_server_router t_traceroute_through_tunfw
-check udp_reply_after_timeout_blocked t_udp_reply_after_timeout_blocked
-check idle_tunfw_uses_no_cpu t_idle_uses_no_cpu
-check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
-check tunfw_stopped_nothing_passes t_stopped_nothing_passes
+    echo "== test config (router addresses, udp unreplied timeout 2 s)"
+    tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
+    check traceroute_shows_tunfw_server_router t_traceroute_through_tunfw
+    check udp_reply_after_timeout_blocked t_udp_reply_after_timeout_blocked
+    check idle_tunfw_uses_no_cpu t_idle_uses_no_cpu
+    check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
+    check tunfw_stopped_nothing_passes t_stopped_nothing_passes
 
-ops_suite
+    ops_suite
 
-echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
+    echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
+    check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+
+    # The servers of this pass live in namespaces the next pass replaces.
+    local pid
+    for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    BG_PIDS=()
+    topo_down
+}
+
 t_kernel_parity() {
     local out rc=0
-    out=$(bash "$HERE/parity/parity.sh" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
+    out=$(PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
     grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]
 }
-check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+
+for mode in ${OFFLOAD_PASSES:-on off}; do
+    suite_pass "$mode"
+done
+OFFLOAD=on
 
 echo "== process"
 check creates_and_removes_transient_devices t_creates_transient_devices

@@ -3,7 +3,8 @@
 #
 # Throughput through (a) Linux forwarding with iptables rules equal to the
 # default config, (b) tunfw on its default config, (c) tunfw --passthrough
-# (no tracking, no rules: the floor of the TUN path), measured with iperf3
+# (no tracking, no rules: the floor of the TUN path), both with TUN offloads
+# (the default), and for context (d) tunfw --offload off, measured with iperf3
 # between a client and a server namespace: TCP one stream, TCP four streams,
 # UDP with 64-byte payloads at full rate; RUNS runs each (default 3), median
 # with min and max. Packets per second are counted on the server's interface;
@@ -60,10 +61,11 @@ setup() {
         kernel_fw_up $NC $NF $NS || return 1
         SERVER_IF=ps0
         ;;
-    tunfw | passthrough)
+    tunfw | passthrough | tunfw-nooffload)
         ip -n $NF tuntap add dev tb-lan mode tun && ip -n $NF tuntap add dev tb-wan mode tun || return 1
         local extra=()
         [ "$1" = passthrough ] && extra=(--passthrough)
+        [ "$1" = tunfw-nooffload ] && extra=(--offload off)
         ip netns exec $NF "$TUNFW_BIN" --lan tb-lan --wan tb-wan --control "$WORK/control.sock" "${extra[@]}" \
             >"$WORK/tunfw-$1.log" 2>&1 &
         TUNFW_PID=$!
@@ -105,7 +107,7 @@ print('$variant,$test,$r,$gbps,%d,%.1f' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) 
 
 CSV=$OUT/bench.csv
 echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent" >"$CSV"
-for variant in kernel tunfw passthrough; do
+for variant in kernel tunfw passthrough tunfw-nooffload; do
     setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
     echo "== $variant" >&2
     measure $variant tcp1 >>"$CSV"
@@ -117,25 +119,25 @@ done
 python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-tests, variants = ["tcp1", "tcp4", "udp64"], ["kernel", "tunfw", "passthrough"]
+tests, variants = ["tcp1", "tcp4", "udp64"], ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
 def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t]
 def med(v, t, k):
     x = vals(v, t, k)
     return (statistics.median(x), min(x), max(x)) if x else (0, 0, 0)
 print(f"tunfw benchmark: iperf3 {sys.argv[3]} s x {sys.argv[4]} runs, median (min-max)")
-print(f"{'test':<7} {'variant':<12} {'Gbit/s':>22} {'packets/s':>26} {'tunfw CPU %':>12}")
+print(f"{'test':<7} {'variant':<16} {'Gbit/s':>22} {'packets/s':>26} {'tunfw CPU %':>12}")
 for t in tests:
     for v in variants:
         g, p, c = med(v, t, "gbit_per_s"), med(v, t, "packets_per_s"), med(v, t, "tunfw_cpu_percent")
         cpu = "-" if v == "kernel" else f"{c[0]:.0f}"
-        print(f"{t:<7} {v:<12} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12}")
-    a, b, c = (med(v, t, "gbit_per_s")[0] for v in variants)
-    pa, pb, pc = (med(v, t, "packets_per_s")[0] for v in variants)
+        print(f"{t:<7} {v:<16} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12}")
+    a, b, c, d = (med(v, t, "gbit_per_s")[0] for v in variants)
+    pa, pb, pc, pd = (med(v, t, "packets_per_s")[0] for v in variants)
     ratio = lambda x, y: f"{x / y:.2f}" if y else "-"
-    print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s)")
+    print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s), b/d {ratio(b, d)} (Gbit/s, offloads on/off)")
 # SVG: grouped bars of median Gbit/s (log scale is avoided; values are labelled).
 W, H, pad = 720, 360, 60
-colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868"}
+colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868", "tunfw-nooffload": "#c44e52"}
 mx = max([med(v, t, "gbit_per_s")[0] for v in variants for t in tests] + [0.001])
 gw = (W - 2 * pad) / len(tests)
 bw = gw / (len(variants) + 1)
@@ -152,7 +154,7 @@ for i, t in enumerate(tests):
         out.append(f'<text x="{x+bw*0.45:.1f}" y="{H-pad-h-4:.1f}" text-anchor="middle">{g:.2f}</text>')
     out.append(f'<text x="{pad+i*gw+gw/2:.1f}" y="{H-pad+18}" text-anchor="middle">{t}</text>')
 for j, v in enumerate(variants):
-    out.append(f'<rect x="{pad+j*150}" y="{H-22}" width="12" height="12" fill="{colors[v]}"/><text x="{pad+j*150+16}" y="{H-12}">{v}</text>')
+    out.append(f'<rect x="{pad+j*150}" y="{H-22}" width="12" height="12" fill="{colors[v]}"/><text x="{pad+j*150+16}" y="{H-12}">{"tunfw --offload off" if v == "tunfw-nooffload" else v}</text>')
 out.append("</svg>")
 open(sys.argv[2], "w").write("\n".join(out))
 print(f"csv: {sys.argv[1]}  chart: {sys.argv[2]}")

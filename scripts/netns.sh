@@ -36,6 +36,7 @@ TUNFW_LOG=$TOPO_DIR/tunfw.log
 TUNFW_BIN=${TUNFW_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/tunfw}
 TUNFW_PID=
 TUNFW_EXTRA_ARGS=()
+TUNFW_MODE_ARGS=()
 TUNFW_RUN_AS=()
 
 in_client() { ip netns exec "$NS_CLIENT" "$@"; }
@@ -93,15 +94,15 @@ topo_unwire_devices() {
 tunfw_ctl() { "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" "$@"; }
 
 # tunfw_start [CONFIG]: start tunfw on CONFIG (default: embedded), wait until it
-# answers on its control socket, then wire the devices. TUNFW_EXTRA_ARGS (an
-# array) adds arguments; TUNFW_RUN_AS (an array, e.g. setpriv ...) prefixes
+# answers on its control socket, then wire the devices. TUNFW_MODE_ARGS and
+# TUNFW_EXTRA_ARGS (arrays) add arguments; TUNFW_RUN_AS (an array, e.g. setpriv ...) prefixes
 # the command.
 tunfw_start() {
     tunfw_stop
     topo_unwire_devices || { echo "topology: TUN devices missing" >&2; return 1; }
     local args=(--lan tfw-lan --wan tfw-wan --control "$TUNFW_CONTROL")
     [ -n "${1:-}" ] && args+=(--config "$1")
-    args+=("${TUNFW_EXTRA_ARGS[@]}")
+    args+=("${TUNFW_MODE_ARGS[@]}" "${TUNFW_EXTRA_ARGS[@]}")
     ip netns exec "$NS_FW" "${TUNFW_RUN_AS[@]}" "$TUNFW_BIN" "${args[@]}" >>"$TUNFW_LOG" 2>&1 &
     TUNFW_PID=$!
     if ! wait_until tunfw_ctl stats; then

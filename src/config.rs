@@ -414,10 +414,19 @@ pub struct Config {
     /// Control socket path (overridden by `--control`).
     #[serde(default)]
     pub control: Option<String>,
+    /// Open the TUN devices with the virtio-net header and kernel offloads
+    /// (checksum, TSO, USO): super-packets instead of one read per segment.
+    /// Read at start (overridden by `--offload`); a reload does not reopen devices.
+    #[serde(default = "default_offload")]
+    pub offload: bool,
     /// LAN to WAN.
     pub outbound: ChainConfig,
     /// WAN to LAN.
     pub inbound: ChainConfig,
+}
+
+fn default_offload() -> bool {
+    true
 }
 
 impl Config {

@@ -1,19 +1,91 @@
-//! TUN devices: opened without packet-info header, non-blocking.
+//! TUN devices: opened without packet-info header, non-blocking, with or
+//! without the virtio-net header and kernel offloads.
 //!
 //! Opening attaches to a persistent device of that name (made with
 //! `ip tuntap add`) or creates a transient one that disappears when tunfw
 //! exits. tunfw never changes addresses, routes or link state: the caller
 //! wires the devices.
+//!
+//! This is a small ioctl module of its own (it replaced the tun-tap crate,
+//! which cannot set `IFF_VNET_HDR`): `TUNSETIFF` with
+//! `IFF_TUN | IFF_NO_PI [| IFF_VNET_HDR]`, then with offloads
+//! `TUNSETOFFLOAD` with checksum offload, TSO4, TSO6 and, when the kernel
+//! has them (Linux 6.2 and later), USO4 and USO6. With offloads on, every
+//! packet read starts with a [`VNET_HDR_LEN`]-byte virtio-net header (see
+//! [`crate::packet::VnetHeader`]) and every packet written must start with
+//! one; the kernel then hands tunfw TCP super-packets of up to 64 KiB and
+//! packets whose transport checksum is left for the sender's device to fill
+//! in, which is what makes the TUN path fast (one read and one write per
+//! super-packet instead of per segment).
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
-use tun_tap::{Iface, Mode};
+/// Length of the virtio-net header (`struct virtio_net_hdr`) in front of
+/// every packet when offloads are on (the kernel's default `TUNSETVNETHDRSZ`).
+pub const VNET_HDR_LEN: usize = 10;
+
+const TUN_PATH: &str = "/dev/net/tun";
+// <linux/if_tun.h>: _IOW('T', 202, int), _IOW('T', 208, unsigned int).
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_TSO_ECN: libc::c_uint = 0x08;
+const TUN_F_USO4: libc::c_uint = 0x20;
+const TUN_F_USO6: libc::c_uint = 0x40;
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, the flags, padding to 40 bytes.
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Which offloads a device was opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offloads {
+    /// No virtio-net header: one plain IP packet per read and write.
+    Off,
+    /// Virtio-net header with checksum offload and TSO4/TSO6 (`uso`: also
+    /// USO4/USO6, when the kernel accepted them).
+    On {
+        /// The kernel accepted UDP segmentation offload.
+        uso: bool,
+    },
+}
+
+impl Offloads {
+    /// Bytes of virtio-net header in front of each packet read or written.
+    pub fn header_len(self) -> usize {
+        match self {
+            Offloads::Off => 0,
+            Offloads::On { .. } => VNET_HDR_LEN,
+        }
+    }
+
+    /// For logs: `off`, `csum,tso4,tso6` or `csum,tso4,tso6,uso4,uso6`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Offloads::Off => "off",
+            Offloads::On { uso: false } => "csum,tso4,tso6",
+            Offloads::On { uso: true } => "csum,tso4,tso6,uso4,uso6",
+        }
+    }
+}
 
 /// An open TUN device.
 pub struct TunDevice {
-    iface: Iface,
+    file: File,
     name: String,
+    offloads: Offloads,
 }
 
 /// Why a device could not be opened, in one line a user can act on.
@@ -32,8 +104,9 @@ impl std::fmt::Display for OpenError {
 impl std::error::Error for OpenError {}
 
 impl TunDevice {
-    /// Open (create or attach to) the TUN device `name`, non-blocking.
-    pub fn open(name: &str) -> Result<TunDevice, OpenError> {
+    /// Open (create or attach to) the TUN device `name`, non-blocking; with
+    /// `offloads`, with the virtio-net header and kernel offloads enabled.
+    pub fn open(name: &str, offloads: bool) -> Result<TunDevice, OpenError> {
         let explain = |e: io::Error| {
             let why = match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => format!(
@@ -53,16 +126,58 @@ impl TunDevice {
                 message: format!("cannot open TUN device {name}: {why}"),
             }
         };
-        if name.is_empty() || name.len() >= 16 {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(OpenError {
                 message: format!("bad TUN device name {name:?}: 1 to 15 characters"),
             });
         }
-        let iface = Iface::without_packet_info(name, Mode::Tun).map_err(explain)?;
-        iface.set_non_blocking().map_err(explain)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(TUN_PATH)
+            .map_err(explain)?;
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: IFF_TUN | IFF_NO_PI | if offloads { IFF_VNET_HDR } else { 0 },
+            _pad: [0; 22],
+        };
+        req.name[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq`
+        // lays out (40 bytes); the fd is open.
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) } < 0 {
+            return Err(explain(io::Error::last_os_error()));
+        }
+        let set = |flags: libc::c_uint| {
+            // SAFETY: TUNSETOFFLOAD takes the flags by value; the fd is an attached TUN.
+            unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) }
+        };
+        let offloads = if offloads {
+            let base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+            if set(base | TUN_F_USO4 | TUN_F_USO6) == 0 {
+                Offloads::On { uso: true }
+            } else if set(base) == 0 {
+                Offloads::On { uso: false }
+            } else {
+                return Err(explain(io::Error::last_os_error()));
+            }
+        } else {
+            // A persistent device keeps the offloads an earlier user set:
+            // clear them, or the kernel would still build super-packets.
+            if set(0) != 0 {
+                return Err(explain(io::Error::last_os_error()));
+            }
+            Offloads::Off
+        };
+        let len = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
         Ok(TunDevice {
-            name: iface.name().to_string(),
-            iface,
+            name: String::from_utf8_lossy(&req.name[..len]).into_owned(),
+            file,
+            offloads,
         })
     }
 
@@ -71,19 +186,26 @@ impl TunDevice {
         &self.name
     }
 
-    /// Read one packet; `WouldBlock` when none is queued.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.iface.recv(buf)
+    /// The offloads it was opened with; [`Offloads::header_len`] bytes of
+    /// virtio-net header lead every packet read and written.
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
-    /// Write one packet.
+    /// Read one packet (with its virtio-net header when offloads are on);
+    /// `WouldBlock` when none is queued.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.file).read(buf)
+    }
+
+    /// Write one packet (with its virtio-net header when offloads are on).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.iface.send(buf)
+        (&self.file).write(buf)
     }
 }
 
 impl AsRawFd for TunDevice {
     fn as_raw_fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+        self.file.as_raw_fd()
     }
 }

@@ -22,6 +22,7 @@ use crate::conntrack::events::Event;
 use crate::control::{error_answer, Answer, ControlServer, Request};
 use crate::device::TunDevice;
 use crate::filter::{log_line, Firewall, ReloadSummary, Verdict};
+use crate::offload::{self, VnetHeader};
 use crate::packet::Side;
 use crate::pcap::PcapWriter;
 use crate::report;
@@ -32,8 +33,9 @@ const WAN: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const CONTROL: Token = Token(3);
 const FIRST_CLIENT: usize = 16;
-/// Largest packet read from a TUN device (the largest IPv4 packet).
-const MAX_PACKET: usize = 65_535;
+/// Largest frame read from a TUN device: the virtio-net header and the
+/// largest IPv4 packet (a 64 KiB super-packet with offloads), with room to spare.
+const MAX_FRAME: usize = 65_536 + 4096;
 /// Packets handled between two clock reads.
 const CLOCK_EVERY: u32 = 64;
 /// Events kept between two drains while someone subscribes.
@@ -57,6 +59,16 @@ impl ConfigSource {
     }
 }
 
+/// The event loop's packet buffers, allocated once.
+struct Buffers {
+    /// The frame read from a device.
+    packet: Vec<u8>,
+    /// An answer (RST, ICMP error): its virtio-net header bytes stay zero.
+    answer: Vec<u8>,
+    /// One segment of a super-packet being cut.
+    segment: Vec<u8>,
+}
+
 struct Pcap {
     writer: PcapWriter,
     packets: PcapPackets,
@@ -75,6 +87,8 @@ pub struct EventLoop {
     started: std::time::Instant,
     tx_errors: [u64; 2],
     passthrough: bool,
+    /// Bytes of virtio-net header in front of every frame (0: offloads off).
+    header_len: usize,
 }
 
 impl EventLoop {
@@ -87,6 +101,19 @@ impl EventLoop {
         source: ConfigSource,
         control: Option<PathBuf>,
     ) -> io::Result<EventLoop> {
+        if lan.offloads() != wan.offloads() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "offloads differ: {} has {}, {} has {}",
+                    lan.name(),
+                    lan.offloads().describe(),
+                    wan.name(),
+                    wan.offloads().describe()
+                ),
+            ));
+        }
+        let header_len = lan.offloads().header_len();
         let poll = Poll::new()?;
         let registry = poll.registry();
         registry.register(&mut SourceFd(&lan.as_raw_fd()), LAN, Interest::READABLE)?;
@@ -114,6 +141,7 @@ impl EventLoop {
             started: std::time::Instant::now(),
             tx_errors: [0; 2],
             passthrough: false,
+            header_len,
         };
         event_loop.open_pcap(config)?;
         Ok(event_loop)
@@ -145,6 +173,11 @@ impl EventLoop {
         self.passthrough = on;
     }
 
+    /// The offloads both devices were opened with.
+    pub fn offloads(&self) -> crate::device::Offloads {
+        self.devices[0].offloads()
+    }
+
     /// The control socket, if any (to hand it to another user).
     pub fn control_path(&self) -> Option<&Path> {
         self.control.as_ref().map(ControlServer::path)
@@ -157,8 +190,11 @@ impl EventLoop {
     /// Run until SIGINT or SIGTERM; returns the exit summary line.
     pub fn run(&mut self) -> io::Result<String> {
         let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; MAX_PACKET];
-        let mut answer = vec![0u8; MAX_PACKET];
+        let mut bufs = Buffers {
+            packet: vec![0u8; MAX_FRAME],
+            answer: vec![0u8; MAX_FRAME],
+            segment: vec![0u8; MAX_FRAME],
+        };
         loop {
             let now = self.now();
             let deadline = self.fw.next_deadline(now);
@@ -172,8 +208,8 @@ impl EventLoop {
             let mut quit = false;
             for event in events.iter() {
                 match event.token() {
-                    LAN => self.drain(Side::Lan, &mut buf, &mut answer),
-                    WAN => self.drain(Side::Wan, &mut buf, &mut answer),
+                    LAN => self.drain(Side::Lan, &mut bufs),
+                    WAN => self.drain(Side::Wan, &mut bufs),
                     SIGNALS => {
                         let pending: Vec<i32> = self.signals.pending().collect();
                         for sig in pending {
@@ -336,11 +372,12 @@ impl EventLoop {
         }
     }
 
-    fn drain(&mut self, side: Side, buf: &mut [u8], answer: &mut [u8]) {
+    fn drain(&mut self, side: Side, bufs: &mut Buffers) {
+        let header_len = self.header_len;
         let mut now = self.now();
         let mut handled = 0u32;
         loop {
-            let n = match self.devices[side.index()].recv(buf) {
+            let n = match self.devices[side.index()].recv(&mut bufs.packet) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -351,29 +388,105 @@ impl EventLoop {
             };
             handled += 1;
             if self.passthrough {
-                self.write(side.other(), &buf[..n]);
+                // The virtio-net header, if any, goes on with the packet.
+                self.write(side.other(), &bufs.packet[..n]);
                 continue;
             }
             if handled % CLOCK_EVERY == 0 {
                 now = self.now();
             }
-            let verdict = self.fw.process(side, &mut buf[..n], answer, now);
-            if verdict.logged || (verdict.drop.is_some() && self.pcap.is_some()) {
-                self.record(side, &buf[..n], &verdict);
-            }
-            if verdict.forward {
-                self.write(side.other(), &buf[..n]);
-            }
-            if verdict.answer_len > 0 {
-                self.write(side, &answer[..verdict.answer_len]);
+            let vnet = if header_len == 0 {
+                offload::PLAIN
+            } else {
+                match VnetHeader::read(&bufs.packet[..n]) {
+                    Some(h) if n > header_len => h,
+                    _ => continue, // the kernel never sends this; nothing to forward
+                }
+            };
+            let resegment = self.deliver(side, &vnet, &mut bufs.packet[..n], &mut bufs.answer, now);
+            if resegment {
+                self.resegment(side, &vnet, n, bufs, now);
             }
         }
     }
 
+    /// Decide one frame (virtio-net header, if any, then the packet) and
+    /// write what the verdict says. Returns true when the frame is a
+    /// super-packet to be cut into segments first.
+    fn deliver(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        frame: &mut [u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> bool {
+        let header_len = self.header_len;
+        let verdict = self.fw.process_offloaded(
+            side,
+            vnet,
+            &mut frame[header_len..],
+            &mut answer[header_len..],
+            now,
+        );
+        if verdict.resegment {
+            return true;
+        }
+        if verdict.logged || (verdict.drop.is_some() && self.pcap.is_some()) {
+            self.record(side, vnet, &frame[header_len..], &verdict);
+        }
+        if verdict.forward {
+            self.write(side.other(), frame);
+        }
+        if verdict.answer_len > 0 {
+            // answer[..header_len] stays zero: a plain packet, checksums complete.
+            self.write(side, &answer[..header_len + verdict.answer_len]);
+        }
+        false
+    }
+
+    /// Cut the TCP super-packet in `bufs.packet[..n]` into the segments it
+    /// stands for and deliver each as a plain packet.
+    fn resegment(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        n: usize,
+        bufs: &mut Buffers,
+        now: Instant,
+    ) {
+        let header_len = self.header_len;
+        let super_packet = &bufs.packet[header_len..n];
+        let count = match offload::tcp4_segment_count(super_packet, vnet.gso_size) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!(
+                    "cannot segment a super-packet from {}: {e:?}",
+                    side.as_str()
+                );
+                return;
+            }
+        };
+        for index in 0..count {
+            let super_packet = &bufs.packet[header_len..n];
+            let out = &mut bufs.segment[header_len..];
+            let Ok(len) = offload::segment_tcp4(super_packet, vnet.gso_size, index, out) else {
+                return;
+            };
+            self.deliver(
+                side,
+                &offload::PLAIN,
+                &mut bufs.segment[..header_len + len],
+                &mut bufs.answer,
+                now,
+            );
+        }
+    }
+
     /// Log and capture one packet (only for logged or dropped packets).
-    fn record(&mut self, side: Side, packet: &[u8], verdict: &Verdict) {
+    fn record(&mut self, side: Side, vnet: &VnetHeader, packet: &[u8], verdict: &Verdict) {
         if verdict.logged {
-            log::info!("{}", log_line(&self.fw, side, packet, verdict));
+            log::info!("{}", log_line(&self.fw, side, vnet, packet, verdict));
         }
         if let Some(p) = self.pcap.as_mut() {
             let wanted = match p.packets {

@@ -15,6 +15,7 @@ use core::net::Ipv4Addr;
 use crate::answer::{self, TokenBucket};
 use crate::config::{Config, Ipv6Mode, OnReload};
 use crate::conntrack::{icmp, Conntrack, CtState, Flow, FlowRef, HelpVerdict, ProtoState, Tuple};
+use crate::offload::{self, VnetHeader};
 use crate::packet::{
     self, IcmpInfo, IpInfo, Packet, ParseError, Side, TcpInfo, Transport, UdpInfo, PROTO_ICMP,
     PROTO_TCP, PROTO_UDP,
@@ -47,6 +48,10 @@ pub struct Verdict {
     pub logged: bool,
     /// Why the packet was INVALID, when it was.
     pub invalid: Option<InvalidReason>,
+    /// A super-packet (TUN offloads) that must be handled one segment at a
+    /// time: nothing was decided or counted; cut it with
+    /// [`crate::offload::segment_tcp4`] and process each segment.
+    pub resegment: bool,
 }
 
 impl Verdict {
@@ -59,6 +64,7 @@ impl Verdict {
             decided_by: None,
             logged: false,
             invalid: None,
+            resegment: false,
         }
     }
 
@@ -71,6 +77,7 @@ impl Verdict {
             decided_by: None,
             logged: false,
             invalid: None,
+            resegment: false,
         }
     }
 }
@@ -287,9 +294,38 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
+        self.process_offloaded(side, &offload::PLAIN, buf, answer, now)
+    }
+
+    /// [`Firewall::process`] for a packet read with TUN offloads, whose
+    /// virtio-net header says `vnet`. A super-packet is tracked as the whole
+    /// range of segments it stands for, as Linux conntrack sees a GSO skb; a
+    /// transport checksum the header vouches for is not recomputed. A
+    /// super-packet of a flow a helper may read comes back with
+    /// [`Verdict::resegment`] set, untouched and uncounted. The forwarded
+    /// packet keeps `vnet` (the caller writes it in front); answers are
+    /// plain packets with complete checksums.
+    pub fn process_offloaded(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
+        let verdict = self.decide(side, vnet, buf, answer, now);
+        if verdict.resegment {
+            self.stats.resegmented += 1;
+            return verdict;
+        }
         self.stats.packets_in[side.index()] += 1;
         self.stats.bytes_in[side.index()] += buf.len() as u64;
-        let verdict = self.decide(side, buf, answer, now);
+        if vnet.is_gso() {
+            self.stats.gso_in[side.index()] += 1;
+        }
+        if vnet.flags & (offload::F_NEEDS_CSUM | offload::F_DATA_VALID) != 0 {
+            self.stats.checksum_offloaded[side.index()] += 1;
+        }
         if let Some(reason) = verdict.drop {
             self.stats.count_drop(reason);
         }
@@ -299,8 +335,15 @@ impl Firewall {
         verdict
     }
 
-    fn decide(&mut self, side: Side, buf: &mut [u8], answer: &mut [u8], now: Instant) -> Verdict {
-        let pkt = match packet::parse(buf) {
+    fn decide(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
+        let pkt = match packet::parse_with(buf, vnet) {
             Ok(p) => p,
             Err(ParseError::Invalid(reason)) => {
                 self.stats.count_invalid(reason);
@@ -319,6 +362,16 @@ impl Firewall {
                 };
             }
         };
+
+        if let (true, Transport::Tcp(seg)) = (vnet.is_gso(), pkt.transport) {
+            if self.conntrack.helper_may_read(seg.src_port, seg.dst_port) {
+                return Verdict {
+                    forward: false,
+                    resegment: true,
+                    ..Verdict::forwarded(None)
+                };
+            }
+        }
 
         if pkt.ip.ttl <= 1 {
             let mut answer_len = 0;
@@ -453,12 +506,18 @@ impl Firewall {
 /// One log line for a logged packet: what decided, why, direction, state and
 /// tuple. The event loop prints it; building it allocates, which only happens
 /// for packets the rate limit let through.
-pub fn log_line(fw: &Firewall, side: Side, packet_bytes: &[u8], v: &Verdict) -> String {
+pub fn log_line(
+    fw: &Firewall,
+    side: Side,
+    vnet: &VnetHeader,
+    packet_bytes: &[u8],
+    v: &Verdict,
+) -> String {
     let (direction, rule) = match v.decided_by {
         Some((d, decider)) => (d, fw.chain(d).decider_name(decider)),
         None => (Direction::from_ingress(side), "-".to_string()),
     };
-    let tuple = packet::parse(packet_bytes)
+    let tuple = packet::parse_with(packet_bytes, vnet)
         .map(|p| Tuple::of_packet(&p).describe())
         .unwrap_or_else(|_| format!("{} bytes unparsable", packet_bytes.len()));
     let outcome = match v.drop {

@@ -15,6 +15,7 @@ pub mod event_loop;
 pub mod filter;
 pub mod helpers;
 pub mod import;
+pub mod offload;
 pub mod packet;
 pub mod pcap;
 pub mod privilege;

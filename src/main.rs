@@ -35,6 +35,10 @@ struct Cli {
     /// After opening the devices and the socket, drop to this user (and its group).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+    /// TUN offloads (virtio-net header, checksum offload, TSO/USO super-packets);
+    /// default: the config's `offload`, else on.
+    #[arg(long, value_name = "on|off")]
+    offload: Option<OnOff>,
     /// Benchmarks only: relay packets between the devices with no tracking and
     /// no rules (the floor of the TUN path). Not a firewall.
     #[arg(long, hide_short_help = true)]
@@ -44,6 +48,15 @@ struct Cli {
     verbose: u8,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// A switch.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +157,14 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
 
+    if cli.command.is_some() {
+        // The subcommands print to stdout, often into `| grep -q` or `| head`:
+        // a reader that goes away ends them quietly, as it does cat or ls
+        // (Rust ignores SIGPIPE, and println! would panic on EPIPE). The
+        // daemon keeps SIGPIPE ignored: its socket writes handle EPIPE.
+        // SAFETY: setting a signal's disposition to the default has no preconditions.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli.command {
         Some(Command::Ctl {
             control,
@@ -212,8 +233,9 @@ fn main() -> ExitCode {
         .or_else(|| config.control.as_ref().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(control::DEFAULT_PATH));
     let control_path = (control_path.as_os_str() != "none").then_some(control_path);
+    let offload = cli.offload.map_or(config.offload, |o| o == OnOff::On);
     let open = |name: &str| {
-        TunDevice::open(name).map_err(|e| {
+        TunDevice::open(name, offload).map_err(|e| {
             eprintln!("tunfw: {e}");
             ExitCode::from(1)
         })
@@ -248,7 +270,8 @@ fn main() -> ExitCode {
         }
     }
     log::info!(
-        "forwarding lan={lan} <-> wan={wan}; config {config_name}; control {}; uid {}",
+        "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; control {}; uid {}",
+        event_loop.offloads().describe(),
         control_path
             .as_ref()
             .map_or("off".to_string(), |p| p.display().to_string()),

@@ -11,6 +11,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 
+use crate::offload::{self, VnetHeader};
 use crate::stats::InvalidReason;
 
 /// IP protocol number of ICMP.
@@ -200,12 +201,24 @@ pub enum ParseError {
     Fragment,
 }
 
-/// Parse an IP packet as read from a TUN device without packet-info header.
+/// Parse an IP packet as read from a TUN device without packet-info header
+/// and without virtio-net header: every checksum is verified.
 ///
 /// Guarantees: never panics on any input; returns `Err(Invalid(_))` for
 /// truncated headers, header lengths that contradict the buffer, bad IPv4
 /// header checksums, bad TCP/ICMP checksums and bad non-zero UDP checksums.
 pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
+    parse_with(buf, &offload::PLAIN)
+}
+
+/// Parse an IP packet that came with the virtio-net header `vnet` (TUN
+/// offloads). As [`parse`], except that a transport checksum the header
+/// vouches for ([`VnetHeader::transport_checksum_trusted`]: verified by the
+/// kernel, or partial and completed on transmit) is not verified, and a
+/// super-packet must be what its GSO type says (`Invalid(VnetBadGso)`
+/// otherwise). The IPv4 header checksum is always verified. The payload of a
+/// super-packet is all of its segments' payloads.
+pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseError> {
     let version = match buf.first() {
         Some(b) => b >> 4,
         None => return Err(ParseError::Invalid(InvalidReason::IpTruncated)),
@@ -250,10 +263,21 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
         total_len,
     };
     let payload = &buf[header_len..];
+    let gso_ok = match vnet.gso() {
+        offload::GSO_NONE => true,
+        offload::GSO_TCPV4 => protocol == PROTO_TCP && vnet.gso_size > 0,
+        offload::GSO_UDP_L4 | offload::GSO_UDP => protocol == PROTO_UDP && vnet.gso_size > 0,
+        _ => false,
+    };
+    if !gso_ok {
+        return Err(ParseError::Invalid(InvalidReason::VnetBadGso));
+    }
+    // Where each protocol's checksum field sits in its header.
+    let trusted = |field: usize| vnet.transport_checksum_trusted(header_len, field);
     let transport = match protocol {
-        PROTO_TCP => Transport::Tcp(parse_tcp(payload, src, dst)?),
-        PROTO_UDP => Transport::Udp(parse_udp(payload, src, dst)?),
-        PROTO_ICMP => Transport::Icmp(parse_icmp(payload)?),
+        PROTO_TCP => Transport::Tcp(parse_tcp(payload, src, dst, trusted(16))?),
+        PROTO_UDP => Transport::Udp(parse_udp(payload, src, dst, trusted(6))?),
+        PROTO_ICMP => Transport::Icmp(parse_icmp(payload, trusted(2))?),
         _ => Transport::Other,
     };
     Ok(Packet {
@@ -262,10 +286,15 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
     })
 }
 
-fn parse_tcp(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<TcpInfo<'_>, ParseError> {
+fn parse_tcp(
+    seg: &[u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    checksum_trusted: bool,
+) -> Result<TcpInfo<'_>, ParseError> {
     let tcp = TcpPacket::new_checked(seg)
         .map_err(|_| ParseError::Invalid(InvalidReason::TcpTruncated))?;
-    if !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
+    if !checksum_trusted && !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
         return Err(ParseError::Invalid(InvalidReason::TcpBadChecksum));
     }
     let header_len = usize::from(tcp.header_len());
@@ -285,7 +314,12 @@ fn seg_u32(seg: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]])
 }
 
-fn parse_udp(dgram: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<UdpInfo<'_>, ParseError> {
+fn parse_udp(
+    dgram: &[u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    checksum_trusted: bool,
+) -> Result<UdpInfo<'_>, ParseError> {
     if dgram.len() < 8 {
         return Err(ParseError::Invalid(InvalidReason::UdpTruncated));
     }
@@ -296,7 +330,7 @@ fn parse_udp(dgram: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<UdpInfo<'_>, 
     let dgram = &dgram[..len];
     let udp = UdpPacket::new_checked(dgram)
         .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
-    if !udp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
+    if !checksum_trusted && !udp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
         return Err(ParseError::Invalid(InvalidReason::UdpBadChecksum));
     }
     Ok(UdpInfo {
@@ -306,11 +340,11 @@ fn parse_udp(dgram: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<UdpInfo<'_>, 
     })
 }
 
-fn parse_icmp(msg: &[u8]) -> Result<IcmpInfo<'_>, ParseError> {
+fn parse_icmp(msg: &[u8], checksum_trusted: bool) -> Result<IcmpInfo<'_>, ParseError> {
     if msg.len() < 8 {
         return Err(ParseError::Invalid(InvalidReason::IcmpTruncated));
     }
-    if !cfg!(fuzzing) && internet_checksum(&[msg]) != 0 {
+    if !cfg!(fuzzing) && !checksum_trusted && internet_checksum(&[msg]) != 0 {
         return Err(ParseError::Invalid(InvalidReason::IcmpBadChecksum));
     }
     Ok(IcmpInfo {

@@ -25,6 +25,17 @@ pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
         ("forwarded.lan".to_string(), s.packets_forwarded[0]),
         ("forwarded.wan".to_string(), s.packets_forwarded[1]),
         ("drop.total".to_string(), s.total_dropped()),
+        ("offload.gso_in.lan".to_string(), s.gso_in[0]),
+        ("offload.gso_in.wan".to_string(), s.gso_in[1]),
+        (
+            "offload.checksum_offloaded.lan".to_string(),
+            s.checksum_offloaded[0],
+        ),
+        (
+            "offload.checksum_offloaded.wan".to_string(),
+            s.checksum_offloaded[1],
+        ),
+        ("offload.resegmented".to_string(), s.resegmented),
     ];
     for r in DropReason::ALL {
         out.push((format!("drop.{r}"), s.dropped[r.index()]));

@@ -86,6 +86,9 @@ reason_enum! {
         IcmpErrorNoFlow => "icmp_error_no_flow",
         /// ICMP error whose outer destination is not the embedded packet's source.
         IcmpErrorWrongDestination => "icmp_error_wrong_destination",
+        /// A super-packet (TUN offloads) whose GSO type does not fit the
+        /// packet (e.g. TCP segmentation of a UDP packet) or has no segment size.
+        VnetBadGso => "vnet_bad_gso",
     }
 }
 
@@ -125,6 +128,13 @@ pub struct Stats {
     pub bytes_in: [u64; 2],
     /// Packets forwarded, by side they came from.
     pub packets_forwarded: [u64; 2],
+    /// Super-packets (TUN offloads) handed to the packet path, by side.
+    pub gso_in: [u64; 2],
+    /// Packets with a partial or kernel-verified transport checksum (TUN
+    /// offloads), by side: their transport checksum was not recomputed.
+    pub checksum_offloaded: [u64; 2],
+    /// Super-packets sent back to be cut into segments (a helper reads their flow).
+    pub resegmented: u64,
     /// Packets dropped, by reason.
     pub dropped: [u64; DropReason::COUNT],
     /// Packets classified INVALID, by reason (dropped or not, as the rules said).

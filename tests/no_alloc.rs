@@ -165,22 +165,7 @@ fn packet_path_does_not_allocate() {
 #[test]
 fn ftp_helper_path_does_not_allocate() {
     let mut h = Harness::default_config();
-    let seg = |src, dst, sport, dport, seq, ack, flags, data: &[u8]| {
-        tcp(
-            src,
-            dst,
-            &Seg {
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                window: 65000,
-                payload: data.to_vec(),
-                ..Seg::default()
-            },
-        )
-    };
+    let seg = tcp_segment;
     let mut pkts = vec![
         (true, seg(CLIENT, SERVER, 40000, 21, 100, 0, SYN, b"")),
         (
@@ -265,4 +250,71 @@ fn ftp_helper_path_does_not_allocate() {
     assert_eq!(allocations, 0, "the FTP helper path allocated");
     assert_eq!(verdicts, 2, "both data connections were RELATED");
     assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
+}
+
+#[test]
+fn offloaded_path_does_not_allocate() {
+    use tunfw::offload::{self, VnetHeader, F_NEEDS_CSUM, GSO_TCPV4};
+    let mut h = Harness::default_config();
+    let seg = |src, dst, sport, dport, seq, ack, flags, len: usize| {
+        tcp_segment(src, dst, sport, dport, seq, ack, flags, &vec![b'a'; len])
+    };
+    let mut bufs = Vec::new();
+    for dport in [80u16, 21] {
+        bufs.push((
+            offload::PLAIN,
+            seg(CLIENT, SERVER, 999, dport, 1, 0, SYN, 0),
+        ));
+        bufs.push((
+            offload::PLAIN,
+            seg(SERVER, CLIENT, dport, 999, 100, 2, SYN | ACK, 0),
+        ));
+        bufs.push((
+            offload::PLAIN,
+            seg(CLIENT, SERVER, 999, dport, 2, 101, ACK, 0),
+        ));
+        let tso = VnetHeader {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 1000,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        for i in 0..10u32 {
+            let mut p = seg(CLIENT, SERVER, 999, dport, 2 + i * 4000, 101, ACK, 4000);
+            p[36] ^= 0xff; // a partial checksum, not the complete one
+            bufs.push((tso, p));
+        }
+    }
+    let mut answer = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let (counts, allocations) = counted(|| {
+        let (mut forwarded, mut cut) = (0, 0);
+        for (vnet, buf) in bufs.iter_mut() {
+            let side = if buf[12..16] == SERVER.octets() {
+                tunfw::packet::Side::Wan
+            } else {
+                tunfw::packet::Side::Lan
+            };
+            let v = h.fw.process_offloaded(side, vnet, buf, &mut answer, h.now);
+            forwarded += usize::from(v.forward);
+            if v.resegment {
+                let n = offload::tcp4_segment_count(buf, vnet.gso_size).unwrap_or(0);
+                for i in 0..n {
+                    if let Ok(len) = offload::segment_tcp4(buf, vnet.gso_size, i, &mut out) {
+                        let v = h.fw.process(side, &mut out[..len], &mut answer, h.now);
+                        cut += usize::from(v.forward);
+                    }
+                }
+            }
+        }
+        (forwarded, cut)
+    });
+    assert_eq!(allocations, 0, "the offloaded packet path allocated");
+    assert_eq!(
+        counts,
+        (16, 40),
+        "super-packets forwarded whole (port 80) and cut (port 21)"
+    );
 }

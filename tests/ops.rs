@@ -173,7 +173,13 @@ fn log_flags_and_rate_limit() {
     let v = h.out(xmas.clone());
     assert_eq!((v.state, v.forward), (Some(CtState::Invalid), false));
     assert!(v.logged);
-    let line = tunfw::filter::log_line(&h.fw, tunfw::packet::Side::Lan, &xmas, &v);
+    let line = tunfw::filter::log_line(
+        &h.fw,
+        tunfw::packet::Side::Lan,
+        &tunfw::offload::PLAIN,
+        &xmas,
+        &v,
+    );
     assert!(line.contains("drop reason=policy_outbound rule=policy dir=outbound state=INVALID invalid=tcp_bad_flags tcp 10.0.1.2:1 -> 10.0.2.2:80"), "{line}");
     // Malformed packets are logged with their reason too.
     h.advance_secs(10);
@@ -181,7 +187,13 @@ fn log_flags_and_rate_limit() {
     bad[10] ^= 1;
     let v = h.out(bad.clone());
     assert!(v.logged);
-    let line = tunfw::filter::log_line(&h.fw, tunfw::packet::Side::Lan, &bad, &v);
+    let line = tunfw::filter::log_line(
+        &h.fw,
+        tunfw::packet::Side::Lan,
+        &tunfw::offload::PLAIN,
+        &bad,
+        &v,
+    );
     assert!(
         line.contains("drop reason=malformed") && line.contains("invalid=ip_bad_checksum"),
         "{line}"

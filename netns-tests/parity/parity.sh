@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--random N] [--seed S]" >&2; exit 2 ;;
     esac
 done
+# PARITY_TUNFW_ARGS: extra tunfw arguments (e.g. "--offload off").
 P=${PARITY_PREFIX:-tunfwp}
 export PARITY_PREFIX=$P
 NC=$P-client NF=$P-fw NS=$P-server
@@ -75,7 +76,7 @@ tunfw_up() {
         "$ROOT/config/default.ron" >"$WORK/parity.ron"
     grep -q 'unreplied: 2,' "$WORK/parity.ron" || return 1
     ip netns exec $NF "$TUNFW_BIN" --lan tfp-lan --wan tfp-wan --config "$WORK/parity.ron" \
-        --control "$TUNFW_CONTROL" >"$WORK/tunfw.log" 2>&1 &
+        --control "$TUNFW_CONTROL" ${PARITY_TUNFW_ARGS:-} >"$WORK/tunfw.log" 2>&1 &
     TUNFW_PID=$!
     wait_until "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" stats || { cat "$WORK/tunfw.log" >&2; return 1; }
     ip -n $NF link set tfp-lan netns $NC && ip -n $NF link set tfp-wan netns $NS || return 1

@@ -838,6 +838,16 @@ impl Conntrack {
         Ok(flow)
     }
 
+    /// Whether a TCP segment between these ports may belong to a control
+    /// flow a helper reads (either port is a helper port): such a segment
+    /// must reach the helper one segment at a time, never as a super-packet.
+    pub fn helper_may_read(&self, src_port: u16, dst_port: u16) -> bool {
+        self.helpers
+            .ftp
+            .as_ref()
+            .is_some_and(|f| f.ports.contains(src_port) || f.ports.contains(dst_port))
+    }
+
     /// Run the flow's helper on a packet the rules accepted, in state
     /// ESTABLISHED (as Linux helpers run only on ESTABLISHED packets).
     pub fn help(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> HelpVerdict {

@@ -71,6 +71,34 @@ pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, s: &Seg) -> Vec<u8> {
     ipv4(src, dst, IpProtocol::Tcp, 64, &seg)
 }
 
+/// A TCP segment without options, window 65000.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_segment(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    tcp(
+        src,
+        dst,
+        &Seg {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 65000,
+            payload: payload.to_vec(),
+            ..Seg::default()
+        },
+    )
+}
+
 pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut d = vec![0u8; 8 + payload.len()];
     {
