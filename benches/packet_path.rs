@@ -249,8 +249,9 @@ fn expiry_pauses() {
     }
     times.sort_unstable();
     println!(
-        "expiry: {flows} flows expired in {steps} steps of {} slots, {:.1} ms in all; step median {:.0} us, longest {:.0} us",
-        tunfw::filter::GC_BUDGET,
+        "expiry: {flows} flows expired in {steps} steps (at most {} slots, {} removals each), {:.1} ms in all; step median {:.0} us, longest {:.0} us",
+        tunfw::filter::GC_SLOTS,
+        tunfw::filter::GC_REMOVALS,
         total as f64 / 1e6,
         times[times.len() / 2] as f64 / 1e3,
         longest as f64 / 1e3

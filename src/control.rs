@@ -81,7 +81,7 @@ impl FlowFilter {
 
     /// Whether `flow` matches.
     pub fn matches(&self, flow: &Flow) -> bool {
-        let t = &flow.tuples[0];
+        let t = &flow.original;
         if self.protocol.is_some_and(|p| p != t.protocol) {
             return false;
         }

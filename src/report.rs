@@ -125,14 +125,14 @@ pub struct FlowView {
 impl FlowView {
     fn of(flow: &Flow, now: Instant) -> FlowView {
         FlowView {
-            proto: crate::packet::protocol_name(flow.tuples[0].protocol).to_string(),
+            proto: crate::packet::protocol_name(flow.original.protocol).to_string(),
             state: match flow.proto {
                 ProtoState::Tcp(c) => c.state.as_str().to_string(),
                 _ => String::new(),
             },
             timeout: flow.expires.saturating_since(now).as_secs(),
-            original: flow.tuples[Dir::Original as usize].describe(),
-            reply: flow.tuples[Dir::Reply as usize].describe(),
+            original: flow.original.describe(),
+            reply: flow.tuple(Dir::Reply).describe(),
             assured: flow.assured,
             unreplied: !flow.seen_reply,
             packets: flow.packets,
@@ -191,7 +191,7 @@ pub fn expectations(fw: &Firewall, now: Instant) -> Vec<ExpectationView> {
             expected: format!("tcp {}:* -> {}:{}", e.key.src, e.key.dst, e.key.dport),
             master: ct
                 .get(e.master)
-                .map(|f| f.tuples[0].describe())
+                .map(|f| f.original.describe())
                 .unwrap_or_default(),
         })
         .collect()

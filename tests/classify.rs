@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use tunfw::conntrack::CtState;
+use tunfw::conntrack::{CtState, Dir, Tuple};
 use tunfw::packet::{self, Transport};
 use tunfw::stats::{DropReason, InvalidReason};
 
@@ -572,4 +572,44 @@ fn rule_matches_addresses_ports_and_icmp_types() {
         !h.out(icmp(CLIENT, SERVER, 13, 0, [0; 4], &[0; 12])).forward,
         "timestamp is not type 8"
     );
+}
+
+/// The index keys a flow once for both directions; an ICMP query the other
+/// way with the same identifier is another flow, as in Linux (its tuple is
+/// neither the first flow's original nor its reply).
+#[test]
+fn echo_both_ways_with_one_identifier_are_two_flows() {
+    let mut h = Harness::tracking();
+    assert_eq!(
+        h.out(echo(CLIENT, SERVER, 8, 7, 1)).state,
+        Some(CtState::New)
+    );
+    assert_eq!(
+        h.inb(echo(SERVER, CLIENT, 8, 7, 1)).state,
+        Some(CtState::New)
+    );
+    assert_eq!(h.fw.conntrack().len(), 2);
+    assert_eq!(
+        h.inb(echo(SERVER, CLIENT, 0, 7, 1)).state,
+        Some(CtState::Established)
+    );
+    assert_eq!(
+        h.out(echo(CLIENT, SERVER, 0, 7, 1)).state,
+        Some(CtState::Established)
+    );
+    let mine = h
+        .flow(&Tuple::of_packet(
+            &packet::parse(&echo(CLIENT, SERVER, 8, 7, 1)).unwrap(),
+        ))
+        .expect("client's flow");
+    assert_eq!(mine.1, Dir::Original);
+    assert_eq!(mine.0.packets, [1, 1]);
+    let theirs = h
+        .flow(&Tuple::of_packet(
+            &packet::parse(&echo(CLIENT, SERVER, 0, 7, 1)).unwrap(),
+        ))
+        .expect("server's flow, seen from its reply");
+    assert_eq!(theirs.1, Dir::Reply);
+    assert_eq!(theirs.0.packets, [1, 1]);
+    assert_eq!(theirs.0.origin, packet::Side::Wan);
 }

@@ -9,7 +9,8 @@
 //!
 //! The table allocates everything it will ever need when it is created
 //! (`max` flows), so tracking never allocates. Lookups use std's SipHash with a
-//! random per-process key, so remote peers cannot choose colliding tuples.
+//! random per-process key, so remote peers cannot choose colliding tuples;
+//! one index entry per flow serves both directions (see `FlowKey`).
 
 pub mod events;
 pub mod expect;
@@ -116,6 +117,71 @@ impl Tuple {
     }
 }
 
+/// The index key of a flow: a tuple and its inverse give the same key, so
+/// one index entry (16 bytes and a slot id) finds a flow from either
+/// direction. TCP and UDP: the two endpoints in a fixed order; ICMP queries:
+/// the requester first and the request type, whichever way the packet goes;
+/// other protocols: the two addresses in a fixed order. IPv4 only (tunfw
+/// does not track IPv6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKey {
+    a: u32,
+    b: u32,
+    a_id: u16,
+    b_id: u16,
+    protocol: u8,
+}
+
+impl core::hash::Hash for FlowKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // One write of the 13 significant bytes: SipHash pays per call.
+        state.write_u128(
+            u128::from(self.a) << 96
+                | u128::from(self.b) << 64
+                | u128::from(self.a_id) << 48
+                | u128::from(self.b_id) << 32
+                | u128::from(self.protocol),
+        );
+    }
+}
+
+impl FlowKey {
+    /// The key of `t`'s flow; `None` for IPv6 tuples.
+    fn of(t: &Tuple) -> Option<FlowKey> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
+            return None;
+        };
+        let (src, dst) = (u32::from(src), u32::from(dst));
+        let ordered = |a: (u32, u16), b: (u32, u16)| {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            FlowKey {
+                a: lo.0,
+                b: hi.0,
+                a_id: lo.1,
+                b_id: hi.1,
+                protocol: t.protocol,
+            }
+        };
+        Some(match t.protocol {
+            PROTO_ICMP => {
+                let [ty, code] = t.dst_id.to_be_bytes();
+                let (requester, responder, ty) = match icmp::inverse_type(ty) {
+                    Some(request) if icmp::is_query_reply(ty) => (dst, src, request),
+                    _ => (src, dst, ty),
+                };
+                FlowKey {
+                    a: requester,
+                    b: responder,
+                    a_id: t.src_id,
+                    b_id: u16::from_be_bytes([ty, code]),
+                    protocol: t.protocol,
+                }
+            }
+            _ => ordered((src, t.src_id), (dst, t.dst_id)),
+        })
+    }
+}
+
 /// The state of a packet as rules see it (`-m state --state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum CtState {
@@ -162,8 +228,9 @@ pub enum ProtoState {
 /// One tracked flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flow {
-    /// The original and reply tuples, indexed by [`Dir`].
-    pub tuples: [Tuple; 2],
+    /// The tuple of the first packet (the reply tuple is its inverse, see
+    /// [`Flow::tuple`]).
+    pub original: Tuple,
     /// Protocol state.
     pub proto: ProtoState,
     /// A packet was seen in the reply direction.
@@ -201,6 +268,15 @@ pub enum HelperSlot {
 }
 
 impl Flow {
+    /// The tuple of packets in direction `dir`.
+    pub fn tuple(&self, dir: Dir) -> Tuple {
+        match dir {
+            Dir::Original => self.original,
+            // A flow exists only for tuples that have an inverse.
+            Dir::Reply => self.original.invert().unwrap_or(self.original),
+        }
+    }
+
     /// The TCP state, if this is a TCP flow.
     pub fn tcp_state(&self) -> Option<tcp::TcpState> {
         match self.proto {
@@ -365,7 +441,7 @@ const EARLY_DROP_SCAN: usize = 64;
 /// The connection tracking table.
 pub struct Conntrack {
     cfg: ConntrackConfig,
-    index: HashMap<Tuple, (FlowId, Dir), RandomState>,
+    index: HashMap<FlowKey, FlowId, RandomState>,
     flows: Slab<Flow>,
     scan_hasher: RandomState,
     gc_cursor: usize,
@@ -406,7 +482,7 @@ impl Conntrack {
             helper_log_limit: TokenBucket::new(1, 10),
             events: EventRing::default(),
             cfg,
-            index: HashMap::with_capacity_and_hasher(2 * max, RandomState::new()),
+            index: HashMap::with_capacity_and_hasher(max, RandomState::new()),
             flows: Slab::with_limit(max),
             scan_hasher: RandomState::new(),
             gc_cursor: 0,
@@ -449,10 +525,23 @@ impl Conntrack {
     /// Find the flow a tuple belongs to without touching the table or its
     /// counters (for inspection; the packet path uses [`Conntrack::lookup`]).
     pub fn peek(&self, tuple: &Tuple, now: Instant) -> Option<(&Flow, Dir)> {
-        let &(id, dir) = self.index.get(tuple)?;
+        let (id, dir) = self.find(tuple)?;
         self.get(id)
             .filter(|f| f.expires > now)
             .map(|flow| (flow, dir))
+    }
+
+    /// The flow `tuple` belongs to and the direction it travels in.
+    fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
+        let id = *self.index.get(&FlowKey::of(tuple)?)?;
+        let flow = self.flows.get(id)?;
+        if flow.original == *tuple {
+            Some((id, Dir::Original))
+        } else if flow.original.invert().as_ref() == Some(tuple) {
+            Some((id, Dir::Reply))
+        } else {
+            None
+        }
     }
 
     /// Ids of every flow that has not expired at `now`.
@@ -466,7 +555,7 @@ impl Conntrack {
     /// Look a tuple up; a flow found expired is removed and not returned.
     pub fn lookup(&mut self, tuple: &Tuple, now: Instant) -> Option<(FlowId, Dir)> {
         self.stats.searched += 1;
-        let (id, dir) = *self.index.get(tuple)?;
+        let (id, dir) = self.find(tuple)?;
         let expired = self.get(id).is_none_or(|f| f.expires <= now);
         if expired {
             self.remove(id);
@@ -483,8 +572,9 @@ impl Conntrack {
         };
         let at = self.last_now;
         self.emit(EventKind::Destroy, &flow, at);
-        self.index.remove(&flow.tuples[0]);
-        self.index.remove(&flow.tuples[1]);
+        if let Some(key) = FlowKey::of(&flow.original) {
+            self.index.remove(&key);
+        }
         if let HelperSlot::Ftp(slot) = flow.helper {
             let pending = self.ftp_states.remove(slot).and_then(|st| st.expectation);
             if let Some(eid) = pending {
@@ -515,7 +605,7 @@ impl Conntrack {
         if self.events.enabled() {
             self.events.push(Event {
                 kind,
-                tuple: flow.tuples[0],
+                tuple: flow.original,
                 tcp_state: flow.tcp_state(),
                 replied: flow.seen_reply,
                 assured: flow.assured,
@@ -531,8 +621,7 @@ impl Conntrack {
     pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
         let max = cfg.max.max(1);
         if max > self.flows.limit() {
-            self.index
-                .reserve((2 * max).saturating_sub(self.index.len()));
+            self.index.reserve(max.saturating_sub(self.index.len()));
         }
         self.flows.set_limit(max);
         self.ftp_states
@@ -553,24 +642,25 @@ impl Conntrack {
     /// the new flow's (keyed) hash position; if there is none, returns
     /// [`TableFull`] and the packet must be dropped.
     pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
-        if self.flows.len() >= self.flows.limit() && !self.early_drop(&flow.tuples[0], now) {
+        // Only IPv4 reaches the table; an IPv6 tuple has no key and is refused.
+        let key = FlowKey::of(&flow.original).ok_or(TableFull)?;
+        if self.flows.len() >= self.flows.limit() && !self.early_drop(&flow.original, now) {
             self.stats.table_full += 1;
             return Err(TableFull);
         }
-        if self.index.contains_key(&flow.tuples[0]) || self.index.contains_key(&flow.tuples[1]) {
-            // A clash cannot happen with symmetric tuples; refuse rather than corrupt.
+        if self.index.contains_key(&key) {
+            // Either tuple already tracked: the packet path never gets here
+            // (it found the flow); refuse rather than corrupt.
             return Err(TableFull);
         }
         let wants_ftp = flow.helper == HelperSlot::FtpWanted;
         flow.helper = HelperSlot::None;
         self.note_expiry(flow.expires);
         self.emit(EventKind::New, &flow, now);
-        let (orig, reply) = (flow.tuples[0], flow.tuples[1]);
         let Ok(id) = self.flows.insert(flow) else {
             return Err(TableFull);
         };
-        self.index.insert(orig, (id, Dir::Original));
-        self.index.insert(reply, (id, Dir::Reply));
+        self.index.insert(key, id);
         self.stats.inserted += 1;
         if wants_ftp {
             let helper = match self.ftp_states.insert(FtpState::default()) {
@@ -620,10 +710,12 @@ impl Conntrack {
         }
     }
 
-    /// Remove expired flows, looking at no more than `budget` slots, so that a
-    /// large table is swept in bounded steps. Call again while
-    /// [`Conntrack::next_deadline`] is not in the future.
-    pub fn collect_expired(&mut self, now: Instant, budget: usize) {
+    /// Remove expired flows, looking at no more than `slots` slots and
+    /// removing no more than `removals` flows, so that a large table is swept
+    /// in bounded steps (looking at a slot is a few nanoseconds, removing a
+    /// flow a few hundred). Call again while [`Conntrack::next_deadline`] is
+    /// not in the future.
+    pub fn collect_expired(&mut self, now: Instant, slots: usize, removals: usize) {
         self.last_now = now;
         if !self.gc_in_pass {
             if now < self.earliest_expiry || self.flows.is_empty() {
@@ -634,13 +726,15 @@ impl Conntrack {
             self.pass_min_expiry = Instant::NEVER;
         }
         let n = self.flows.slot_count();
-        let stop = (self.gc_cursor + budget).min(n);
-        while self.gc_cursor < stop {
+        let stop = (self.gc_cursor + slots).min(n);
+        let mut removed = 0;
+        while self.gc_cursor < stop && removed < removals {
             let id = self.gc_cursor;
             if let Some(expires) = self.flows.get(id as FlowId).map(|f| f.expires) {
                 if expires <= now {
                     self.remove(id as FlowId);
                     self.stats.expired += 1;
+                    removed += 1;
                 } else {
                     self.pass_min_expiry = self.pass_min_expiry.min(expires);
                 }
@@ -814,7 +908,9 @@ impl Conntrack {
             }
             Transport::Other => (ProtoState::Generic, cfg.generic_timeout),
         };
-        let reply = tuple.invert().ok_or(InvalidReason::IcmpUntrackedType)?;
+        if tuple.invert().is_none() {
+            return Err(InvalidReason::IcmpUntrackedType);
+        }
         let helper = match (&self.helpers.ftp, pkt.transport) {
             (Some(f), Transport::Tcp(seg)) if f.ports.contains(seg.dst_port) => {
                 HelperSlot::FtpWanted
@@ -822,7 +918,7 @@ impl Conntrack {
             _ => HelperSlot::None,
         };
         let mut flow = Flow {
-            tuples: [tuple, reply],
+            original: tuple,
             proto,
             seen_reply: false,
             assured: false,
@@ -875,11 +971,7 @@ impl Conntrack {
             }
             Inspect::Malformed(c) => {
                 self.ftp_stats.malformed += 1;
-                log::debug!(
-                    "ftp {}: malformed {}",
-                    flow.tuples[0].describe(),
-                    c.as_str()
-                );
+                log::debug!("ftp {}: malformed {}", flow.original.describe(), c.as_str());
                 return HelpVerdict::Accept;
             }
             Inspect::Overlong => {
@@ -897,15 +989,15 @@ impl Conntrack {
             } => (command, addr, port),
         };
         self.ftp_stats.announcements += 1;
-        let sender = flow.tuples[dir as usize].src;
-        let peer = flow.tuples[dir.other() as usize].src;
+        let sender = flow.tuple(dir).src;
+        let peer = flow.tuple(dir.other()).src;
         let announced = addr.unwrap_or(sender);
         if announced != sender {
             self.ftp_stats.refused_address += 1;
             if self.helper_log_limit.take(now) {
                 log::info!(
                     "ftp {}: {} announces {announced}:{port}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
-                    flow.tuples[0].describe(),
+                    flow.original.describe(),
                     command.as_str()
                 );
             }
@@ -927,7 +1019,7 @@ impl Conntrack {
                 state.expectation = Some(eid);
                 log::debug!(
                     "ftp {}: {} expects {peer} -> {announced}:{port}",
-                    flow.tuples[0].describe(),
+                    flow.original.describe(),
                     command.as_str()
                 );
                 HelpVerdict::Accept
@@ -953,7 +1045,7 @@ impl Conntrack {
         let Some(flow) = self.get(id) else {
             return Tracked::invalid(InvalidReason::IcmpErrorNoFlow);
         };
-        if flow.tuples[dir as usize].dst != pkt.ip.dst {
+        if flow.tuple(dir).dst != pkt.ip.dst {
             return Tracked::invalid(InvalidReason::IcmpErrorWrongDestination);
         }
         Tracked {
