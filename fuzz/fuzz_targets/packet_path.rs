@@ -1,10 +1,13 @@
-//! Fuzz the whole packet path: any bytes from either side, against a table
-//! that already holds flows, must never panic.
+//! Fuzz the whole packet path: any bytes from either side, with or without
+//! a virtio-net header (TUN offloads), against a table that already holds
+//! flows, must never panic; super-packets sent back to be cut are cut and
+//! their segments processed, as the event loop does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tunfw::config::Config;
 use tunfw::filter::Firewall;
+use tunfw::offload::{self, VnetHeader};
 use tunfw::packet::Side;
 use tunfw::time::Instant;
 
@@ -17,16 +20,30 @@ fuzz_target!(|data: &[u8]| {
     let cfg = Config::parse(&text, "fuzz").expect("default config");
     let mut fw = Firewall::new(&cfg);
     let mut answer = vec![0u8; 2048];
-    // Records separated by 0xfe; the first byte of each picks the side.
+    let mut segment = vec![0u8; 65_536];
+    // Records separated by 0xfe; the first byte of each picks the side, and
+    // whether the next 10 bytes are a virtio-net header.
     for (i, rec) in data.split(|&b| b == 0xfe).enumerate() {
         if rec.is_empty() {
             continue;
         }
         let side = if rec[0] & 1 == 0 { Side::Lan } else { Side::Wan };
-        let mut pkt = rec[1..].to_vec();
+        let (vnet, body) = match VnetHeader::read(&rec[1..]) {
+            Some(h) if rec[0] & 2 != 0 => (h, &rec[11..]),
+            _ => (offload::PLAIN, &rec[1..]),
+        };
+        let mut pkt = body.to_vec();
         let now = Instant::from_millis(1000 + 500 * i as u64);
-        let v = fw.process(side, &mut pkt, &mut answer, now);
+        let v = fw.process_offloaded(side, &vnet, &mut pkt, &mut answer, now);
         assert!(v.answer_len <= answer.len());
+        if v.resegment {
+            let n = offload::tcp4_segment_count(&pkt, vnet.gso_size).unwrap_or(0);
+            for k in 0..n {
+                if let Ok(len) = offload::segment_tcp4(&pkt, vnet.gso_size, k, &mut segment) {
+                    fw.process(side, &mut segment[..len], &mut answer, now);
+                }
+            }
+        }
         fw.tick(now);
     }
 });
