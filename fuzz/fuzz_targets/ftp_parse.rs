@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     if data.is_empty() {
         return;
     }
-    let dir = if data[0] & 1 == 0 { Dir::Original } else { Dir::Reply };
+    let dir = if data[0] & 1 == 0 {
+        Dir::Original
+    } else {
+        Dir::Reply
+    };
     let body = &data[1..];
     if let Parsed::Announce { port, .. } = parse(dir, body) {
         assert_ne!(port, 0);

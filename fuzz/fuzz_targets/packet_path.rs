@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         if rec.is_empty() {
             continue;
         }
-        let side = if rec[0] & 1 == 0 { Side::Lan } else { Side::Wan };
+        let side = if rec[0] & 1 == 0 {
+            Side::Lan
+        } else {
+            Side::Wan
+        };
         let (vnet, body) = match VnetHeader::read(&rec[1..]) {
             Some(h) if rec[0] & 2 != 0 => (h, &rec[11..]),
             _ => (offload::PLAIN, &rec[1..]),
