@@ -208,8 +208,8 @@ impl Default for TimeoutSecs {
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConntrackSection {
-    /// Maximum number of tracked flows (`nf_conntrack_max`).
-    #[serde(deserialize_with = "positive")]
+    /// Maximum number of tracked flows (`nf_conntrack_max`), 1 to 16,777,215.
+    #[serde(deserialize_with = "flow_count")]
     pub max: usize,
     /// Pick up TCP flows mid-stream (`nf_conntrack_tcp_loose`).
     pub tcp_loose: bool,
@@ -228,6 +228,15 @@ fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = usize::deserialize(d)?;
     if n == 0 {
         return Err(de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn flow_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = positive(d)?;
+    let most = crate::conntrack::index::MAX_FLOWS;
+    if n > most {
+        return Err(de::Error::custom(format!("must be at most {most}")));
     }
     Ok(n)
 }

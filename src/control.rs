@@ -81,7 +81,7 @@ impl FlowFilter {
 
     /// Whether `flow` matches.
     pub fn matches(&self, flow: &Flow) -> bool {
-        let t = &flow.original;
+        let t = &flow.tuple(crate::conntrack::Dir::Original);
         if self.protocol.is_some_and(|p| p != t.protocol) {
             return false;
         }

@@ -29,7 +29,7 @@ pub const GC_SLOTS: usize = 16_384;
 /// How many flows one expiry step removes at most: removing one costs a few
 /// hundred nanoseconds at a million flows, so a step stays well under 1 ms
 /// (`cargo bench` prints the longest step of expiring a full 1M-flow table).
-pub const GC_REMOVALS: usize = 1024;
+pub const GC_REMOVALS: usize = 512;
 
 /// ICMP port unreachable (the reject answer for non-TCP).
 const CODE_PORT_UNREACHABLE: u8 = 3;
@@ -199,7 +199,7 @@ impl Firewall {
     /// Whether the current rules accept the first packet of `flow` (as NEW,
     /// or RELATED for an expected flow), from the side it came from.
     pub fn would_accept(&self, flow: &Flow) -> bool {
-        let t = flow.original;
+        let t = flow.tuple(crate::conntrack::Dir::Original);
         let transport = match (t.protocol, flow.proto) {
             (PROTO_TCP, _) => Transport::Tcp(TcpInfo {
                 src_port: t.src_id,

@@ -125,13 +125,13 @@ pub struct FlowView {
 impl FlowView {
     fn of(flow: &Flow, now: Instant) -> FlowView {
         FlowView {
-            proto: crate::packet::protocol_name(flow.original.protocol).to_string(),
+            proto: crate::packet::protocol_name(flow.tuple(Dir::Original).protocol).to_string(),
             state: match flow.proto {
                 ProtoState::Tcp(c) => c.state.as_str().to_string(),
                 _ => String::new(),
             },
             timeout: flow.expires.saturating_since(now).as_secs(),
-            original: flow.original.describe(),
+            original: flow.tuple(Dir::Original).describe(),
             reply: flow.tuple(Dir::Reply).describe(),
             assured: flow.assured,
             unreplied: !flow.seen_reply,
@@ -191,7 +191,7 @@ pub fn expectations(fw: &Firewall, now: Instant) -> Vec<ExpectationView> {
             expected: format!("tcp {}:* -> {}:{}", e.key.src, e.key.dst, e.key.dport),
             master: ct
                 .get(e.master)
-                .map(|f| f.original.describe())
+                .map(|f| f.tuple(Dir::Original).describe())
                 .unwrap_or_default(),
         })
         .collect()

@@ -16,6 +16,7 @@ pub mod events;
 pub mod expect;
 pub mod generic;
 pub mod icmp;
+pub mod index;
 pub mod tcp;
 pub mod udp;
 
@@ -23,7 +24,6 @@ use core::hash::BuildHasher;
 use core::net::IpAddr;
 use core::time::Duration;
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -36,6 +36,7 @@ use crate::stats::InvalidReason;
 use crate::time::Instant;
 use events::{Event, EventKind, EventRing};
 use expect::{ExpectKey, Expectations};
+use index::FlowIndex;
 use tcp::{TcpConfig, TcpConn, TcpOutcome};
 use udp::{UdpConn, UdpTimeouts};
 
@@ -146,12 +147,9 @@ impl core::hash::Hash for FlowKey {
 }
 
 impl FlowKey {
-    /// The key of `t`'s flow; `None` for IPv6 tuples.
-    fn of(t: &Tuple) -> Option<FlowKey> {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
-            return None;
-        };
-        let (src, dst) = (u32::from(src), u32::from(dst));
+    /// The key of `t`'s flow.
+    fn of(t: &FlowTuple) -> FlowKey {
+        let (src, dst) = (t.src, t.dst);
         let ordered = |a: (u32, u16), b: (u32, u16)| {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             FlowKey {
@@ -162,7 +160,7 @@ impl FlowKey {
                 protocol: t.protocol,
             }
         };
-        Some(match t.protocol {
+        match t.protocol {
             PROTO_ICMP => {
                 let [ty, code] = t.dst_id.to_be_bytes();
                 let (requester, responder, ty) = match icmp::inverse_type(ty) {
@@ -178,7 +176,45 @@ impl FlowKey {
                 }
             }
             _ => ordered((src, t.src_id), (dst, t.dst_id)),
+        }
+    }
+}
+
+/// A tuple as a flow stores it: IPv4 only (tunfw does not track IPv6),
+/// 16 bytes instead of [`Tuple`]'s 40.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTuple {
+    src: u32,
+    dst: u32,
+    src_id: u16,
+    dst_id: u16,
+    protocol: u8,
+}
+
+impl FlowTuple {
+    /// The compact form of `t`; `None` for IPv6 tuples.
+    pub fn of(t: &Tuple) -> Option<FlowTuple> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
+            return None;
+        };
+        Some(FlowTuple {
+            src: src.into(),
+            dst: dst.into(),
+            src_id: t.src_id,
+            dst_id: t.dst_id,
+            protocol: t.protocol,
         })
+    }
+
+    /// The full tuple.
+    pub fn tuple(&self) -> Tuple {
+        Tuple {
+            src: IpAddr::V4(self.src.into()),
+            dst: IpAddr::V4(self.dst.into()),
+            protocol: self.protocol,
+            src_id: self.src_id,
+            dst_id: self.dst_id,
+        }
     }
 }
 
@@ -228,9 +264,9 @@ pub enum ProtoState {
 /// One tracked flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flow {
-    /// The tuple of the first packet (the reply tuple is its inverse, see
-    /// [`Flow::tuple`]).
-    pub original: Tuple,
+    /// The tuple of the first packet, compact (see [`Flow::tuple`]; the
+    /// reply tuple is its inverse).
+    pub original: FlowTuple,
     /// Protocol state.
     pub proto: ProtoState,
     /// A packet was seen in the reply direction.
@@ -270,10 +306,11 @@ pub enum HelperSlot {
 impl Flow {
     /// The tuple of packets in direction `dir`.
     pub fn tuple(&self, dir: Dir) -> Tuple {
+        let original = self.original.tuple();
         match dir {
-            Dir::Original => self.original,
+            Dir::Original => original,
             // A flow exists only for tuples that have an inverse.
-            Dir::Reply => self.original.invert().unwrap_or(self.original),
+            Dir::Reply => original.invert().unwrap_or(original),
         }
     }
 
@@ -441,9 +478,9 @@ const EARLY_DROP_SCAN: usize = 64;
 /// The connection tracking table.
 pub struct Conntrack {
     cfg: ConntrackConfig,
-    index: HashMap<FlowKey, FlowId, RandomState>,
+    index: FlowIndex,
+    index_hasher: RandomState,
     flows: Slab<Flow>,
-    scan_hasher: RandomState,
     gc_cursor: usize,
     gc_in_pass: bool,
     earliest_expiry: Instant,
@@ -482,9 +519,9 @@ impl Conntrack {
             helper_log_limit: TokenBucket::new(1, 10),
             events: EventRing::default(),
             cfg,
-            index: HashMap::with_capacity_and_hasher(max, RandomState::new()),
+            index: FlowIndex::for_flows(max),
+            index_hasher: RandomState::new(),
             flows: Slab::with_limit(max),
-            scan_hasher: RandomState::new(),
             gc_cursor: 0,
             gc_in_pass: false,
             earliest_expiry: Instant::NEVER,
@@ -533,15 +570,28 @@ impl Conntrack {
 
     /// The flow `tuple` belongs to and the direction it travels in.
     fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
-        let id = *self.index.get(&FlowKey::of(tuple)?)?;
-        let flow = self.flows.get(id)?;
-        if flow.original == *tuple {
-            Some((id, Dir::Original))
-        } else if flow.original.invert().as_ref() == Some(tuple) {
-            Some((id, Dir::Reply))
-        } else {
-            None
-        }
+        let t = FlowTuple::of(tuple)?;
+        let key = FlowKey::of(&t);
+        let mut dir = Dir::Original;
+        let id = self.index.find(self.key_hash(&key), |id| {
+            self.flows.get(id).is_some_and(|f| {
+                if f.original == t {
+                    dir = Dir::Original;
+                    true
+                } else if FlowKey::of(&f.original) == key {
+                    // Same key, other tuple: the inverse (see FlowKey).
+                    dir = Dir::Reply;
+                    true
+                } else {
+                    false
+                }
+            })
+        })?;
+        Some((id, dir))
+    }
+
+    fn key_hash(&self, key: &FlowKey) -> u64 {
+        self.index_hasher.hash_one(key)
     }
 
     /// Ids of every flow that has not expired at `now`.
@@ -572,9 +622,14 @@ impl Conntrack {
         };
         let at = self.last_now;
         self.emit(EventKind::Destroy, &flow, at);
-        if let Some(key) = FlowKey::of(&flow.original) {
-            self.index.remove(&key);
-        }
+        let hash = self.key_hash(&FlowKey::of(&flow.original));
+        let flows = &self.flows;
+        let hasher = &self.index_hasher;
+        self.index.remove(hash, id, |other| {
+            flows
+                .get(other)
+                .map_or(0, |f| hasher.hash_one(FlowKey::of(&f.original)))
+        });
         if let HelperSlot::Ftp(slot) = flow.helper {
             let pending = self.ftp_states.remove(slot).and_then(|st| st.expectation);
             if let Some(eid) = pending {
@@ -605,7 +660,7 @@ impl Conntrack {
         if self.events.enabled() {
             self.events.push(Event {
                 kind,
-                tuple: flow.original,
+                tuple: flow.tuple(Dir::Original),
                 tcp_state: flow.tcp_state(),
                 replied: flow.seen_reply,
                 assured: flow.assured,
@@ -620,8 +675,13 @@ impl Conntrack {
     /// flows created from now on.
     pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
         let max = cfg.max.max(1);
-        if max > self.flows.limit() {
-            self.index.reserve(max.saturating_sub(self.index.len()));
+        if max > self.index.capacity() {
+            // Grow the index (allocating now, outside the packet path).
+            let mut index = FlowIndex::for_flows(max);
+            for (id, flow) in self.flows.iter() {
+                index.insert(self.key_hash(&FlowKey::of(&flow.original)), id);
+            }
+            self.index = index;
         }
         self.flows.set_limit(max);
         self.ftp_states
@@ -642,13 +702,22 @@ impl Conntrack {
     /// the new flow's (keyed) hash position; if there is none, returns
     /// [`TableFull`] and the packet must be dropped.
     pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
-        // Only IPv4 reaches the table; an IPv6 tuple has no key and is refused.
-        let key = FlowKey::of(&flow.original).ok_or(TableFull)?;
-        if self.flows.len() >= self.flows.limit() && !self.early_drop(&flow.original, now) {
+        let key = FlowKey::of(&flow.original);
+        let hash = self.key_hash(&key);
+        if self.flows.len() >= self.flows.limit() && !self.early_drop(hash, now) {
             self.stats.table_full += 1;
             return Err(TableFull);
         }
-        if self.index.contains_key(&key) {
+        let flows = &self.flows;
+        if self
+            .index
+            .find(hash, |id| {
+                flows
+                    .get(id)
+                    .is_some_and(|f| FlowKey::of(&f.original) == key)
+            })
+            .is_some()
+        {
             // Either tuple already tracked: the packet path never gets here
             // (it found the flow); refuse rather than corrupt.
             return Err(TableFull);
@@ -660,7 +729,11 @@ impl Conntrack {
         let Ok(id) = self.flows.insert(flow) else {
             return Err(TableFull);
         };
-        self.index.insert(key, id);
+        if !self.index.insert(hash, id) {
+            // Cannot happen: the index holds as many flows as the table.
+            self.flows.remove(id);
+            return Err(TableFull);
+        }
         self.stats.inserted += 1;
         if wants_ftp {
             let helper = match self.ftp_states.insert(FtpState::default()) {
@@ -677,12 +750,12 @@ impl Conntrack {
         Ok(id)
     }
 
-    fn early_drop(&mut self, near: &Tuple, now: Instant) -> bool {
+    fn early_drop(&mut self, near_hash: u64, now: Instant) -> bool {
         let n = self.flows.slot_count();
         if n == 0 {
             return false;
         }
-        let start = (self.scan_hasher.hash_one(near) as usize) % n;
+        let start = (near_hash as usize) % n;
         for step in 0..EARLY_DROP_SCAN.min(n) {
             let id = (start + step) % n;
             let evictable = self
@@ -918,7 +991,8 @@ impl Conntrack {
             _ => HelperSlot::None,
         };
         let mut flow = Flow {
-            original: tuple,
+            // Only IPv4 packets are tracked (the parser passes no other).
+            original: FlowTuple::of(&tuple).ok_or(InvalidReason::IpBadHeader)?,
             proto,
             seen_reply: false,
             assured: false,
@@ -971,7 +1045,11 @@ impl Conntrack {
             }
             Inspect::Malformed(c) => {
                 self.ftp_stats.malformed += 1;
-                log::debug!("ftp {}: malformed {}", flow.original.describe(), c.as_str());
+                log::debug!(
+                    "ftp {}: malformed {}",
+                    flow.original.tuple().describe(),
+                    c.as_str()
+                );
                 return HelpVerdict::Accept;
             }
             Inspect::Overlong => {
@@ -997,7 +1075,7 @@ impl Conntrack {
             if self.helper_log_limit.take(now) {
                 log::info!(
                     "ftp {}: {} announces {announced}:{port}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
-                    flow.original.describe(),
+                    flow.original.tuple().describe(),
                     command.as_str()
                 );
             }
@@ -1019,7 +1097,7 @@ impl Conntrack {
                 state.expectation = Some(eid);
                 log::debug!(
                     "ftp {}: {} expects {peer} -> {announced}:{port}",
-                    flow.original.describe(),
+                    flow.original.tuple().describe(),
                     command.as_str()
                 );
                 HelpVerdict::Accept
