@@ -29,7 +29,7 @@ pub const GC_SLOTS: usize = 16_384;
 /// How many flows one expiry step removes at most: removing one costs a few
 /// hundred nanoseconds at a million flows, so a step stays well under 1 ms
 /// (`cargo bench` prints the longest step of expiring a full 1M-flow table).
-pub const GC_REMOVALS: usize = 512;
+pub const GC_REMOVALS: usize = 256;
 
 /// ICMP port unreachable (the reject answer for non-TCP).
 const CODE_PORT_UNREACHABLE: u8 = 3;
