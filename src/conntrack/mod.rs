@@ -180,6 +180,12 @@ impl FlowKey {
     }
 }
 
+/// The keyed hash the index files a flow under: of its [`FlowKey`], so
+/// both of its tuples give the same hash.
+fn key_hash(hasher: &RandomState, t: &FlowTuple) -> u64 {
+    hasher.hash_one(FlowKey::of(t))
+}
+
 /// A tuple as a flow stores it: IPv4 only (tunfw does not track IPv6),
 /// 16 bytes instead of [`Tuple`]'s 40.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -570,12 +576,15 @@ impl Conntrack {
 
     /// The flow `tuple` belongs to and the direction it travels in.
     fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
-        let t = FlowTuple::of(tuple)?;
-        let key = FlowKey::of(&t);
+        self.find_compact(&FlowTuple::of(tuple)?)
+    }
+
+    fn find_compact(&self, t: &FlowTuple) -> Option<(FlowId, Dir)> {
+        let key = FlowKey::of(t);
         let mut dir = Dir::Original;
-        let id = self.index.find(self.key_hash(&key), |id| {
+        let id = self.index.find(key_hash(&self.index_hasher, t), |id| {
             self.flows.get(id).is_some_and(|f| {
-                if f.original == t {
+                if f.original == *t {
                     dir = Dir::Original;
                     true
                 } else if FlowKey::of(&f.original) == key {
@@ -588,10 +597,6 @@ impl Conntrack {
             })
         })?;
         Some((id, dir))
-    }
-
-    fn key_hash(&self, key: &FlowKey) -> u64 {
-        self.index_hasher.hash_one(key)
     }
 
     /// Ids of every flow that has not expired at `now`.
@@ -622,14 +627,13 @@ impl Conntrack {
         };
         let at = self.last_now;
         self.emit(EventKind::Destroy, &flow, at);
-        let hash = self.key_hash(&FlowKey::of(&flow.original));
-        let flows = &self.flows;
-        let hasher = &self.index_hasher;
-        self.index.remove(hash, id, |other| {
-            flows
-                .get(other)
-                .map_or(0, |f| hasher.hash_one(FlowKey::of(&f.original)))
-        });
+        let (flows, hasher) = (&self.flows, &self.index_hasher);
+        self.index
+            .remove(key_hash(hasher, &flow.original), id, |other| {
+                flows
+                    .get(other)
+                    .map_or(0, |f| key_hash(hasher, &f.original))
+            });
         if let HelperSlot::Ftp(slot) = flow.helper {
             let pending = self.ftp_states.remove(slot).and_then(|st| st.expectation);
             if let Some(eid) = pending {
@@ -679,7 +683,7 @@ impl Conntrack {
             // Grow the index (allocating now, outside the packet path).
             let mut index = FlowIndex::for_flows(max);
             for (id, flow) in self.flows.iter() {
-                index.insert(self.key_hash(&FlowKey::of(&flow.original)), id);
+                index.insert(key_hash(&self.index_hasher, &flow.original), id);
             }
             self.index = index;
         }
@@ -702,22 +706,12 @@ impl Conntrack {
     /// the new flow's (keyed) hash position; if there is none, returns
     /// [`TableFull`] and the packet must be dropped.
     pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, TableFull> {
-        let key = FlowKey::of(&flow.original);
-        let hash = self.key_hash(&key);
+        let hash = key_hash(&self.index_hasher, &flow.original);
         if self.flows.len() >= self.flows.limit() && !self.early_drop(hash, now) {
             self.stats.table_full += 1;
             return Err(TableFull);
         }
-        let flows = &self.flows;
-        if self
-            .index
-            .find(hash, |id| {
-                flows
-                    .get(id)
-                    .is_some_and(|f| FlowKey::of(&f.original) == key)
-            })
-            .is_some()
-        {
+        if self.find_compact(&flow.original).is_some() {
             // Either tuple already tracked: the packet path never gets here
             // (it found the flow); refuse rather than corrupt.
             return Err(TableFull);
