@@ -131,10 +131,14 @@ pub enum SegmentError {
 /// `segment_size` payload bytes each (at least 1, also without payload).
 pub fn tcp4_segment_count(pkt: &[u8], segment_size: u16) -> Result<usize, SegmentError> {
     let (hl, thl, total) = tcp4_lengths(pkt)?;
+    segments_for(total - hl - thl, segment_size)
+}
+
+/// Segments of `segment_size` payload bytes that `payload` bytes make (at least 1).
+fn segments_for(payload: usize, segment_size: u16) -> Result<usize, SegmentError> {
     if segment_size == 0 {
         return Err(SegmentError::NoSegmentSize);
     }
-    let payload = total - hl - thl;
     Ok(payload.div_ceil(usize::from(segment_size)).max(1))
 }
 
@@ -149,8 +153,8 @@ pub fn segment_tcp4(
     index: usize,
     out: &mut [u8],
 ) -> Result<usize, SegmentError> {
-    let count = tcp4_segment_count(pkt, segment_size)?;
     let (hl, thl, total) = tcp4_lengths(pkt)?;
+    let count = segments_for(total - hl - thl, segment_size)?;
     let size = usize::from(segment_size);
     let payload = &pkt[hl + thl..total];
     let start = (index * size).min(payload.len());

@@ -267,18 +267,7 @@ impl Ctl {
 }
 
 fn data_syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
-    tcp(
-        src,
-        dst,
-        &Seg {
-            sport,
-            dport,
-            seq: 77,
-            flags: SYN,
-            window: 65000,
-            ..Seg::default()
-        },
-    )
+    tcp_segment(src, dst, sport, dport, 77, 0, SYN, b"")
 }
 
 fn port_cmd(port: u16) -> Vec<u8> {
