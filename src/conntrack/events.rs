@@ -39,9 +39,15 @@ pub struct Event {
 }
 
 /// The event ring.
+///
+/// Its size is `capacity`, fixed when enabled; `buf` is allocated with room
+/// for at least that many events (std may give more room than asked for, so
+/// the ring never reads its size from `buf.capacity()`).
 #[derive(Debug, Default)]
 pub struct EventRing {
     buf: Vec<Event>,
+    /// Ring size; 0 while disabled.
+    capacity: usize,
     head: usize,
     len: usize,
     /// Events overwritten before they were drained.
@@ -49,10 +55,13 @@ pub struct EventRing {
 }
 
 impl EventRing {
-    /// Start recording, with room for `capacity` events (allocated now).
+    /// Start recording, with room for `capacity` events (allocated now). A
+    /// ring that is already enabled keeps its size.
     pub fn enable(&mut self, capacity: usize) {
-        if self.buf.capacity() == 0 {
-            self.buf = Vec::with_capacity(capacity.max(1));
+        if self.capacity == 0 {
+            let capacity = capacity.max(1);
+            self.buf = Vec::with_capacity(capacity);
+            self.capacity = capacity;
         }
     }
 
@@ -66,12 +75,13 @@ impl EventRing {
 
     /// Whether events are recorded.
     pub fn enabled(&self) -> bool {
-        self.buf.capacity() > 0
+        self.capacity > 0
     }
 
-    /// Record an event (no-op when disabled; never allocates).
+    /// Record an event (no-op when disabled; never allocates: `buf` grows
+    /// only up to `capacity`, which it has room for).
     pub fn push(&mut self, event: Event) {
-        let cap = self.buf.capacity();
+        let cap = self.capacity;
         if cap == 0 {
             return;
         }
@@ -99,5 +109,115 @@ impl EventRing {
         self.head = 0;
         self.len = 0;
         self.buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{IpAddr, Ipv4Addr};
+
+    fn event(n: u16) -> Event {
+        Event {
+            kind: EventKind::New,
+            tuple: Tuple {
+                src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                protocol: 17,
+                src_id: n,
+                dst_id: 53,
+            },
+            tcp_state: None,
+            replied: false,
+            assured: false,
+            at: Instant::from_millis(u64::from(n)),
+        }
+    }
+
+    fn drained(ring: &mut EventRing) -> Vec<u16> {
+        let mut ids = Vec::new();
+        ring.drain(|e| ids.push(e.tuple.src_id));
+        ids
+    }
+
+    #[test]
+    fn overflow_counts_lost_and_keeps_the_newest_in_order() {
+        let mut ring = EventRing::default();
+        ring.enable(3);
+        assert!(ring.enabled());
+        for n in 0..8 {
+            ring.push(event(n));
+        }
+        assert_eq!(ring.lost, 5);
+        assert_eq!(drained(&mut ring), vec![5, 6, 7]);
+        assert!(drained(&mut ring).is_empty());
+        // After a drain the ring fills again from empty, still 3 events.
+        for n in 10..14 {
+            ring.push(event(n));
+        }
+        assert_eq!(ring.lost, 6);
+        assert_eq!(drained(&mut ring), vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn a_partial_ring_drains_in_order() {
+        let mut ring = EventRing::default();
+        ring.enable(4);
+        ring.push(event(1));
+        ring.push(event(2));
+        assert_eq!(drained(&mut ring), vec![1, 2]);
+        assert_eq!(ring.lost, 0);
+    }
+
+    #[test]
+    fn enabling_again_keeps_the_size_and_zero_means_one() {
+        let mut ring = EventRing::default();
+        ring.enable(2);
+        ring.enable(10);
+        for n in 0..5 {
+            ring.push(event(n));
+        }
+        assert_eq!(drained(&mut ring), vec![3, 4]);
+        let mut one = EventRing::default();
+        one.enable(0);
+        assert!(one.enabled());
+        one.push(event(1));
+        one.push(event(2));
+        assert_eq!((drained(&mut one), one.lost), (vec![2], 1));
+    }
+
+    #[test]
+    fn push_never_allocates_past_the_ring() {
+        let mut ring = EventRing::default();
+        ring.enable(5);
+        let room = ring.buf.capacity();
+        for n in 0..100 {
+            ring.push(event(n));
+        }
+        assert_eq!(ring.buf.capacity(), room);
+        assert_eq!(ring.buf.len(), 5);
+    }
+
+    #[test]
+    fn disable_keeps_lost_and_a_disabled_ring_records_nothing() {
+        let mut ring = EventRing::default();
+        assert!(!ring.enabled());
+        ring.push(event(1));
+        assert!(drained(&mut ring).is_empty());
+        assert_eq!(ring.lost, 0);
+        ring.enable(1);
+        ring.push(event(1));
+        ring.push(event(2));
+        ring.disable();
+        assert!(!ring.enabled());
+        assert_eq!(ring.lost, 1);
+        ring.push(event(3));
+        assert!(drained(&mut ring).is_empty());
+        assert_eq!(ring.lost, 1);
+        // Enabled again, it counts on from there.
+        ring.enable(1);
+        ring.push(event(4));
+        ring.push(event(5));
+        assert_eq!((drained(&mut ring), ring.lost), (vec![5], 2));
     }
 }
