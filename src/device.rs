@@ -12,7 +12,7 @@
 //! `TUNSETOFFLOAD` with checksum offload, TSO4, TSO6 and, when the kernel
 //! has them (Linux 6.2 and later), USO4 and USO6. With offloads on, every
 //! packet read starts with a [`VNET_HDR_LEN`]-byte virtio-net header (see
-//! [`crate::packet::VnetHeader`]) and every packet written must start with
+//! [`crate::offload::VnetHeader`]) and every packet written must start with
 //! one; the kernel then hands tunfw TCP super-packets of up to 64 KiB and
 //! packets whose transport checksum is left for the sender's device to fill
 //! in, which is what makes the TUN path fast (one read and one write per
@@ -23,24 +23,18 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
+// <linux/if_tun.h>, from libc: the ioctl numbers follow the target's `_IOW`
+// encoding and have its `ioctl` request type (`libc::Ioctl`).
+use libc::{
+    IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUNSETIFF, TUNSETOFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6,
+    TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6,
+};
+
 /// Length of the virtio-net header (`struct virtio_net_hdr`) in front of
 /// every packet when offloads are on (the kernel's default `TUNSETVNETHDRSZ`).
 pub const VNET_HDR_LEN: usize = 10;
 
 const TUN_PATH: &str = "/dev/net/tun";
-// <linux/if_tun.h>: _IOW('T', 202, int), _IOW('T', 208, unsigned int).
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
-const IFF_TUN: libc::c_short = 0x0001;
-const IFF_NO_PI: libc::c_short = 0x1000;
-const IFF_VNET_HDR: libc::c_short = 0x4000;
-const TUN_F_CSUM: libc::c_uint = 0x01;
-const TUN_F_TSO4: libc::c_uint = 0x02;
-const TUN_F_TSO6: libc::c_uint = 0x04;
-const TUN_F_TSO_ECN: libc::c_uint = 0x08;
-const TUN_F_USO4: libc::c_uint = 0x20;
-const TUN_F_USO6: libc::c_uint = 0x40;
-
 /// `struct ifreq` as TUNSETIFF reads it: the name, the flags, padding to 40 bytes.
 #[repr(C)]
 struct IfReq {
@@ -139,7 +133,8 @@ impl TunDevice {
             .map_err(explain)?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: IFF_TUN | IFF_NO_PI | if offloads { IFF_VNET_HDR } else { 0 },
+            // libc's IFF_* are c_int; ifreq's flags field is a c_short (they fit).
+            flags: (IFF_TUN | IFF_NO_PI | if offloads { IFF_VNET_HDR } else { 0 }) as libc::c_short,
             _pad: [0; 22],
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
