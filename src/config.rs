@@ -2,8 +2,23 @@
 //! limits and timeouts, IPv6 switch and router addresses.
 //!
 //! [`Config::parse`] validates everything (unknown fields, CIDRs, port ranges,
-//! empty state sets, cross-field rule checks) and reports the first problem as
-//! `FILE:LINE:COL: message`. A config that parses is safe to swap in.
+//! empty state sets, cross-field rule checks, the range of every number) and
+//! reports the first problem as `FILE:LINE:COL: message`. A config that
+//! parses is safe to swap in.
+//!
+//! Every numeric field has an inclusive range, written in its documentation
+//! and checked while deserializing (the error points at the value):
+//!
+//! | field | range |
+//! |---|---|
+//! | `conntrack.max` | 1 to 16,777,215 flows |
+//! | `conntrack.tcp_max_retrans` | 0 to 255 |
+//! | `conntrack.expectation_max` | 1 to 65,536 |
+//! | `conntrack.timeouts.*` (every TCP state, UDP, ICMP, generic) | 1 to 4,320,000 s (50 days) |
+//! | `helpers.ftp.expectation_timeout` | 1 to 86,400 s (1 day) |
+//! | `helpers.ftp.max_control_flows` | 1 to 65,536 |
+//! | `logging.per_second` | 1 to 1,000,000 |
+//! | `logging.burst` | 0 (no log lines) to 1,000,000 |
 
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -112,31 +127,43 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// TCP timeouts in seconds.
+/// TCP timeouts in seconds, each 1 to 4,320,000 (50 days; Linux's longest
+/// default, ESTABLISHED, is 432,000).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TcpTimeoutSecs {
-    /// SYN_SENT.
+    /// SYN_SENT; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub syn_sent: u64,
-    /// SYN_RECV.
+    /// SYN_RECV; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub syn_recv: u64,
-    /// ESTABLISHED.
+    /// ESTABLISHED; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub established: u64,
-    /// FIN_WAIT.
+    /// FIN_WAIT; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub fin_wait: u64,
-    /// CLOSE_WAIT.
+    /// CLOSE_WAIT; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub close_wait: u64,
-    /// LAST_ACK.
+    /// LAST_ACK; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub last_ack: u64,
-    /// TIME_WAIT.
+    /// TIME_WAIT; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub time_wait: u64,
-    /// CLOSE (and after a RST).
+    /// CLOSE (and after a RST); 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub close: u64,
-    /// SYN_SENT2.
+    /// SYN_SENT2; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub syn_sent2: u64,
-    /// Cap after repeated retransmissions or on a zero window.
+    /// Cap after repeated retransmissions or on a zero window; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub max_retrans: u64,
-    /// Cap while data is unacknowledged.
+    /// Cap while data is unacknowledged; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub unacknowledged: u64,
 }
 
@@ -159,13 +186,15 @@ impl Default for TcpTimeoutSecs {
     }
 }
 
-/// UDP timeouts in seconds.
+/// UDP timeouts in seconds, each 1 to 4,320,000.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UdpTimeoutSecs {
-    /// Before a reply (and for two seconds after creation).
+    /// Before a reply (and for two seconds after creation); 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub unreplied: u64,
-    /// Once a stream.
+    /// Once a stream; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub replied: u64,
 }
 
@@ -179,7 +208,7 @@ impl Default for UdpTimeoutSecs {
     }
 }
 
-/// All timeouts, in seconds.
+/// All timeouts, in seconds, each 1 to 4,320,000 (50 days).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutSecs {
@@ -187,9 +216,11 @@ pub struct TimeoutSecs {
     pub tcp: TcpTimeoutSecs,
     /// UDP.
     pub udp: UdpTimeoutSecs,
-    /// ICMP queries.
+    /// ICMP queries; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub icmp: u64,
-    /// Other protocols.
+    /// Other protocols; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
     pub generic: u64,
 }
 
@@ -208,37 +239,169 @@ impl Default for TimeoutSecs {
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConntrackSection {
-    /// Maximum number of tracked flows (`nf_conntrack_max`), 1 to 16,777,215.
+    /// Maximum number of tracked flows (`nf_conntrack_max`), 1 to 16,777,215
+    /// (the flow index's limit).
     #[serde(deserialize_with = "flow_count")]
     pub max: usize,
     /// Pick up TCP flows mid-stream (`nf_conntrack_tcp_loose`).
     pub tcp_loose: bool,
     /// Never mark out-of-window TCP INVALID (`nf_conntrack_tcp_be_liberal`).
     pub tcp_be_liberal: bool,
-    /// Identical retransmissions before the `max_retrans` cap (`nf_conntrack_tcp_max_retrans`).
+    /// Identical retransmissions before the `max_retrans` cap
+    /// (`nf_conntrack_tcp_max_retrans`), 0 to 255 (the whole `u8`, as Linux's).
+    #[serde(deserialize_with = "retrans")]
     pub tcp_max_retrans: u8,
-    /// Maximum pending expectations (`nf_ct_expect_max`).
-    #[serde(deserialize_with = "positive")]
+    /// Maximum pending expectations (`nf_ct_expect_max`), 1 to 65,536. The
+    /// expectation table (index and slots, about 150 bytes each) is allocated
+    /// for this many at start: under 10 MiB at the maximum.
+    #[serde(deserialize_with = "expectation_count")]
     pub expectation_max: usize,
     /// Timeouts.
     pub timeouts: TimeoutSecs,
 }
 
-fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let n = usize::deserialize(d)?;
-    if n == 0 {
-        return Err(de::Error::custom("must be at least 1"));
+/// An inclusive range of a numeric field, with the unit its messages name.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    min: u64,
+    max: u64,
+    unit: &'static str,
+}
+
+/// Every conntrack timeout: 1 s to 50 days (ten times Linux's longest
+/// default, TCP ESTABLISHED's 432,000 s). Zero is refused: it is not "never".
+const TIMEOUT_SECS: Bounds = Bounds {
+    min: 1,
+    max: 4_320_000,
+    unit: " seconds",
+};
+const FLOWS: Bounds = Bounds {
+    min: 1,
+    max: crate::conntrack::index::MAX_FLOWS as u64,
+    unit: "",
+};
+const TCP_MAX_RETRANS: Bounds = Bounds {
+    min: 0,
+    max: u8::MAX as u64,
+    unit: "",
+};
+/// Pending expectations: a table of this size is allocated at start.
+const EXPECTATIONS: Bounds = Bounds {
+    min: 1,
+    max: 65_536,
+    unit: "",
+};
+/// An FTP expectation's lifetime: 1 s to a day (Linux: 300 s).
+const EXPECTATION_TIMEOUT_SECS: Bounds = Bounds {
+    min: 1,
+    max: 86_400,
+    unit: " seconds",
+};
+/// FTP control flows with helper state (a line buffer each, allocated at start).
+const FTP_CONTROL_FLOWS: Bounds = Bounds {
+    min: 1,
+    max: 65_536,
+    unit: "",
+};
+const LOG_PER_SECOND: Bounds = Bounds {
+    min: 1,
+    max: 1_000_000,
+    unit: "",
+};
+/// 0 is allowed: no log lines at all.
+const LOG_BURST: Bounds = Bounds {
+    min: 0,
+    max: 1_000_000,
+    unit: "",
+};
+
+impl Bounds {
+    fn describe(self) -> String {
+        format!("must be {} to {}{}", self.min, self.max, self.unit)
     }
-    Ok(n)
+}
+
+impl<'de> de::Visitor<'de> for Bounds {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an integer {} to {}{}", self.min, self.max, self.unit)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+        if (self.min..=self.max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(E::custom(format!(
+                "{n} is out of range: {}",
+                self.describe()
+            )))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+        match u64::try_from(n) {
+            Ok(n) => self.visit_u64(n),
+            Err(_) => Err(E::custom(format!(
+                "{n} is out of range: {}",
+                self.describe()
+            ))),
+        }
+    }
+
+    // Integers beyond i64/u64 arrive as floats (as do `5.0`, `1.5`, `inf`).
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<u64, E> {
+        let outside = x < self.min as f64 || x > self.max as f64;
+        Err(E::custom(if x.fract() == 0.0 && outside {
+            format!("{x:e} is out of range: {}", self.describe())
+        } else {
+            format!("{x:?} is not an integer: {}", self.describe())
+        }))
+    }
+}
+
+/// A number within `bounds`. `deserialize_any` lets negative numbers and
+/// ones beyond `u64` reach the range message too (ron hands them over as
+/// `i64` and `f64`); anything else is reported as not being such an integer.
+fn in_range<'de, D: Deserializer<'de>>(d: D, bounds: Bounds) -> Result<u64, D::Error> {
+    d.deserialize_any(bounds)
+}
+
+// The largest bound (16,777,215) fits any usize.
+fn count<'de, D: Deserializer<'de>>(d: D, bounds: Bounds) -> Result<usize, D::Error> {
+    in_range(d, bounds).map(|n| n as usize)
+}
+
+fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    in_range(d, TIMEOUT_SECS)
 }
 
 fn flow_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let n = positive(d)?;
-    let most = crate::conntrack::index::MAX_FLOWS;
-    if n > most {
-        return Err(de::Error::custom(format!("must be at most {most}")));
-    }
-    Ok(n)
+    count(d, FLOWS)
+}
+
+fn retrans<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    in_range(d, TCP_MAX_RETRANS).map(|n| n as u8)
+}
+
+fn expectation_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    count(d, EXPECTATIONS)
+}
+
+fn expectation_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    in_range(d, EXPECTATION_TIMEOUT_SECS)
+}
+
+fn control_flow_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    count(d, FTP_CONTROL_FLOWS)
+}
+
+fn log_per_second<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    in_range(d, LOG_PER_SECOND)
+}
+
+fn log_burst<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    in_range(d, LOG_BURST)
 }
 
 /// The FTP helper's attachment: like `iptables -t raw -p tcp --dport 21 -j CT --helper ftp`.
@@ -248,12 +411,20 @@ pub struct FtpHelperSection {
     /// Destination ports of FTP control flows (default `"21"`; e.g. `"21,2121"`).
     #[serde(default = "default_ftp_ports")]
     pub ports: PortSpec,
-    /// Seconds an expectation waits for its data connection (default 300).
-    #[serde(default = "default_expectation_timeout")]
+    /// Seconds an expectation waits for its data connection, 1 to 86,400
+    /// (default 300, as Linux).
+    #[serde(
+        default = "default_expectation_timeout",
+        deserialize_with = "expectation_timeout"
+    )]
     pub expectation_timeout: u64,
-    /// Control flows that can have the helper at once (each holds a small
-    /// line buffer, allocated at start); further ones get no helper (default 4096).
-    #[serde(default = "default_max_control_flows", deserialize_with = "positive")]
+    /// Control flows that can have the helper at once, 1 to 65,536 (each
+    /// holds about 600 bytes of line buffers, reserved at start: about 40 MiB
+    /// at the maximum); further ones get no helper (default 4096).
+    #[serde(
+        default = "default_max_control_flows",
+        deserialize_with = "control_flow_count"
+    )]
     pub max_control_flows: usize,
 }
 
@@ -366,9 +537,13 @@ pub struct PcapSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingSection {
-    /// Log lines per second at most (token bucket refill).
+    /// Log lines per second at most (token bucket refill), 1 to 1,000,000
+    /// (default 10).
+    #[serde(deserialize_with = "log_per_second")]
     pub per_second: u64,
-    /// Burst of log lines allowed at once.
+    /// Burst of log lines allowed at once, 0 to 1,000,000 (default 20); 0
+    /// means no log lines at all (and none in a `Logged` pcap).
+    #[serde(deserialize_with = "log_burst")]
     pub burst: u64,
     /// Log INVALID packets that are dropped, with their reason.
     pub invalid: bool,
@@ -467,5 +642,78 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         Config::parse(&text, &name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inside(what: &str, n: u64, b: Bounds) {
+        assert!(
+            (b.min..=b.max).contains(&n),
+            "default {what} = {n}: {}",
+            b.describe()
+        );
+    }
+
+    // Omitted fields take these defaults without passing the range checks.
+    #[test]
+    fn defaults_are_inside_their_bounds() {
+        let c = ConntrackSection::default();
+        inside("conntrack.max", c.max as u64, FLOWS);
+        inside(
+            "tcp_max_retrans",
+            u64::from(c.tcp_max_retrans),
+            TCP_MAX_RETRANS,
+        );
+        inside("expectation_max", c.expectation_max as u64, EXPECTATIONS);
+        let t = c.timeouts;
+        for (what, n) in [
+            ("syn_sent", t.tcp.syn_sent),
+            ("syn_recv", t.tcp.syn_recv),
+            ("established", t.tcp.established),
+            ("fin_wait", t.tcp.fin_wait),
+            ("close_wait", t.tcp.close_wait),
+            ("last_ack", t.tcp.last_ack),
+            ("time_wait", t.tcp.time_wait),
+            ("close", t.tcp.close),
+            ("syn_sent2", t.tcp.syn_sent2),
+            ("max_retrans", t.tcp.max_retrans),
+            ("unacknowledged", t.tcp.unacknowledged),
+            ("udp.unreplied", t.udp.unreplied),
+            ("udp.replied", t.udp.replied),
+            ("icmp", t.icmp),
+            ("generic", t.generic),
+        ] {
+            inside(what, n, TIMEOUT_SECS);
+        }
+        assert_eq!(t.tcp.established, 432_000);
+        inside(
+            "expectation_timeout",
+            default_expectation_timeout(),
+            EXPECTATION_TIMEOUT_SECS,
+        );
+        inside(
+            "max_control_flows",
+            default_max_control_flows() as u64,
+            FTP_CONTROL_FLOWS,
+        );
+        let l = LoggingSection::default();
+        inside("per_second", l.per_second, LOG_PER_SECOND);
+        inside("burst", l.burst, LOG_BURST);
+    }
+
+    #[test]
+    fn the_error_points_at_the_value() {
+        let text = "(\n    conntrack: (timeouts: (tcp: (close: 0))),\n    \
+                    outbound: (policy: Drop),\n    inbound: (policy: Drop),\n)";
+        let e = Config::parse(text, "t.ron").unwrap_err();
+        let col = "    conntrack: (timeouts: (tcp: (close: ".len() + 1;
+        assert_eq!((e.line, e.col), (2, col), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("t.ron:2:{col}: 0 is out of range: must be 1 to 4320000 seconds")
+        );
     }
 }
