@@ -12,19 +12,20 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use tunfw::config::Config;
 use tunfw::filter::Firewall;
-use tunfw::offload::{self, VnetHeader};
-use tunfw::packet::{internet_checksum, Side};
+use tunfw::side::Side;
 use tunfw::time::Instant;
+use tunfw::wire::checksum::internet_checksum;
+use tunfw::wire::vnet::{self, VnetHeader};
 
 const SERVER: [u8; 4] = [10, 0, 2, 2];
 
 /// The virtio-net header of a packet whose TCP checksum the kernel left
 /// partial (TUN offloads).
 const PARTIAL: VnetHeader = VnetHeader {
-    flags: offload::F_NEEDS_CSUM,
+    flags: vnet::F_NEEDS_CSUM,
     csum_start: 20,
     csum_offset: 16,
-    ..offload::PLAIN
+    ..vnet::PLAIN
 };
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
@@ -117,8 +118,8 @@ fn bench(c: &mut Criterion) {
         // IP header (TTL and its checksum) changes in a pass, so only it is
         // restored between iterations.
         for (name, payload, vnet) in [
-            ("established_tcp_1400B", 1400, offload::PLAIN),
-            ("established_tcp_64B", 64, offload::PLAIN),
+            ("established_tcp_1400B", 1400, vnet::PLAIN),
+            ("established_tcp_64B", 64, vnet::PLAIN),
             // With TUN offloads the kernel leaves the TCP checksum partial.
             ("established_tcp_1400B_offloaded", 1400, PARTIAL),
         ] {
@@ -218,11 +219,12 @@ fn memory_per_flow() {
     let after = rss_bytes();
     let n = fw.conntrack().len();
     println!(
-        "memory: {n} flows tracked, RSS +{} MiB, {} bytes per flow (Flow struct {} bytes, its tuple {} bytes)",
+        "memory: {n} flows tracked, RSS +{} MiB, {} bytes per flow (Flow struct {} bytes, its two tuples {} bytes, TCP state {} bytes)",
         (after - before) >> 20,
         (after - before) / n.max(1),
         std::mem::size_of::<tunfw::conntrack::Flow>(),
-        std::mem::size_of::<tunfw::conntrack::FlowTuple>(),
+        std::mem::size_of::<[tunfw::conntrack::Tuple; 2]>(),
+        std::mem::size_of::<tunfw::conntrack::tcp::TcpConn>(),
     );
     drop(fw);
 }

@@ -9,14 +9,17 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use smoltcp::wire::{IpAddress, TcpPacket};
 
-use crate::conntrack::icmp;
-use crate::packet::{
-    internet_checksum, tcp_flags as f, Packet, TcpInfo, Transport, PROTO_ICMP, PROTO_TCP,
-};
-use crate::time::Instant;
+use crate::packet::{Packet, TcpInfo, Transport};
+use crate::wire::checksum::internet_checksum;
+use crate::wire::tcp::{self, flags as f, SeqNum};
+use crate::wire::{icmp, ipv4, PROTO_ICMP, PROTO_TCP};
 
 /// TTL of generated packets (Linux `ip_default_ttl`).
 pub const GENERATED_TTL: u8 = 64;
+/// Length of a generated RST: IPv4 and TCP headers without options.
+const RST_LEN: usize = ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
+/// Length of the IPv4 and ICMP headers in front of a quoted packet.
+const ICMP_ERROR_HEADERS: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
 /// Largest ICMP error generated (RFC 1812: 576 bytes).
 pub const MAX_ICMP_ERROR: usize = 576;
 
@@ -25,18 +28,17 @@ fn unicast(a: Ipv4Addr) -> bool {
 }
 
 fn write_ipv4_header(out: &mut [u8], total_len: usize, protocol: u8, src: Ipv4Addr, dst: Ipv4Addr) {
-    out[0] = 0x45;
-    out[1] = 0;
-    out[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
-    out[4..6].copy_from_slice(&[0, 0]);
-    out[6..8].copy_from_slice(&[0x40, 0]); // DF
-    out[8] = GENERATED_TTL;
-    out[9] = protocol;
-    out[10..12].copy_from_slice(&[0, 0]);
-    out[12..16].copy_from_slice(&src.octets());
-    out[16..20].copy_from_slice(&dst.octets());
-    let check = internet_checksum(&[&out[..20]]);
-    out[10..12].copy_from_slice(&check.to_be_bytes());
+    let h = &mut out[..ipv4::MIN_HEADER_LEN];
+    h.fill(0);
+    h[0] = 0x45;
+    h[ipv4::TOTAL_LEN..ipv4::TOTAL_LEN + 2].copy_from_slice(&(total_len as u16).to_be_bytes());
+    h[ipv4::FRAGMENT] = 0x40; // DF
+    h[ipv4::TTL] = GENERATED_TTL;
+    h[ipv4::PROTOCOL] = protocol;
+    h[ipv4::SRC..ipv4::SRC + 4].copy_from_slice(&src.octets());
+    h[ipv4::DST..ipv4::DST + 4].copy_from_slice(&dst.octets());
+    let check = internet_checksum(&[h]);
+    h[ipv4::CHECKSUM..ipv4::CHECKSUM + 2].copy_from_slice(&check.to_be_bytes());
 }
 
 fn v4(addr: IpAddr) -> Option<Ipv4Addr> {
@@ -49,30 +51,30 @@ fn v4(addr: IpAddr) -> Option<Ipv4Addr> {
 /// A TCP RST answering `seg` of `pkt`, from its destination to its source
 /// (as the kernel's `nf_send_reset`). `None` for a RST or non-unicast ends.
 pub fn tcp_reset(pkt: &Packet<'_>, seg: &TcpInfo<'_>, out: &mut [u8]) -> Option<usize> {
-    if seg.has(f::RST) || out.len() < 40 {
+    if seg.has(f::RST) || out.len() < RST_LEN {
         return None;
     }
     let (src, dst) = (v4(pkt.ip.dst)?, v4(pkt.ip.src)?);
     if !unicast(src) || !unicast(dst) {
         return None;
     }
-    write_ipv4_header(out, 40, PROTO_TCP, src, dst);
-    let tcp = &mut out[20..40];
-    tcp.fill(0);
-    tcp[0..2].copy_from_slice(&seg.dst_port.to_be_bytes());
-    tcp[2..4].copy_from_slice(&seg.src_port.to_be_bytes());
+    write_ipv4_header(out, RST_LEN, PROTO_TCP, src, dst);
+    let seg_out = &mut out[ipv4::MIN_HEADER_LEN..RST_LEN];
+    seg_out.fill(0);
+    seg_out[0..2].copy_from_slice(&seg.dst_port.to_be_bytes());
+    seg_out[2..4].copy_from_slice(&seg.src_port.to_be_bytes());
     let (seq, ack, flags) = if seg.has(f::ACK) {
-        (seg.ack, 0, f::RST)
+        (seg.ack, SeqNum(0), f::RST)
     } else {
-        (0, seg.seq_end(), f::RST | f::ACK)
+        (SeqNum(0), seg.seq_end(), f::RST | f::ACK)
     };
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
-    let mut view = TcpPacket::new_unchecked(&mut out[20..40]);
+    seg_out[tcp::SEQ..tcp::SEQ + 4].copy_from_slice(&seq.0.to_be_bytes());
+    seg_out[tcp::ACK_NUMBER..tcp::ACK_NUMBER + 4].copy_from_slice(&ack.0.to_be_bytes());
+    seg_out[tcp::DATA_OFFSET] = ((tcp::MIN_HEADER_LEN / 4) as u8) << 4;
+    seg_out[tcp::FLAGS] = flags;
+    let mut view = TcpPacket::new_unchecked(seg_out);
     view.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
-    Some(40)
+    Some(RST_LEN)
 }
 
 /// An ICMP error of `icmp_type`/`code` about the packet `original` (its raw
@@ -99,110 +101,18 @@ pub fn icmp_error(
     let quoted = original
         .len()
         .min(pkt.ip.total_len)
-        .min(MAX_ICMP_ERROR - 28);
-    let total = 28 + quoted;
+        .min(MAX_ICMP_ERROR - ICMP_ERROR_HEADERS);
+    let total = ICMP_ERROR_HEADERS + quoted;
     if out.len() < total {
         return None;
     }
     write_ipv4_header(out, total, PROTO_ICMP, src, dst);
-    let msg = &mut out[20..total];
+    let msg = &mut out[ipv4::MIN_HEADER_LEN..total];
     msg[0] = icmp_type;
     msg[1] = code;
-    msg[2..8].fill(0);
-    msg[8..].copy_from_slice(&original[..quoted]);
+    msg[2..icmp::HEADER_LEN].fill(0);
+    msg[icmp::HEADER_LEN..].copy_from_slice(&original[..quoted]);
     let check = internet_checksum(&[msg]);
     msg[2..4].copy_from_slice(&check.to_be_bytes());
     Some(total)
-}
-
-/// A token bucket: `rate` tokens per second up to `burst`, refilled from the
-/// injected clock. A `burst` of 0 never gives a token. The arithmetic
-/// saturates, so any `u64` rate and burst are safe (tokens are counted in
-/// thousandths, so a burst above `u64::MAX / 1000` acts as that).
-#[derive(Clone, Copy, Debug)]
-pub struct TokenBucket {
-    rate_per_sec: u64,
-    burst: u64,
-    tokens_milli: u64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate_per_sec: u64, burst: u64) -> TokenBucket {
-        TokenBucket {
-            rate_per_sec,
-            burst,
-            tokens_milli: burst.saturating_mul(1000),
-            last: Instant::ZERO,
-        }
-    }
-
-    /// Take a token if one is available at `now`.
-    pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.total_millis().saturating_sub(self.last.total_millis());
-        self.last = self.last.max(now);
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed.saturating_mul(self.rate_per_sec))
-            .min(self.burst.saturating_mul(1000));
-        if self.tokens_milli >= 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_bucket_refills_at_its_rate_up_to_its_burst() {
-        let mut b = TokenBucket::new(2, 3);
-        let t0 = Instant::from_secs(100);
-        assert_eq!((0..5).filter(|_| b.take(t0)).count(), 3);
-        // Half a second at 2/s is one token.
-        assert!(b.take(Instant::from_millis(100_500)));
-        assert!(!b.take(Instant::from_millis(100_500)));
-        // A long pause refills up to the burst only.
-        let later = Instant::from_secs(10_000);
-        assert_eq!((0..10).filter(|_| b.take(later)).count(), 3);
-        // A zero burst never gives a token; a zero rate never refills.
-        let mut off = TokenBucket::new(1000, 0);
-        assert!(!off.take(Instant::ZERO) && !off.take(Instant::NEVER));
-        let mut once = TokenBucket::new(0, 1);
-        assert!(once.take(Instant::ZERO));
-        assert!(!once.take(Instant::NEVER));
-    }
-
-    #[test]
-    fn token_bucket_arithmetic_cannot_overflow() {
-        // burst * 1000 would wrap to 384 thousandths: no token at all.
-        let mut b = TokenBucket::new(0, 18_446_744_073_709_552);
-        assert!((0..1000).all(|_| b.take(Instant::ZERO)));
-        for (rate, burst) in [
-            (u64::MAX, u64::MAX),
-            (u64::MAX, 1),
-            (1, u64::MAX),
-            (u64::MAX, 0),
-            (0, u64::MAX),
-        ] {
-            let mut b = TokenBucket::new(rate, burst);
-            for now in [
-                Instant::ZERO,
-                Instant::from_millis(1),
-                Instant::from_millis(u64::MAX / 2),
-                Instant::NEVER,
-            ] {
-                assert_eq!(b.take(now), burst > 0, "rate {rate} burst {burst}");
-            }
-            // The clock going back refills nothing (and does not underflow).
-            let left = b.tokens_milli;
-            b.take(Instant::ZERO);
-            assert!(b.tokens_milli <= left);
-        }
-    }
 }

@@ -27,10 +27,11 @@ use core::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::conntrack::config::{ConntrackConfig, FtpHelperConfig, HelperConfig};
 use crate::conntrack::tcp::{TcpConfig, TcpTimeouts};
 use crate::conntrack::udp::UdpTimeouts;
-use crate::conntrack::{ConntrackConfig, FtpHelperConfig, HelperConfig};
-use crate::rules::{Action, PortSpec, Rule};
+use crate::matchers::PortSpec;
+use crate::rules::{Action, Rule};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.ron");

@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use crate::conntrack::Flow;
+use crate::conntrack::flow::Flow;
+use crate::conntrack::tuple::Dir;
+use crate::wire::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Default control socket path.
 pub const DEFAULT_PATH: &str = "/run/tunfw.sock";
@@ -59,9 +61,9 @@ impl FlowFilter {
             match k {
                 "proto" => {
                     f.protocol = Some(match v.to_ascii_lowercase().as_str() {
-                        "tcp" => 6,
-                        "udp" => 17,
-                        "icmp" => 1,
+                        "tcp" => PROTO_TCP,
+                        "udp" => PROTO_UDP,
+                        "icmp" => PROTO_ICMP,
                         n => n.parse().map_err(|_| format!("bad proto {v:?}"))?,
                     })
                 }
@@ -81,14 +83,14 @@ impl FlowFilter {
 
     /// Whether `flow` matches.
     pub fn matches(&self, flow: &Flow) -> bool {
-        let t = &flow.tuple(crate::conntrack::Dir::Original);
+        let t = &flow.tuple(Dir::Original);
         if self.protocol.is_some_and(|p| p != t.protocol) {
             return false;
         }
         if self.addr.is_some_and(|a| a != t.src && a != t.dst) {
             return false;
         }
-        let ported = matches!(t.protocol, 6 | 17);
+        let ported = matches!(t.protocol, PROTO_TCP | PROTO_UDP);
         if self
             .port
             .is_some_and(|p| !ported || (p != t.src_id && p != t.dst_id))

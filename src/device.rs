@@ -12,7 +12,7 @@
 //! `TUNSETOFFLOAD` with checksum offload, TSO4, TSO6 and, when the kernel
 //! has them (Linux 6.2 and later), USO4 and USO6. With offloads on, every
 //! packet read starts with a [`VNET_HDR_LEN`]-byte virtio-net header (see
-//! [`crate::offload::VnetHeader`]) and every packet written must start with
+//! [`crate::wire::vnet::VnetHeader`]) and every packet written must start with
 //! one; the kernel then hands tunfw TCP super-packets of up to 64 KiB and
 //! packets whose transport checksum is left for the sender's device to fill
 //! in, which is what makes the TUN path fast (one read and one write per
@@ -32,7 +32,7 @@ use libc::{
 
 /// Length of the virtio-net header (`struct virtio_net_hdr`) in front of
 /// every packet when offloads are on (the kernel's default `TUNSETVNETHDRSZ`).
-pub const VNET_HDR_LEN: usize = 10;
+pub const VNET_HDR_LEN: usize = crate::wire::vnet::LEN;
 
 const TUN_PATH: &str = "/dev/net/tun";
 /// `struct ifreq` as TUNSETIFF reads it: the name, the flags, padding to 40 bytes.

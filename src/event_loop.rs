@@ -21,12 +21,14 @@ use crate::config::{Config, ConfigError, PcapPackets};
 use crate::conntrack::events::Event;
 use crate::control::{error_answer, Answer, ControlServer, Request};
 use crate::device::TunDevice;
-use crate::filter::{log_line, Firewall, ReloadSummary, Verdict};
-use crate::offload::{self, VnetHeader};
-use crate::packet::Side;
+use crate::filter::{Firewall, ReloadSummary};
 use crate::pcap::PcapWriter;
-use crate::report;
+use crate::report::{self, log_line, LoopCounters};
+use crate::segment;
+use crate::side::Side;
 use crate::time::Instant;
+use crate::verdict::{Fate, Verdict};
+use crate::wire::vnet::{self, VnetHeader};
 
 const LAN: Token = Token(0);
 const WAN: Token = Token(1);
@@ -85,7 +87,7 @@ pub struct EventLoop {
     control: Option<ControlServer>,
     pcap: Option<Pcap>,
     started: std::time::Instant,
-    tx_errors: [u64; 2],
+    counters: LoopCounters,
     passthrough: bool,
     /// Bytes of virtio-net header in front of every frame (0: offloads off).
     header_len: usize,
@@ -139,7 +141,7 @@ impl EventLoop {
             control,
             pcap: None,
             started: std::time::Instant::now(),
-            tx_errors: [0; 2],
+            counters: LoopCounters::default(),
             passthrough: false,
             header_len,
         };
@@ -303,7 +305,7 @@ impl EventLoop {
         Answer::Once(match req {
             Request::Stats => {
                 let map: serde_json::Map<String, serde_json::Value> =
-                    report::counters(fw, self.tx_errors)
+                    report::counters(fw, &self.counters)
                         .into_iter()
                         .map(|(k, v)| (k, v.into()))
                         .collect();
@@ -396,11 +398,15 @@ impl EventLoop {
                 now = self.now();
             }
             let vnet = if header_len == 0 {
-                offload::PLAIN
+                vnet::PLAIN
             } else {
                 match VnetHeader::read(&bufs.packet[..n]) {
                     Some(h) if n > header_len => h,
-                    _ => continue, // the kernel never sends this; nothing to forward
+                    _ => {
+                        // The kernel never sends this; nothing to forward.
+                        self.counters.short_frames[side.index()] += 1;
+                        continue;
+                    }
                 }
             };
             let resegment = self.deliver(side, &vnet, &mut bufs.packet[..n], &mut bufs.answer, now);
@@ -429,13 +435,13 @@ impl EventLoop {
             &mut answer[header_len..],
             now,
         );
-        if verdict.resegment {
+        if verdict.fate == Fate::Resegment {
             return true;
         }
-        if verdict.logged || (verdict.drop.is_some() && self.pcap.is_some()) {
+        if verdict.logged || (verdict.drop_reason().is_some() && self.pcap.is_some()) {
             self.record(side, vnet, &frame[header_len..], &verdict);
         }
-        if verdict.forward {
+        if verdict.forwards() {
             self.write(side.other(), frame);
         }
         if verdict.answer_len > 0 {
@@ -457,9 +463,10 @@ impl EventLoop {
     ) {
         let header_len = self.header_len;
         let super_packet = &bufs.packet[header_len..n];
-        let count = match offload::tcp4_segment_count(super_packet, vnet.gso_size) {
+        let count = match segment::tcp4_segment_count(super_packet, vnet.gso_size) {
             Ok(c) => c,
             Err(e) => {
+                self.counters.unsegmentable[side.index()] += 1;
                 log::debug!(
                     "cannot segment a super-packet from {}: {e:?}",
                     side.as_str()
@@ -470,12 +477,15 @@ impl EventLoop {
         for index in 0..count {
             let super_packet = &bufs.packet[header_len..n];
             let out = &mut bufs.segment[header_len..];
-            let Ok(len) = offload::segment_tcp4(super_packet, vnet.gso_size, index, out) else {
+            let Ok(len) = segment::segment_tcp4(super_packet, vnet.gso_size, index, out) else {
+                // The count above came from the same lengths: only an
+                // output buffer too small for a segment gets here.
+                self.counters.unsegmentable[side.index()] += 1;
                 return;
             };
             self.deliver(
                 side,
-                &offload::PLAIN,
+                &vnet::PLAIN,
                 &mut bufs.segment[..header_len + len],
                 &mut bufs.answer,
                 now,
@@ -490,7 +500,7 @@ impl EventLoop {
         }
         if let Some(p) = self.pcap.as_mut() {
             let wanted = match p.packets {
-                PcapPackets::Dropped => verdict.drop.is_some(),
+                PcapPackets::Dropped => verdict.drop_reason().is_some(),
                 PcapPackets::Logged => verdict.logged,
             };
             if wanted {
@@ -504,14 +514,14 @@ impl EventLoop {
 
     fn write(&mut self, side: Side, packet: &[u8]) {
         if let Err(e) = self.devices[side.index()].send(packet) {
-            self.tx_errors[side.index()] += 1;
+            self.counters.tx_errors[side.index()] += 1;
             log::debug!("write to {}: {e}", self.devices[side.index()].name());
         }
     }
 
     /// One line of counters: what the exit prints.
     pub fn summary(&self) -> String {
-        let counters = report::counters(&self.fw, self.tx_errors);
+        let counters = report::counters(&self.fw, &self.counters);
         let nonzero: Vec<String> = counters
             .iter()
             .filter(|(_, v)| *v != 0)

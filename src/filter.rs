@@ -6,23 +6,33 @@
 //! and benchmarks all drive it the same way.
 //!
 //! Order, as in the kernel: parse (malformed packets are dropped here), TTL
-//! check (a router may not forward TTL <= 1), conntrack (PREROUTING), rules of
-//! the packet's direction (FORWARD), then confirmation of a new flow only if
-//! the rules accepted its first packet.
+//! check (a router may not forward TTL <= 1), conntrack (PREROUTING), the
+//! chain of the side the packet came from (FORWARD), then confirmation of a
+//! new flow only if the rules accepted its first packet, and the helper.
 
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 
-use crate::answer::{self, TokenBucket};
+use crate::answer;
+use crate::chain::{Chain, Decider};
 use crate::config::{Config, Ipv6Mode, OnReload};
-use crate::conntrack::{icmp, Conntrack, CtState, Flow, FlowRef, HelpVerdict, ProtoState, Tuple};
-use crate::offload::{self, VnetHeader};
-use crate::packet::{
-    self, IcmpInfo, IpInfo, Packet, ParseError, Side, TcpInfo, Transport, UdpInfo, PROTO_ICMP,
-    PROTO_TCP, PROTO_UDP,
-};
-use crate::rules::{Action, Chain, Decider, Direction};
-use crate::stats::{DropReason, InvalidReason, Stats};
+use crate::conntrack::config::{ConntrackConfig, HelperConfig};
+use crate::conntrack::flow::{Flow, ProtoState};
+use crate::conntrack::state::CtState;
+use crate::conntrack::table::{ConfirmError, Conntrack};
+use crate::conntrack::track::{FlowRef, Tracked};
+use crate::conntrack::tuple::{Dir, Tuple};
+use crate::helpers::ftp::FtpState;
+use crate::helpers::glue::{FtpHelper, HelpVerdict};
+use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
+use crate::ratelimit::TokenBucket;
+use crate::rules::Action;
+use crate::side::Side;
+use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
+use crate::verdict::{Fate, Verdict};
+use crate::wire::tcp::{flags, SeqNum};
+use crate::wire::vnet::{self, VnetHeader};
+use crate::wire::{icmp, ipv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// How many table slots one expiry step looks at at most (bounds event-loop pauses).
 pub const GC_SLOTS: usize = 16_384;
@@ -31,60 +41,8 @@ pub const GC_SLOTS: usize = 16_384;
 /// (`cargo bench` prints the longest step of expiring a full 1M-flow table).
 pub const GC_REMOVALS: usize = 256;
 
-/// ICMP port unreachable (the reject answer for non-TCP).
-const CODE_PORT_UNREACHABLE: u8 = 3;
-
-/// What to do with one packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    /// Write the (possibly modified, e.g. TTL) packet to the other side.
-    pub forward: bool,
-    /// Why it was dropped, when it was.
-    pub drop: Option<DropReason>,
-    /// When non-zero, write `answer[..answer_len]` back to the side the packet came from.
-    pub answer_len: usize,
-    /// The conntrack state the rules saw, if tracking ran.
-    pub state: Option<CtState>,
-    /// The rule (or policy) that decided, if the rules ran.
-    pub decided_by: Option<(Direction, Decider)>,
-    /// The packet is to be logged (a `log` rule or policy, or a dropped
-    /// INVALID or table-full packet), within the log rate limit.
-    pub logged: bool,
-    /// Why the packet was INVALID, when it was.
-    pub invalid: Option<InvalidReason>,
-    /// A super-packet (TUN offloads) that must be handled one segment at a
-    /// time: nothing was decided or counted; cut it with
-    /// [`crate::offload::segment_tcp4`] and process each segment.
-    pub resegment: bool,
-}
-
-impl Verdict {
-    fn dropped(reason: DropReason, state: Option<CtState>) -> Verdict {
-        Verdict {
-            forward: false,
-            drop: Some(reason),
-            answer_len: 0,
-            state,
-            decided_by: None,
-            logged: false,
-            invalid: None,
-            resegment: false,
-        }
-    }
-
-    fn forwarded(state: Option<CtState>) -> Verdict {
-        Verdict {
-            forward: true,
-            drop: None,
-            answer_len: 0,
-            state,
-            decided_by: None,
-            logged: false,
-            invalid: None,
-            resegment: false,
-        }
-    }
-}
+/// The conntrack table the firewall keeps: with the FTP helper's state.
+pub type Table = Conntrack<FtpState>;
 
 /// What a reload changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -99,48 +57,59 @@ pub struct ReloadSummary {
     pub flows_removed: usize,
 }
 
-/// The firewall: conntrack table, rules, counters.
-pub struct Firewall {
-    conntrack: Conntrack,
-    outbound: Chain,
-    inbound: Chain,
-    stats: Stats,
+/// Everything a config sets in the firewall, built by one function at
+/// start and on reload.
+struct Settings {
+    /// The chain of packets from each side (index [`Side::index`]).
+    chains: [Chain; 2],
+    conntrack: ConntrackConfig,
+    helpers: HelperConfig,
     ipv6: Ipv6Mode,
+    /// Source address of the ICMP errors sent to each side.
     router: [Option<Ipv4Addr>; 2],
-    answer_limit: TokenBucket,
     log_limit: TokenBucket,
-    table_full_log_limit: TokenBucket,
     log_invalid: bool,
     on_reload: OnReload,
+}
+
+impl Settings {
+    fn of(cfg: &Config) -> Settings {
+        let chain = |c: &crate::config::ChainConfig| Chain::new(c.rules.clone(), c.policy, c.log);
+        Settings {
+            chains: [chain(&cfg.outbound), chain(&cfg.inbound)],
+            conntrack: cfg.conntrack.to_conntrack_config(),
+            helpers: cfg.helpers.to_helper_config(),
+            ipv6: cfg.ipv6,
+            router: [cfg.router.lan, cfg.router.wan],
+            log_limit: TokenBucket::new(cfg.logging.per_second, cfg.logging.burst),
+            log_invalid: cfg.logging.invalid,
+            on_reload: cfg.on_reload,
+        }
+    }
+}
+
+/// The firewall: conntrack table, helper, rules, counters.
+pub struct Firewall {
+    conntrack: Table,
+    ftp: FtpHelper,
+    settings: Settings,
+    stats: Stats,
+    answer_limit: TokenBucket,
+    table_full_log_limit: TokenBucket,
 }
 
 impl Firewall {
     /// A firewall with an empty table, built from a validated config.
     pub fn new(cfg: &Config) -> Firewall {
+        let settings = Settings::of(cfg);
         Firewall {
-            conntrack: Conntrack::new(
-                cfg.conntrack.to_conntrack_config(),
-                cfg.helpers.to_helper_config(),
-            ),
-            outbound: Chain::new(
-                cfg.outbound.rules.clone(),
-                cfg.outbound.policy,
-                cfg.outbound.log,
-            ),
-            inbound: Chain::new(
-                cfg.inbound.rules.clone(),
-                cfg.inbound.policy,
-                cfg.inbound.log,
-            ),
+            conntrack: Conntrack::new(settings.conntrack, settings.helpers.clone()),
+            ftp: FtpHelper::default(),
+            settings,
             stats: Stats::default(),
-            ipv6: cfg.ipv6,
-            router: [cfg.router.lan, cfg.router.wan],
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
             answer_limit: TokenBucket::new(1000, 50),
-            log_limit: TokenBucket::new(cfg.logging.per_second, cfg.logging.burst),
             table_full_log_limit: TokenBucket::new(1, 5),
-            log_invalid: cfg.logging.invalid,
-            on_reload: cfg.on_reload,
         }
     }
 
@@ -149,31 +118,16 @@ impl Firewall {
     /// is unchanged (and for the policies); with `on_reload: Recheck` (of the
     /// new config) flows the new rules would refuse are removed.
     pub fn reload(&mut self, cfg: &Config, now: Instant) -> ReloadSummary {
-        let mut outbound = Chain::new(
-            cfg.outbound.rules.clone(),
-            cfg.outbound.policy,
-            cfg.outbound.log,
-        );
-        let mut inbound = Chain::new(
-            cfg.inbound.rules.clone(),
-            cfg.inbound.policy,
-            cfg.inbound.log,
-        );
-        let counters_carried =
-            outbound.inherit_counters(&self.outbound) + inbound.inherit_counters(&self.inbound);
-        self.outbound = outbound;
-        self.inbound = inbound;
-        self.conntrack.reconfigure(
-            cfg.conntrack.to_conntrack_config(),
-            cfg.helpers.to_helper_config(),
-        );
-        self.ipv6 = cfg.ipv6;
-        self.router = [cfg.router.lan, cfg.router.wan];
-        self.log_limit = TokenBucket::new(cfg.logging.per_second, cfg.logging.burst);
-        self.log_invalid = cfg.logging.invalid;
-        self.on_reload = cfg.on_reload;
+        let mut settings = Settings::of(cfg);
+        let mut counters_carried = 0;
+        for (new, old) in settings.chains.iter_mut().zip(&self.settings.chains) {
+            counters_carried += new.inherit_counters(old);
+        }
+        self.conntrack
+            .reconfigure(settings.conntrack, settings.helpers.clone());
+        self.settings = settings;
         let mut flows_removed = 0;
-        if self.on_reload == OnReload::Recheck {
+        if self.settings.on_reload == OnReload::Recheck {
             let refused: Vec<u32> = self
                 .conntrack
                 .flow_ids(now)
@@ -189,7 +143,7 @@ impl Firewall {
             }
         }
         ReloadSummary {
-            rules: self.outbound.rules.len() + self.inbound.rules.len(),
+            rules: self.settings.chains.iter().map(|c| c.rules.len()).sum(),
             counters_carried,
             flows_kept: self.conntrack.len(),
             flows_removed,
@@ -199,14 +153,14 @@ impl Firewall {
     /// Whether the current rules accept the first packet of `flow` (as NEW,
     /// or RELATED for an expected flow), from the side it came from.
     pub fn would_accept(&self, flow: &Flow) -> bool {
-        let t = flow.tuple(crate::conntrack::Dir::Original);
+        let t = flow.tuple(Dir::Original);
         let transport = match (t.protocol, flow.proto) {
             (PROTO_TCP, _) => Transport::Tcp(TcpInfo {
                 src_port: t.src_id,
                 dst_port: t.dst_id,
-                seq: 0,
-                ack: 0,
-                flags: packet::tcp_flags::SYN,
+                seq: SeqNum(0),
+                ack: SeqNum(0),
+                flags: flags::SYN,
                 window: 0,
                 options: &[],
                 payload: &[],
@@ -217,7 +171,7 @@ impl Firewall {
                 payload: &[],
             }),
             (PROTO_ICMP, ProtoState::Icmp) => {
-                let [icmp_type, code] = t.dst_id.to_be_bytes();
+                let (icmp_type, code) = icmp::split_type_code(t.dst_id);
                 Transport::Icmp(IcmpInfo {
                     icmp_type,
                     code,
@@ -243,16 +197,7 @@ impl Firewall {
         } else {
             CtState::New
         };
-        self.chain(Direction::from_ingress(flow.origin))
-            .peek(&pkt, state)
-            == Action::Accept
-    }
-
-    fn chain_mut(&mut self, dir: Direction) -> &mut Chain {
-        match dir {
-            Direction::Outbound => &mut self.outbound,
-            Direction::Inbound => &mut self.inbound,
-        }
+        self.chain(flow.origin).peek(&pkt, state) == Action::Accept
     }
 
     /// Counters.
@@ -261,21 +206,23 @@ impl Firewall {
     }
 
     /// The conntrack table.
-    pub fn conntrack(&self) -> &Conntrack {
+    pub fn conntrack(&self) -> &Table {
         &self.conntrack
     }
 
     /// The conntrack table, mutably (flush, kill).
-    pub fn conntrack_mut(&mut self) -> &mut Conntrack {
+    pub fn conntrack_mut(&mut self) -> &mut Table {
         &mut self.conntrack
     }
 
-    /// The rules of a direction with their counters.
-    pub fn chain(&self, dir: Direction) -> &Chain {
-        match dir {
-            Direction::Outbound => &self.outbound,
-            Direction::Inbound => &self.inbound,
-        }
+    /// The FTP helper's counters.
+    pub fn ftp(&self) -> &FtpHelper {
+        &self.ftp
+    }
+
+    /// The chain of packets from `side`, with its counters.
+    pub fn chain(&self, side: Side) -> &Chain {
+        &self.settings.chains[side.index()]
     }
 
     /// When [`Firewall::tick`] has work next.
@@ -298,15 +245,15 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
-        self.process_offloaded(side, &offload::PLAIN, buf, answer, now)
+        self.process_offloaded(side, &vnet::PLAIN, buf, answer, now)
     }
 
     /// [`Firewall::process`] for a packet read with TUN offloads, whose
     /// virtio-net header says `vnet`. A super-packet is tracked as the whole
     /// range of segments it stands for, as Linux conntrack sees a GSO skb; a
     /// transport checksum the header vouches for is not recomputed. A
-    /// super-packet of a flow a helper may read comes back with
-    /// [`Verdict::resegment`] set, untouched and uncounted. The forwarded
+    /// super-packet of a flow a helper may read comes back as
+    /// [`Fate::Resegment`], untouched and uncounted. The forwarded
     /// packet keeps `vnet` (the caller writes it in front); answers are
     /// plain packets with complete checksums.
     pub fn process_offloaded(
@@ -318,23 +265,23 @@ impl Firewall {
         now: Instant,
     ) -> Verdict {
         let verdict = self.decide(side, vnet, buf, answer, now);
-        if verdict.resegment {
-            self.stats.resegmented += 1;
-            return verdict;
+        let s = side.index();
+        let stats = &mut self.stats;
+        match verdict.fate {
+            Fate::Resegment => {
+                stats.resegmented += 1;
+                return verdict;
+            }
+            Fate::Forward => stats.packets_forwarded[s] += 1,
+            Fate::Drop(reason) => stats.count_drop(reason),
         }
-        self.stats.packets_in[side.index()] += 1;
-        self.stats.bytes_in[side.index()] += buf.len() as u64;
+        stats.packets_in[s] += 1;
+        stats.bytes_in[s] += buf.len() as u64;
         if vnet.is_gso() {
-            self.stats.gso_in[side.index()] += 1;
+            stats.gso_in[s] += 1;
         }
-        if vnet.flags & (offload::F_NEEDS_CSUM | offload::F_DATA_VALID) != 0 {
-            self.stats.checksum_offloaded[side.index()] += 1;
-        }
-        if let Some(reason) = verdict.drop {
-            self.stats.count_drop(reason);
-        }
-        if verdict.forward {
-            self.stats.packets_forwarded[side.index()] += 1;
+        if vnet.checksum_offloaded() {
+            stats.checksum_offloaded[s] += 1;
         }
         verdict
     }
@@ -354,13 +301,13 @@ impl Firewall {
                 log::debug!("invalid {}: {reason}: {} bytes", side.as_str(), buf.len());
                 return Verdict {
                     invalid: Some(reason),
-                    logged: self.log_invalid && self.log_limit.take(now),
+                    logged: self.settings.log_invalid && self.settings.log_limit.take(now),
                     ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
                 };
             }
             Err(ParseError::Fragment) => return Verdict::dropped(DropReason::Fragment, None),
             Err(ParseError::Ipv6) => {
-                return match self.ipv6 {
+                return match self.settings.ipv6 {
                     Ipv6Mode::Drop => Verdict::dropped(DropReason::Ipv6Disabled, None),
                     Ipv6Mode::Pass => forward_ipv6(buf),
                 };
@@ -368,107 +315,106 @@ impl Firewall {
         };
 
         if let (true, Transport::Tcp(seg)) = (vnet.is_gso(), pkt.transport) {
-            if self.conntrack.helper_may_read(seg.src_port, seg.dst_port) {
-                return Verdict {
-                    forward: false,
-                    resegment: true,
-                    ..Verdict::forwarded(None)
-                };
+            if self.settings.helpers.may_read(seg.src_port, seg.dst_port) {
+                return Verdict::new(Fate::Resegment, None);
             }
         }
 
         if pkt.ip.ttl <= 1 {
-            let mut answer_len = 0;
-            if let Some(src) = self.router[side.index()] {
-                if self.answer_limit.take(now) {
-                    answer_len =
-                        answer::icmp_error(&pkt, buf, icmp::TYPE_TIME_EXCEEDED, 0, src, answer)
-                            .unwrap_or(0);
-                    if answer_len > 0 {
-                        self.stats.sent_icmp += 1;
-                    }
-                } else {
-                    self.stats.sent_rate_limited += 1;
-                }
-            }
             return Verdict {
-                answer_len,
+                answer_len: self.time_exceeded(&pkt, side, buf, answer, now),
                 ..Verdict::dropped(DropReason::TtlExceeded, None)
             };
         }
 
-        let tracked = self.conntrack.track(&pkt, now);
+        let tracked = self.conntrack.track(&pkt, side, now);
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
             if log::log_enabled!(log::Level::Debug) {
-                log::debug!(
-                    "invalid {}: {reason}: {}",
-                    side.as_str(),
-                    Tuple::of_packet(&pkt).describe()
-                );
+                let tuple = Tuple::of_packet(&pkt).describe();
+                log::debug!("invalid {}: {reason}: {tuple}", side.as_str());
             }
         }
-        let direction = Direction::from_ingress(side);
-        let (action, decider) = self.chain_mut(direction).evaluate(&pkt, tracked.state);
-        let state = Some(tracked.state);
-        let chain = self.chain(direction);
+        let chain = &mut self.settings.chains[side.index()];
+        let (action, decider) = chain.evaluate(&pkt, tracked.state);
         let wants_log = chain.wants_log(decider)
-            || (self.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
+            || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
+        let state = Some(tracked.state);
         let mut verdict = match action {
-            Action::Accept => self.accept(&pkt, side, &tracked, now),
-            Action::Drop => {
-                let reason = match (decider, direction) {
-                    (Decider::Rule(_), _) => DropReason::RuleDrop,
-                    (Decider::Policy, Direction::Outbound) => DropReason::PolicyOutbound,
-                    (Decider::Policy, Direction::Inbound) => DropReason::PolicyInbound,
-                };
-                Verdict::dropped(reason, state)
-            }
+            Action::Accept => self.accept(&pkt, &tracked, now),
+            Action::Drop => Verdict::dropped(
+                match decider {
+                    Decider::Rule(_) => DropReason::RuleDrop,
+                    Decider::Policy if side == Side::Lan => DropReason::PolicyOutbound,
+                    Decider::Policy => DropReason::PolicyInbound,
+                },
+                state,
+            ),
             Action::Reject => Verdict {
                 answer_len: self.reject(&pkt, side, buf, answer, now),
                 ..Verdict::dropped(DropReason::RuleReject, state)
             },
         };
-        verdict.decided_by = Some((direction, decider));
+        verdict.decided_by = Some((side, decider));
         verdict.invalid = tracked.invalid;
-        let table_full = verdict.drop == Some(DropReason::TableFull);
-        verdict.logged = if table_full {
+        verdict.logged = if verdict.fate == Fate::Drop(DropReason::TableFull) {
             self.table_full_log_limit.take(now)
         } else {
-            wants_log && self.log_limit.take(now)
+            wants_log && self.settings.log_limit.take(now)
         };
-        if verdict.forward {
-            packet::decrement_ttl(buf);
+        if verdict.forwards() {
+            ipv4::decrement_ttl(buf);
         }
         verdict
     }
 
-    fn accept(
-        &mut self,
-        pkt: &Packet<'_>,
-        side: Side,
-        tracked: &crate::conntrack::Tracked,
-        now: Instant,
-    ) -> Verdict {
+    /// Confirm a new flow, or run the helper of an established one.
+    fn accept(&mut self, pkt: &Packet<'_>, tracked: &Tracked, now: Instant) -> Verdict {
         let state = Some(tracked.state);
         match tracked.flow {
-            FlowRef::Pending(mut flow) => {
-                flow.origin = side;
-                if self.conntrack.confirm(flow, now).is_err() {
-                    return Verdict::dropped(DropReason::TableFull, state);
+            FlowRef::Pending(flow) => match self.conntrack.confirm(flow, now) {
+                Ok(_) => {}
+                Err(ConfirmError::TableFull) => {
+                    return Verdict::dropped(DropReason::TableFull, state)
                 }
-            }
+                Err(ConfirmError::Clash) => return Verdict::dropped(DropReason::Clash, state),
+            },
             FlowRef::Existing(id)
                 if tracked.state == CtState::Established
-                    && self.conntrack.help(id, tracked.dir, pkt, now) == HelpVerdict::Drop =>
+                    && self
+                        .ftp
+                        .help(&mut self.conntrack, id, tracked.dir, pkt, now)
+                        == HelpVerdict::Drop =>
             {
                 return Verdict::dropped(DropReason::Helper, state);
             }
             _ => {}
         }
-        Verdict::forwarded(state)
+        Verdict::new(Fate::Forward, state)
     }
 
+    /// An ICMP time exceeded answering a packet whose TTL ran out, when a
+    /// router address is configured for `side`; its length, or 0.
+    fn time_exceeded(
+        &mut self,
+        pkt: &Packet<'_>,
+        side: Side,
+        original: &[u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> usize {
+        let Some(src) = self.settings.router[side.index()] else {
+            return 0;
+        };
+        if !self.answer_allowed(now) {
+            return 0;
+        }
+        self.icmp_error(pkt, original, icmp::TIME_EXCEEDED, 0, src, answer)
+    }
+
+    /// The answer of a reject rule: a TCP RST, or ICMP port unreachable
+    /// (from the side's router address, else the packet's destination);
+    /// its length, or 0.
     fn reject(
         &mut self,
         pkt: &Packet<'_>,
@@ -477,70 +423,53 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> usize {
-        if !self.answer_limit.take(now) {
-            self.stats.sent_rate_limited += 1;
+        if !self.answer_allowed(now) {
             return 0;
         }
-        let built = match pkt.transport {
-            Transport::Tcp(seg) => {
-                answer::tcp_reset(pkt, &seg, answer).inspect(|_| self.stats.sent_tcp_rst += 1)
-            }
-            _ => {
-                let src = self.router[side.index()].or(match pkt.ip.dst {
-                    core::net::IpAddr::V4(a) => Some(a),
-                    core::net::IpAddr::V6(_) => None,
-                });
-                src.and_then(|src| {
-                    answer::icmp_error(
-                        pkt,
-                        original,
-                        icmp::TYPE_DEST_UNREACHABLE,
-                        CODE_PORT_UNREACHABLE,
-                        src,
-                        answer,
-                    )
-                })
-                .inspect(|_| self.stats.sent_icmp += 1)
-            }
+        if let Transport::Tcp(seg) = pkt.transport {
+            let built = answer::tcp_reset(pkt, &seg, answer);
+            self.stats.sent_tcp_rst += u64::from(built.is_some());
+            return built.unwrap_or(0);
+        }
+        let own = match pkt.ip.dst {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
         };
+        let Some(src) = self.settings.router[side.index()].or(own) else {
+            return 0;
+        };
+        let code = icmp::CODE_PORT_UNREACHABLE;
+        self.icmp_error(pkt, original, icmp::DEST_UNREACHABLE, code, src, answer)
+    }
+
+    /// Whether the answer rate limit lets one more answer out (counted when not).
+    fn answer_allowed(&mut self, now: Instant) -> bool {
+        let allowed = self.answer_limit.take(now);
+        self.stats.sent_rate_limited += u64::from(!allowed);
+        allowed
+    }
+
+    /// Build an ICMP error and count it; its length, or 0.
+    fn icmp_error(
+        &mut self,
+        pkt: &Packet<'_>,
+        original: &[u8],
+        icmp_type: u8,
+        code: u8,
+        src: Ipv4Addr,
+        answer: &mut [u8],
+    ) -> usize {
+        let built = answer::icmp_error(pkt, original, icmp_type, code, src, answer);
+        self.stats.sent_icmp += u64::from(built.is_some());
         built.unwrap_or(0)
     }
-}
-
-/// One log line for a logged packet: what decided, why, direction, state and
-/// tuple. The event loop prints it; building it allocates, which only happens
-/// for packets the rate limit let through.
-pub fn log_line(
-    fw: &Firewall,
-    side: Side,
-    vnet: &VnetHeader,
-    packet_bytes: &[u8],
-    v: &Verdict,
-) -> String {
-    let (direction, rule) = match v.decided_by {
-        Some((d, decider)) => (d, fw.chain(d).decider_name(decider)),
-        None => (Direction::from_ingress(side), "-".to_string()),
-    };
-    let tuple = packet::parse_with(packet_bytes, vnet)
-        .map(|p| Tuple::of_packet(&p).describe())
-        .unwrap_or_else(|_| format!("{} bytes unparsable", packet_bytes.len()));
-    let outcome = match v.drop {
-        None => "accept".to_string(),
-        Some(r) => format!("drop reason={r}"),
-    };
-    let state = v.state.map_or("-", CtState::as_str);
-    let invalid = v.invalid.map_or(String::new(), |r| format!(" invalid={r}"));
-    format!(
-        "tunfw: {outcome} rule={rule} dir={} state={state}{invalid} {tuple}",
-        direction.as_str()
-    )
 }
 
 fn forward_ipv6(buf: &mut [u8]) -> Verdict {
     // Hop limit is byte 7 of the IPv6 header; there is no header checksum.
     if buf.len() >= 40 && buf[7] > 1 {
         buf[7] -= 1;
-        Verdict::forwarded(None)
+        Verdict::new(Fate::Forward, None)
     } else {
         Verdict::dropped(DropReason::TtlExceeded, None)
     }

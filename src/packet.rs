@@ -1,4 +1,5 @@
-//! Packet parsing: IPv4 with TCP, UDP and ICMP, on smoltcp's packet-level views.
+//! Packet parsing: IPv4 with TCP, UDP and ICMP, on the checked header of
+//! [`crate::wire::ipv4`] and smoltcp's transport views.
 //!
 //! [`parse`] never panics and never allocates. On success every field of
 //! [`Packet`] was read from bytes that exist (lengths were checked against the
@@ -9,70 +10,14 @@
 
 use core::net::{IpAddr, Ipv4Addr};
 
-use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{IpAddress, TcpPacket, UdpPacket};
 
-use crate::offload::{self, VnetHeader};
 use crate::stats::InvalidReason;
-
-/// IP protocol number of ICMP.
-pub const PROTO_ICMP: u8 = 1;
-/// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
-
-/// TCP flag bits as they sit in the 14th byte of the header.
-pub mod tcp_flags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-    /// URG.
-    pub const URG: u8 = 0x20;
-    /// ECE.
-    pub const ECE: u8 = 0x40;
-    /// CWR.
-    pub const CWR: u8 = 0x80;
-}
-
-/// Which TUN device a packet came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// The LAN device: packets from here travel outbound.
-    Lan,
-    /// The WAN device: packets from here travel inbound.
-    Wan,
-}
-
-impl Side {
-    /// The other device: where a forwarded packet is written.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Lan => Side::Wan,
-            Side::Wan => Side::Lan,
-        }
-    }
-
-    /// 0 for LAN, 1 for WAN: the slot in per-side counter arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// `lan` or `wan`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Lan => "lan",
-            Side::Wan => "wan",
-        }
-    }
-}
+use crate::wire::checksum::internet_checksum;
+use crate::wire::ipv4::{Header, HeaderError};
+use crate::wire::tcp::{self as tcp_wire, flags, SeqNum};
+use crate::wire::vnet::{self, VnetHeader};
+use crate::wire::{be16, icmp, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// The network-layer facts of a parsed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,10 +45,10 @@ pub struct TcpInfo<'a> {
     /// Destination port.
     pub dst_port: u16,
     /// Sequence number.
-    pub seq: u32,
+    pub seq: SeqNum,
     /// Acknowledgment number (meaningful only with ACK set).
-    pub ack: u32,
-    /// The flag byte (see [`tcp_flags`]).
+    pub ack: SeqNum,
+    /// The flag byte (see [`crate::wire::tcp::flags`]).
     pub flags: u8,
     /// The window field, unscaled.
     pub window: u16,
@@ -121,15 +66,10 @@ impl TcpInfo<'_> {
 
     /// The sequence number after this segment: seq + payload + SYN + FIN,
     /// as the kernel's `segment_seq_plus_len`.
-    pub fn seq_end(&self) -> u32 {
-        let mut len = self.payload.len() as u32;
-        if self.has(tcp_flags::SYN) {
-            len = len.wrapping_add(1);
-        }
-        if self.has(tcp_flags::FIN) {
-            len = len.wrapping_add(1);
-        }
-        self.seq.wrapping_add(len)
+    pub fn seq_end(&self) -> SeqNum {
+        let syn = u32::from(self.has(flags::SYN));
+        let fin = u32::from(self.has(flags::FIN));
+        self.seq + self.payload.len() as u32 + syn + fin
     }
 }
 
@@ -208,7 +148,7 @@ pub enum ParseError {
 /// truncated headers, header lengths that contradict the buffer, bad IPv4
 /// header checksums, bad TCP/ICMP checksums and bad non-zero UDP checksums.
 pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
-    parse_with(buf, &offload::PLAIN)
+    parse_with(buf, &vnet::PLAIN)
 }
 
 /// Parse an IP packet that came with the virtio-net header `vnet` (TUN
@@ -219,65 +159,49 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
 /// otherwise). The IPv4 header checksum is always verified. The payload of a
 /// super-packet is all of its segments' payloads.
 pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseError> {
-    let version = match buf.first() {
-        Some(b) => b >> 4,
-        None => return Err(ParseError::Invalid(InvalidReason::IpTruncated)),
+    let invalid = |r| Err(ParseError::Invalid(r));
+    let ip = match Header::check_packet(buf) {
+        Ok(h) => h,
+        Err(HeaderError::Version) if buf.first().is_some_and(|b| b >> 4 == 6) => {
+            return Err(ParseError::Ipv6)
+        }
+        Err(HeaderError::Version) | Err(HeaderError::BadLength) => {
+            return invalid(InvalidReason::IpBadHeader)
+        }
+        Err(HeaderError::Truncated) => return invalid(InvalidReason::IpTruncated),
     };
-    match version {
-        4 => {}
-        6 => return Err(ParseError::Ipv6),
-        _ => return Err(ParseError::Invalid(InvalidReason::IpBadHeader)),
+    let buf = &buf[..ip.total_len];
+    if internet_checksum(&[&buf[..ip.header_len]]) != 0 {
+        return invalid(InvalidReason::IpBadChecksum);
     }
-    if buf.len() < 20 {
-        return Err(ParseError::Invalid(InvalidReason::IpTruncated));
-    }
-    let header_len = usize::from(buf[0] & 0x0f) * 4;
-    if header_len < 20 {
-        return Err(ParseError::Invalid(InvalidReason::IpBadHeader));
-    }
-    let total_len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-    if total_len < header_len {
-        return Err(ParseError::Invalid(InvalidReason::IpBadHeader));
-    }
-    if buf.len() < total_len || buf.len() < header_len {
-        return Err(ParseError::Invalid(InvalidReason::IpTruncated));
-    }
-    let buf = &buf[..total_len];
-    let ip = Ipv4Packet::new_checked(buf)
-        .map_err(|_| ParseError::Invalid(InvalidReason::IpTruncated))?;
-    if !ip.verify_checksum() {
-        return Err(ParseError::Invalid(InvalidReason::IpBadChecksum));
-    }
-    if ip.more_frags() || ip.frag_offset() != 0 {
+    if ip.is_fragment() {
         return Err(ParseError::Fragment);
     }
-    let src = ip.src_addr();
-    let dst = ip.dst_addr();
-    let protocol = u8::from(ip.next_header());
+    let (src, dst) = (Ipv4Addr::from(ip.src), Ipv4Addr::from(ip.dst));
     let info = IpInfo {
         src: IpAddr::V4(src),
         dst: IpAddr::V4(dst),
-        ttl: ip.hop_limit(),
-        protocol,
-        header_len,
-        total_len,
+        ttl: ip.ttl,
+        protocol: ip.protocol,
+        header_len: ip.header_len,
+        total_len: ip.total_len,
     };
-    let payload = &buf[header_len..];
     let gso_ok = match vnet.gso() {
-        offload::GSO_NONE => true,
-        offload::GSO_TCPV4 => protocol == PROTO_TCP && vnet.gso_size > 0,
-        offload::GSO_UDP_L4 | offload::GSO_UDP => protocol == PROTO_UDP && vnet.gso_size > 0,
+        vnet::GSO_NONE => true,
+        vnet::GSO_TCPV4 => ip.protocol == PROTO_TCP && vnet.gso_size > 0,
+        vnet::GSO_UDP_L4 | vnet::GSO_UDP => ip.protocol == PROTO_UDP && vnet.gso_size > 0,
         _ => false,
     };
     if !gso_ok {
-        return Err(ParseError::Invalid(InvalidReason::VnetBadGso));
+        return invalid(InvalidReason::VnetBadGso);
     }
+    let payload = &buf[ip.header_len..];
     // Where each protocol's checksum field sits in its header.
-    let trusted = |field: usize| vnet.transport_checksum_trusted(header_len, field);
-    let transport = match protocol {
-        PROTO_TCP => Transport::Tcp(parse_tcp(payload, src, dst, trusted(16))?),
-        PROTO_UDP => Transport::Udp(parse_udp(payload, src, dst, trusted(6))?),
-        PROTO_ICMP => Transport::Icmp(parse_icmp(payload, trusted(2))?),
+    let trusted = |field: usize| vnet.transport_checksum_trusted(ip.header_len, field);
+    let transport = match ip.protocol {
+        PROTO_TCP => Transport::Tcp(parse_tcp(payload, src, dst, trusted(tcp_wire::CHECKSUM))?),
+        PROTO_UDP => Transport::Udp(parse_udp(payload, src, dst, trusted(UDP_CHECKSUM))?),
+        PROTO_ICMP => Transport::Icmp(parse_icmp(payload, trusted(ICMP_CHECKSUM))?),
         _ => Transport::Other,
     };
     Ok(Packet {
@@ -285,6 +209,13 @@ pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, Pa
         transport,
     })
 }
+
+/// Length of the UDP header.
+const UDP_HEADER_LEN: usize = 8;
+/// Offset of the UDP checksum.
+const UDP_CHECKSUM: usize = 6;
+/// Offset of the ICMP checksum.
+const ICMP_CHECKSUM: usize = 2;
 
 fn parse_tcp(
     seg: &[u8],
@@ -301,17 +232,13 @@ fn parse_tcp(
     Ok(TcpInfo {
         src_port: tcp.src_port(),
         dst_port: tcp.dst_port(),
-        seq: seg_u32(seg, 4),
-        ack: seg_u32(seg, 8),
-        flags: seg[13],
+        seq: SeqNum(tcp.seq_number().0 as u32),
+        ack: SeqNum(tcp.ack_number().0 as u32),
+        flags: seg[tcp_wire::FLAGS],
         window: tcp.window_len(),
-        options: &seg[20..header_len],
+        options: &seg[tcp_wire::MIN_HEADER_LEN..header_len],
         payload: &seg[header_len..],
     })
-}
-
-fn seg_u32(seg: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]])
 }
 
 fn parse_udp(
@@ -320,11 +247,13 @@ fn parse_udp(
     dst: Ipv4Addr,
     checksum_trusted: bool,
 ) -> Result<UdpInfo<'_>, ParseError> {
-    if dgram.len() < 8 {
+    let (Some(len), true) = (
+        be16(dgram, 4).map(usize::from),
+        dgram.len() >= UDP_HEADER_LEN,
+    ) else {
         return Err(ParseError::Invalid(InvalidReason::UdpTruncated));
-    }
-    let len = usize::from(u16::from_be_bytes([dgram[4], dgram[5]]));
-    if len < 8 || len > dgram.len() {
+    };
+    if len < UDP_HEADER_LEN || len > dgram.len() {
         return Err(ParseError::Invalid(InvalidReason::UdpBadLength));
     }
     let dgram = &dgram[..len];
@@ -336,72 +265,21 @@ fn parse_udp(
     Ok(UdpInfo {
         src_port: udp.src_port(),
         dst_port: udp.dst_port(),
-        payload: &dgram[8..],
+        payload: &dgram[UDP_HEADER_LEN..],
     })
 }
 
 fn parse_icmp(msg: &[u8], checksum_trusted: bool) -> Result<IcmpInfo<'_>, ParseError> {
-    if msg.len() < 8 {
+    let (Some(body), Some(ident)) = (msg.get(icmp::HEADER_LEN..), be16(msg, 4)) else {
         return Err(ParseError::Invalid(InvalidReason::IcmpTruncated));
-    }
+    };
     if !cfg!(fuzzing) && !checksum_trusted && internet_checksum(&[msg]) != 0 {
         return Err(ParseError::Invalid(InvalidReason::IcmpBadChecksum));
     }
     Ok(IcmpInfo {
         icmp_type: msg[0],
         code: msg[1],
-        ident: u16::from_be_bytes([msg[4], msg[5]]),
-        body: &msg[8..],
+        ident,
+        body,
     })
-}
-
-/// The Internet checksum (RFC 1071) over the concatenation of `parts`, each of
-/// even length except possibly the last. Returns 0 when the data already
-/// carries a correct checksum.
-pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u64 = 0;
-    for part in parts {
-        let mut chunks = part.chunks_exact(2);
-        for pair in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(u16::from_be_bytes([*last, 0]));
-        }
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Decrement the IPv4 TTL of a packet in place and patch the header checksum
-/// incrementally (RFC 1624). The caller guarantees `buf` holds a parsed IPv4
-/// header with TTL >= 1; shorter buffers are left untouched.
-pub fn decrement_ttl(buf: &mut [u8]) {
-    if buf.len() < 20 || buf[8] == 0 {
-        return;
-    }
-    let old = u16::from_be_bytes([buf[8], buf[9]]);
-    buf[8] -= 1;
-    let new = u16::from_be_bytes([buf[8], buf[9]]);
-    let check = u16::from_be_bytes([buf[10], buf[11]]);
-    // HC' = ~(~HC + ~m + m')
-    let mut sum = u32::from(!check) + u32::from(!old) + u32::from(new);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let patched = !(sum as u16);
-    buf[10..12].copy_from_slice(&patched.to_be_bytes());
-}
-
-/// IP protocol number to a short name for logs (`tcp`, `udp`, `icmp`, or the number).
-pub fn protocol_name(protocol: u8) -> &'static str {
-    match IpProtocol::from(protocol) {
-        IpProtocol::Tcp => "tcp",
-        IpProtocol::Udp => "udp",
-        IpProtocol::Icmp => "icmp",
-        IpProtocol::Icmpv6 => "icmpv6",
-        _ => "other",
-    }
 }

@@ -4,19 +4,42 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conntrack::{Dir, Flow, ProtoState};
+use crate::conntrack::events::Event;
+use crate::conntrack::flow::{Flow, ProtoState};
+use crate::conntrack::state::CtState;
+use crate::conntrack::tuple::{Dir, Tuple};
 use crate::filter::Firewall;
-use crate::rules::Direction;
+use crate::packet;
+use crate::side::Side;
 use crate::stats::{DropReason, InvalidReason};
 use crate::time::Instant;
+use crate::verdict::{Fate, Verdict};
+use crate::wire::protocol_name;
+use crate::wire::vnet::VnetHeader;
+
+/// Counters of the event loop around the packet path: frames it could not
+/// hand to the firewall, and writes that failed. Indexed by [`Side::index`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounters {
+    /// Writes to the device that failed.
+    pub tx_errors: [u64; 2],
+    /// Frames read with offloads on that were too short to hold a
+    /// virtio-net header and a packet.
+    pub short_frames: [u64; 2],
+    /// Super-packets sent back to be cut that could not be segmented
+    /// (dropped).
+    pub unsegmentable: [u64; 2],
+}
 
 /// Named counters in a fixed order: `in.lan`, `forwarded.wan`, `drop.REASON`,
-/// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`. Counters that are
-/// zero are included, so a name's presence never depends on traffic.
-pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
+/// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`, `loop.*`.
+/// Counters that are zero are included, so a name's presence never depends
+/// on traffic.
+pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
     let s = fw.stats();
     let ct = fw.conntrack();
     let t = &ct.stats;
+    let ftp = &fw.ftp().stats;
     let mut out = vec![
         ("in.lan".to_string(), s.packets_in[0]),
         ("in.wan".to_string(), s.packets_in[1]),
@@ -53,6 +76,7 @@ pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
         ("conntrack.expired".to_string(), t.expired),
         ("conntrack.early_drop".to_string(), t.early_drop),
         ("conntrack.table_full".to_string(), t.table_full),
+        ("conntrack.clash".to_string(), t.clash),
         ("conntrack.reopened".to_string(), t.reopened),
         ("expect.count".to_string(), ct.expectations.len() as u64),
         ("expect.created".to_string(), ct.expectations.stats.created),
@@ -70,32 +94,29 @@ pub fn counters(fw: &Firewall, tx_errors: [u64; 2]) -> Vec<(String, u64)> {
             "expect.table_full".to_string(),
             ct.expectations.stats.table_full,
         ),
-        ("ftp.announcements".to_string(), ct.ftp_stats.announcements),
-        (
-            "ftp.refused_address".to_string(),
-            ct.ftp_stats.refused_address,
-        ),
-        (
-            "ftp.refused_port_zero".to_string(),
-            ct.ftp_stats.refused_port_zero,
-        ),
-        (
-            "ftp.split_commands".to_string(),
-            ct.ftp_stats.split_commands,
-        ),
-        ("ftp.malformed".to_string(), ct.ftp_stats.malformed),
-        ("ftp.overlong".to_string(), ct.ftp_stats.overlong),
-        ("ftp.no_state_slot".to_string(), ct.ftp_stats.no_state_slot),
+        ("ftp.announcements".to_string(), ftp.announcements),
+        ("ftp.refused_address".to_string(), ftp.refused_address),
+        ("ftp.refused_port_zero".to_string(), ftp.refused_port_zero),
+        ("ftp.split_commands".to_string(), ftp.split_commands),
+        ("ftp.malformed".to_string(), ftp.malformed),
+        ("ftp.overlong".to_string(), ftp.overlong),
+        ("ftp.no_state_slot".to_string(), t.helper_no_slot),
         (
             "ftp.expectation_table_full".to_string(),
-            ct.ftp_stats.expectation_table_full,
+            ftp.expectation_table_full,
         ),
         ("sent.tcp_rst".to_string(), s.sent_tcp_rst),
         ("sent.icmp".to_string(), s.sent_icmp),
         ("sent.rate_limited".to_string(), s.sent_rate_limited),
-        ("tx_error.lan".to_string(), tx_errors[0]),
-        ("tx_error.wan".to_string(), tx_errors[1]),
     ]);
+    for side in Side::BOTH {
+        let (i, name) = (side.index(), side.as_str());
+        out.extend([
+            (format!("tx_error.{name}"), shell.tx_errors[i]),
+            (format!("loop.short_frame.{name}"), shell.short_frames[i]),
+            (format!("loop.unsegmentable.{name}"), shell.unsegmentable[i]),
+        ]);
+    }
     out
 }
 
@@ -125,7 +146,7 @@ pub struct FlowView {
 impl FlowView {
     fn of(flow: &Flow, now: Instant) -> FlowView {
         FlowView {
-            proto: crate::packet::protocol_name(flow.tuple(Dir::Original).protocol).to_string(),
+            proto: protocol_name(flow.tuple(Dir::Original).protocol).to_string(),
             state: match flow.proto {
                 ProtoState::Tcp(c) => c.state.as_str().to_string(),
                 _ => String::new(),
@@ -151,7 +172,7 @@ pub fn flows(fw: &Firewall, now: Instant, keep: impl Fn(&Flow) -> bool) -> Vec<F
 }
 
 /// One event as a JSON line, as `conntrack -E -o json` would print it.
-pub fn event_json(e: &crate::conntrack::events::Event, started: std::time::Instant) -> String {
+pub fn event_json(e: &Event, started: std::time::Instant) -> String {
     let at = started + std::time::Duration::from_millis(e.at.total_millis());
     let wall = std::time::SystemTime::now()
         .checked_sub(at.elapsed())
@@ -161,7 +182,7 @@ pub fn event_json(e: &crate::conntrack::events::Event, started: std::time::Insta
     serde_json::json!({
         "time": wall.as_secs_f64(),
         "event": e.kind,
-        "proto": crate::packet::protocol_name(e.tuple.protocol),
+        "proto": protocol_name(e.tuple.protocol),
         "state": e.tcp_state.map(|s| s.as_str()).unwrap_or(""),
         "flow": e.tuple.describe(),
         "replied": e.replied,
@@ -217,11 +238,11 @@ pub struct RuleView {
 /// Every rule and policy with counters.
 pub fn rules(fw: &Firewall) -> Vec<RuleView> {
     let mut out = Vec::new();
-    for dir in [Direction::Outbound, Direction::Inbound] {
-        let chain = fw.chain(dir);
+    for side in Side::BOTH {
+        let chain = fw.chain(side);
         for (i, rule) in chain.rules.iter().enumerate() {
             out.push(RuleView {
-                direction: dir.as_str().to_string(),
+                direction: side.direction().to_string(),
                 number: i + 1,
                 name: rule.name.clone().unwrap_or_default(),
                 rule: rule.describe(),
@@ -230,7 +251,7 @@ pub fn rules(fw: &Firewall) -> Vec<RuleView> {
             });
         }
         out.push(RuleView {
-            direction: dir.as_str().to_string(),
+            direction: side.direction().to_string(),
             number: 0,
             name: "policy".to_string(),
             rule: format!("-P {:?}", chain.policy).to_uppercase(),
@@ -239,4 +260,33 @@ pub fn rules(fw: &Firewall) -> Vec<RuleView> {
         });
     }
     out
+}
+
+/// One log line for a logged packet: what decided, why, direction, state and
+/// tuple. The event loop prints it; building it allocates, which only happens
+/// for packets the rate limit let through.
+pub fn log_line(
+    fw: &Firewall,
+    side: Side,
+    vnet: &VnetHeader,
+    packet_bytes: &[u8],
+    v: &Verdict,
+) -> String {
+    let rule = match v.decided_by {
+        Some((chain, decider)) => fw.chain(chain).decider_name(decider),
+        None => "-".to_string(),
+    };
+    let tuple = packet::parse_with(packet_bytes, vnet)
+        .map(|p| Tuple::of_packet(&p).describe())
+        .unwrap_or_else(|_| format!("{} bytes unparsable", packet_bytes.len()));
+    let outcome = match v.fate {
+        Fate::Drop(r) => format!("drop reason={r}"),
+        Fate::Forward | Fate::Resegment => "accept".to_string(),
+    };
+    let state = v.state.map_or("-", CtState::as_str);
+    let invalid = v.invalid.map_or(String::new(), |r| format!(" invalid={r}"));
+    format!(
+        "tunfw: {outcome} rule={rule} dir={} state={state}{invalid} {tuple}",
+        side.direction()
+    )
 }

@@ -113,6 +113,9 @@ reason_enum! {
         Fragment => "fragment",
         /// New flow while the table was full and no entry could be evicted.
         TableFull => "table_full",
+        /// New flow one of whose tuples was already tracked when it was
+        /// confirmed (the kernel's `insert_failed`).
+        Clash => "clash",
         /// A helper dropped it: no room for the expectation it announces
         /// (as Linux, the sender retransmits the command).
         Helper => "helper",

@@ -37,18 +37,18 @@ fn udp_request_new_reply_established_then_unreplied_timeout() {
 
     // An unanswered flow expires after 30 s; the late reply is then NEW inbound.
     let mut h = Harness::default_config();
-    assert!(h.out(udp(CLIENT, SERVER, 5001, 53, b"q")).forward);
+    assert!(h.out(udp(CLIENT, SERVER, 5001, 53, b"q")).forwards());
     h.advance_secs(29);
     assert!(forwarded(
         &h.inb(udp(SERVER, CLIENT, 53, 5001, b"a")),
         CtState::Established
     ));
     let mut h = Harness::default_config();
-    assert!(h.out(udp(CLIENT, SERVER, 5001, 53, b"q")).forward);
+    assert!(h.out(udp(CLIENT, SERVER, 5001, 53, b"q")).forwards());
     h.advance_secs(31);
     let v = h.inb(udp(SERVER, CLIENT, 53, 5001, b"late"));
     assert_eq!(v.state, Some(CtState::New));
-    assert_eq!(v.drop, Some(DropReason::PolicyInbound));
+    assert_eq!(v.drop_reason(), Some(DropReason::PolicyInbound));
 }
 
 #[test]
@@ -80,18 +80,18 @@ fn udp_malformed_is_dropped_with_reason() {
     let last = p.len() - 1;
     p[last] ^= 0xff; // breaks the UDP checksum
     let v = h.out(p);
-    assert_eq!(v.drop, Some(DropReason::Malformed));
+    assert_eq!(v.drop_reason(), Some(DropReason::Malformed));
     assert_eq!(invalid_count(&h, InvalidReason::UdpBadChecksum), 1);
 
     let mut p = udp(CLIENT, SERVER, 1, 2, b"hello");
     p[24..26].copy_from_slice(&100u16.to_be_bytes()); // UDP length beyond the packet
-    assert_eq!(h.out(p).drop, Some(DropReason::Malformed));
+    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Malformed));
     assert_eq!(invalid_count(&h, InvalidReason::UdpBadLength), 1);
 
     // Checksum 0 means "none" in UDP over IPv4: valid.
     let mut p = udp(CLIENT, SERVER, 1, 2, b"hello");
     p[26..28].copy_from_slice(&[0, 0]);
-    assert!(h.out(p).forward);
+    assert!(h.out(p).forwards());
 }
 
 // ---------------------------------------------------------------- ICMP
@@ -131,7 +131,7 @@ fn icmp_echo_by_id_and_unsolicited_reply() {
 fn icmp_errors_are_related_to_the_flow_they_quote() {
     let mut h = Harness::tracking();
     let request = udp(CLIENT, SERVER, 7000, 9999, b"probe");
-    assert!(h.out(request.clone()).forward);
+    assert!(h.out(request.clone()).forwards());
 
     // Port unreachable from the server, and TTL exceeded from a router on the path.
     for (from, ty, code) in [
@@ -168,7 +168,7 @@ fn icmp_error_about_no_flow_or_to_the_wrong_destination_is_invalid() {
     let never = udp(CLIENT, SERVER, 33333, 44444, b"x");
     let v = h.inb(icmp_error(SERVER, CLIENT, 3, 3, &never));
     assert_eq!(v.state, Some(CtState::Invalid));
-    assert!(!v.forward);
+    assert!(!v.forwards());
     assert_eq!(invalid_count(&h, InvalidReason::IcmpErrorNoFlow), 1);
 
     // The flow exists, but the error is sent to another address than the
@@ -227,17 +227,17 @@ fn malformed_packets_never_panic_and_are_counted() {
     // Every truncation of a valid packet.
     for len in 0..good.len() {
         let v = h.out(good[..len].to_vec());
-        assert!(!v.forward, "truncated to {len} bytes was forwarded");
+        assert!(!v.forwards(), "truncated to {len} bytes was forwarded");
     }
     // Bad IP checksum.
     let mut p = good.clone();
     p[10] ^= 1;
-    assert_eq!(h.out(p).drop, Some(DropReason::Malformed));
+    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Malformed));
     assert!(invalid_count(&h, InvalidReason::IpBadChecksum) >= 1);
     // IHL below 5.
     let mut p = good.clone();
     p[0] = 0x44;
-    assert_eq!(h.out(p).drop, Some(DropReason::Malformed));
+    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Malformed));
     // TCP data offset below 5 and beyond the packet.
     let seg = Seg {
         sport: 1,
@@ -249,17 +249,17 @@ fn malformed_packets_never_panic_and_are_counted() {
     for doff in [0x40u8, 0xf0] {
         let mut p = tcp(CLIENT, SERVER, &seg);
         p[32] = doff;
-        assert_eq!(h.out(p).drop, Some(DropReason::Malformed));
+        assert_eq!(h.out(p).drop_reason(), Some(DropReason::Malformed));
     }
     // TCP bad checksum.
     let mut p = tcp(CLIENT, SERVER, &seg);
     p[36] ^= 0xff;
-    assert_eq!(h.out(p).drop, Some(DropReason::Malformed));
+    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Malformed));
     assert_eq!(invalid_count(&h, InvalidReason::TcpBadChecksum), 1);
     // ICMP shorter than its header, and bad ICMP checksum.
     let mut e = echo(CLIENT, SERVER, 8, 1, 1);
     e[22] ^= 0xff;
-    assert_eq!(h.out(e).drop, Some(DropReason::Malformed));
+    assert_eq!(h.out(e).drop_reason(), Some(DropReason::Malformed));
     assert_eq!(invalid_count(&h, InvalidReason::IcmpBadChecksum), 1);
     // Garbage of every length up to 100 bytes, several patterns.
     for len in 0..100usize {
@@ -278,22 +278,25 @@ fn fragments_and_ipv6_are_dropped_and_counted() {
     let mut h = Harness::tracking();
     let mut p = udp(CLIENT, SERVER, 1, 2, b"frag");
     p[6] = 0x20; // more fragments
-    let c = packet::internet_checksum(&[&{
+    let c = tunfw::wire::checksum::internet_checksum(&[&{
         let mut hdr = p[..20].to_vec();
         hdr[10] = 0;
         hdr[11] = 0;
         hdr
     }]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(h.out(p).drop, Some(DropReason::Fragment));
+    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Fragment));
 
     let mut v6 = vec![0u8; 48];
     v6[0] = 0x60;
     v6[7] = 64;
-    assert_eq!(h.out(v6.clone()).drop, Some(DropReason::Ipv6Disabled));
+    assert_eq!(
+        h.out(v6.clone()).drop_reason(),
+        Some(DropReason::Ipv6Disabled)
+    );
     let pass = TRACKING_CONFIG.replace("router:", "ipv6: Pass, router:");
     let mut h = Harness::with_config(&pass);
-    assert!(h.out(v6).forward);
+    assert!(h.out(v6).forwards());
 }
 
 // ---------------------------------------------------------------- router duties
@@ -304,8 +307,8 @@ fn ttl_is_decremented_with_a_correct_checksum() {
     let mut p = udp(CLIENT, SERVER, 1, 2, b"ttl");
     let mut answer = vec![0u8; 600];
     let v =
-        h.fw.process(tunfw::packet::Side::Lan, &mut p, &mut answer, h.now);
-    assert!(v.forward);
+        h.fw.process(tunfw::side::Side::Lan, &mut p, &mut answer, h.now);
+    assert!(v.forwards());
     assert_eq!(p[8], 63);
     let parsed = packet::parse(&p).expect("still valid after TTL decrement");
     assert_eq!(parsed.ip.ttl, 63);
@@ -316,7 +319,7 @@ fn ttl_expiry_drops_and_answers_time_exceeded_from_the_router_address() {
     let mut h = Harness::tracking();
     let probe = with_ttl(udp(CLIENT, SERVER, 33434, 33435, b"trace"), 1);
     let v = h.out(probe.clone());
-    assert_eq!(v.drop, Some(DropReason::TtlExceeded));
+    assert_eq!(v.drop_reason(), Some(DropReason::TtlExceeded));
     let ans = packet::parse(&h.last_answer).expect("answer parses");
     assert_eq!(
         ans.ip.src,
@@ -337,7 +340,7 @@ fn ttl_expiry_drops_and_answers_time_exceeded_from_the_router_address() {
     // Without a router address for that side: silent drop.
     let mut h = Harness::default_config();
     let v = h.out(probe);
-    assert_eq!(v.drop, Some(DropReason::TtlExceeded));
+    assert_eq!(v.drop_reason(), Some(DropReason::TtlExceeded));
     assert_eq!(v.answer_len, 0);
 }
 
@@ -363,14 +366,14 @@ fn reject_answers_rst_for_tcp_and_port_unreachable_otherwise() {
         ..Seg::default()
     };
     let v = h.out(tcp(CLIENT, SERVER, &syn));
-    assert_eq!(v.drop, Some(DropReason::RuleReject));
+    assert_eq!(v.drop_reason(), Some(DropReason::RuleReject));
     let rst = packet::parse(&h.last_answer).expect("RST parses (checksums valid)");
     let Transport::Tcp(t) = rst.transport else {
         panic!("not TCP")
     };
     assert_eq!((t.src_port, t.dst_port), (25, 1234));
     assert_eq!(t.flags, RST | ACK);
-    assert_eq!(t.ack, 1001, "acks the SYN");
+    assert_eq!(t.ack.0, 1001, "acks the SYN");
     assert_eq!(rst.ip.src, core::net::IpAddr::V4(SERVER));
     assert_eq!(h.fw.conntrack().len(), 0);
 
@@ -388,7 +391,7 @@ fn reject_answers_rst_for_tcp_and_port_unreachable_otherwise() {
     let Transport::Tcp(t) = packet::parse(&h.last_answer).unwrap().transport else {
         panic!()
     };
-    assert_eq!((t.flags, t.seq), (RST, 777));
+    assert_eq!((t.flags, t.seq.0), (RST, 777));
 
     // A RST is never answered.
     let r = Seg {
@@ -402,7 +405,7 @@ fn reject_answers_rst_for_tcp_and_port_unreachable_otherwise() {
     assert_eq!(h.out(tcp(CLIENT, SERVER, &r)).answer_len, 0);
 
     let v = h.out(udp(CLIENT, SERVER, 4000, 5005, b"dns?"));
-    assert_eq!(v.drop, Some(DropReason::RuleReject));
+    assert_eq!(v.drop_reason(), Some(DropReason::RuleReject));
     let un = packet::parse(&h.last_answer).expect("ICMP parses");
     let Transport::Icmp(i) = un.transport else {
         panic!("not ICMP")
@@ -412,7 +415,7 @@ fn reject_answers_rst_for_tcp_and_port_unreachable_otherwise() {
     // Never an ICMP error in answer to an ICMP error.
     let err = icmp_error(SERVER, CLIENT, 3, 3, &udp(CLIENT, SERVER, 1, 2, b"x"));
     let v = h.inb(err);
-    assert_eq!(v.drop, Some(DropReason::RuleReject));
+    assert_eq!(v.drop_reason(), Some(DropReason::RuleReject));
     assert_eq!(v.answer_len, 0);
 }
 
@@ -434,7 +437,7 @@ fn full_table_evicts_unassured_first_and_keeps_assured_flows() {
     // Fill the rest with unreplied flows, then keep opening new ones.
     for port in 200u16..220 {
         assert!(
-            h.out(udp(CLIENT, SERVER, port, 53, b"q")).forward,
+            h.out(udp(CLIENT, SERVER, port, 53, b"q")).forwards(),
             "unassured flows are evicted for new ones"
         );
     }
@@ -460,10 +463,10 @@ fn full_table_evicts_unassured_first_and_keeps_assured_flows() {
         h.out(udp(CLIENT, SERVER, port, 53, b"q"));
     }
     let v = h.out(udp(CLIENT, SERVER, 300, 53, b"q"));
-    assert_eq!(v.drop, Some(DropReason::TableFull));
+    assert_eq!(v.drop_reason(), Some(DropReason::TableFull));
     assert_eq!(h.fw.conntrack().stats.table_full, 1);
     assert!(
-        h.out(udp(CLIENT, SERVER, 100, 53, b"q")).forward,
+        h.out(udp(CLIENT, SERVER, 100, 53, b"q")).forwards(),
         "established flows keep working"
     );
 }
@@ -493,17 +496,17 @@ fn expiry_is_incremental_and_deadline_driven() {
 fn default_config_verdicts() {
     let mut h = Harness::default_config();
     // UDP: out NEW ok, in NEW dropped, in ESTABLISHED ok.
-    assert!(h.out(udp(CLIENT, SERVER, 5353, 53, b"q")).forward);
-    assert!(h.inb(udp(SERVER, CLIENT, 53, 5353, b"a")).forward);
+    assert!(h.out(udp(CLIENT, SERVER, 5353, 53, b"q")).forwards());
+    assert!(h.inb(udp(SERVER, CLIENT, 53, 5353, b"a")).forwards());
     assert_eq!(
-        h.inb(udp(SERVER, CLIENT, 53, 9999, b"x")).drop,
+        h.inb(udp(SERVER, CLIENT, 53, 9999, b"x")).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
     // ICMP: out ping ok, in ping dropped, errors RELATED ok.
-    assert!(h.out(echo(CLIENT, SERVER, 8, 9, 1)).forward);
-    assert!(h.inb(echo(SERVER, CLIENT, 0, 9, 1)).forward);
+    assert!(h.out(echo(CLIENT, SERVER, 8, 9, 1)).forwards());
+    assert!(h.inb(echo(SERVER, CLIENT, 0, 9, 1)).forwards());
     assert_eq!(
-        h.inb(echo(SERVER, CLIENT, 8, 10, 1)).drop,
+        h.inb(echo(SERVER, CLIENT, 8, 10, 1)).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
     let q = udp(CLIENT, SERVER, 5354, 9, b"q");
@@ -514,11 +517,11 @@ fn default_config_verdicts() {
     ));
     // INVALID matches no rule: policy drop.
     assert_eq!(
-        h.inb(echo(SERVER, CLIENT, 0, 12345, 1)).drop,
+        h.inb(echo(SERVER, CLIENT, 0, 12345, 1)).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
     // Rule counters moved.
-    let chain = h.fw.chain(tunfw::rules::Direction::Inbound);
+    let chain = h.fw.chain(tunfw::side::Side::Wan);
     let udp_in = chain
         .rules
         .iter()
@@ -540,9 +543,9 @@ fn rule_matches_addresses_ports_and_icmp_types() {
         inbound: (policy: Accept),
     )"#;
     let mut h = Harness::with_config(cfg);
-    assert!(h.out(udp(CLIENT, SERVER, 1, 53, b"q")).forward);
-    assert!(!h.out(udp(CLIENT, SERVER, 1, 54, b"q")).forward);
-    assert!(!h.out(udp(CLIENT, ROUTER, 1, 53, b"q")).forward);
+    assert!(h.out(udp(CLIENT, SERVER, 1, 53, b"q")).forwards());
+    assert!(!h.out(udp(CLIENT, SERVER, 1, 54, b"q")).forwards());
+    assert!(!h.out(udp(CLIENT, ROUTER, 1, 53, b"q")).forwards());
     let seg = |sport, dport| Seg {
         sport,
         dport,
@@ -551,25 +554,26 @@ fn rule_matches_addresses_ports_and_icmp_types() {
         window: 100,
         ..Seg::default()
     };
-    assert!(h.out(tcp(CLIENT, SERVER, &seg(2000, 80))).forward);
+    assert!(h.out(tcp(CLIENT, SERVER, &seg(2000, 80))).forwards());
     assert!(
-        !h.out(tcp(CLIENT, SERVER, &seg(1000, 80))).forward,
+        !h.out(tcp(CLIENT, SERVER, &seg(1000, 80))).forwards(),
         "sport 1000 is not in 1024:"
     );
     assert!(
-        !h.out(tcp(CLIENT, SERVER, &seg(2001, 2000))).forward,
+        !h.out(tcp(CLIENT, SERVER, &seg(2001, 2000))).forwards(),
         "dport 2000 is not in :1023"
     );
     let far = core::net::Ipv4Addr::new(10, 0, 1, 200);
     assert!(
-        !h.out(tcp(far, SERVER, &seg(2002, 80))).forward,
+        !h.out(tcp(far, SERVER, &seg(2002, 80))).forwards(),
         "10.0.1.200 is outside 10.0.1.0/25"
     );
-    assert!(h.out(tcp(far, SERVER, &seg(2003, 9005))).forward);
-    assert!(h.out(tcp(far, SERVER, &seg(2004, 8443))).forward);
-    assert!(h.out(echo(CLIENT, SERVER, 8, 1, 1)).forward);
+    assert!(h.out(tcp(far, SERVER, &seg(2003, 9005))).forwards());
+    assert!(h.out(tcp(far, SERVER, &seg(2004, 8443))).forwards());
+    assert!(h.out(echo(CLIENT, SERVER, 8, 1, 1)).forwards());
     assert!(
-        !h.out(icmp(CLIENT, SERVER, 13, 0, [0; 4], &[0; 12])).forward,
+        !h.out(icmp(CLIENT, SERVER, 13, 0, [0; 4], &[0; 12]))
+            .forwards(),
         "timestamp is not type 8"
     );
 }
@@ -611,5 +615,5 @@ fn echo_both_ways_with_one_identifier_are_two_flows() {
         .expect("server's flow, seen from its reply");
     assert_eq!(theirs.1, Dir::Reply);
     assert_eq!(theirs.0.packets, [1, 1]);
-    assert_eq!(theirs.0.origin, packet::Side::Wan);
+    assert_eq!(theirs.0.origin, tunfw::side::Side::Wan);
 }

@@ -7,9 +7,10 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use tunfw::conntrack::{CtState, Dir};
-use tunfw::filter::Verdict;
 use tunfw::helpers::ftp::{parse, Command, FtpState, Inspect, Parsed, LINE_MAX};
 use tunfw::stats::DropReason;
+use tunfw::verdict::Verdict;
+use tunfw::wire::tcp::SeqNum;
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
@@ -139,63 +140,69 @@ fn line_starts_split_commands_and_limits() {
     let mut st = FtpState::default();
     // The first segment of a direction is never parsed (no newline seen yet).
     assert_eq!(
-        st.inspect(Dir::Original, 100, b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, SeqNum(100), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Pass
     );
     // The next one starts after a newline: parsed.
     let at = 100 + 19;
     assert!(matches!(
-        st.inspect(Dir::Original, at, b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, SeqNum(at), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Announce { port: 1025, .. }
     ));
     // A segment that does not start a line is not parsed.
     assert_eq!(
-        st.inspect(Dir::Original, 5, b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, SeqNum(5), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Pass
     );
     // Split across two segments: kept, then parsed when the continuation comes.
     let at = at + 19;
     assert_eq!(
-        st.inspect(Dir::Original, at, b"PORT 10,0,1,2,"),
+        st.inspect(Dir::Original, SeqNum(at), b"PORT 10,0,1,2,"),
         Inspect::Incomplete(Command::Port)
     );
     assert!(matches!(
-        st.inspect(Dir::Original, at + 14, b"4,2\r\n"),
+        st.inspect(Dir::Original, SeqNum(at + 14), b"4,2\r\n"),
         Inspect::Announce { port: 1026, .. }
     ));
     // Split in three.
     let at = at + 19;
     assert_eq!(
-        st.inspect(Dir::Original, at, b"EP"),
+        st.inspect(Dir::Original, SeqNum(at), b"EP"),
         Inspect::Incomplete(Command::Eprt)
     );
     assert_eq!(
-        st.inspect(Dir::Original, at + 2, b"RT |1|10.0"),
+        st.inspect(Dir::Original, SeqNum(at + 2), b"RT |1|10.0"),
         Inspect::Incomplete(Command::Eprt)
     );
     assert!(matches!(
-        st.inspect(Dir::Original, at + 12, b".1.2|6275|\r\n"),
+        st.inspect(Dir::Original, SeqNum(at + 12), b".1.2|6275|\r\n"),
         Inspect::Announce { port: 6275, .. }
     ));
     // A complete line that does not parse: malformed, nothing expected.
     let at = at + 24;
     assert_eq!(
-        st.inspect(Dir::Original, at, b"PORT 999,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, SeqNum(at), b"PORT 999,0,1,2,4,1\r\n"),
         Inspect::Malformed(Command::Port)
     );
     // A line that outgrows the buffer: overlong.
     let at = at + 20;
     let mut digits = b"PORT 1".to_vec();
     digits.extend(std::iter::repeat_n(b'0', LINE_MAX));
-    assert_eq!(st.inspect(Dir::Original, at, &digits), Inspect::Overlong);
-    let mut st = FtpState::default();
-    st.inspect(Dir::Original, 0, b"USER a\r\n");
     assert_eq!(
-        st.inspect(Dir::Original, 8, b"PORT 10,"),
+        st.inspect(Dir::Original, SeqNum(at), &digits),
+        Inspect::Overlong
+    );
+    let mut st = FtpState::default();
+    st.inspect(Dir::Original, SeqNum(0), b"USER a\r\n");
+    assert_eq!(
+        st.inspect(Dir::Original, SeqNum(8), b"PORT 10,"),
         Inspect::Incomplete(Command::Port)
     );
     let filler = vec![b'0'; LINE_MAX];
-    assert_eq!(st.inspect(Dir::Original, 16, &filler), Inspect::Overlong);
+    assert_eq!(
+        st.inspect(Dir::Original, SeqNum(16), &filler),
+        Inspect::Overlong
+    );
 }
 
 // ---------------------------------------------------------------- lifecycle
@@ -218,12 +225,12 @@ impl Ctl {
             c_next: 1000,
             s_next: 9000,
         };
-        assert!(c.c(SYN, b"").forward);
-        assert!(c.s(SYN | ACK, b"").forward);
-        assert!(c.c(ACK, b"").forward);
-        assert!(c.s(ACK | PSH, b"220 welcome\r\n").forward);
-        assert!(c.c(ACK | PSH, b"USER anonymous\r\n").forward);
-        assert!(c.s(ACK | PSH, b"230 ok\r\n").forward);
+        assert!(c.c(SYN, b"").forwards());
+        assert!(c.s(SYN | ACK, b"").forwards());
+        assert!(c.c(ACK, b"").forwards());
+        assert!(c.s(ACK | PSH, b"220 welcome\r\n").forwards());
+        assert!(c.c(ACK | PSH, b"USER anonymous\r\n").forwards());
+        assert!(c.s(ACK | PSH, b"230 ok\r\n").forwards());
         c
     }
 
@@ -277,7 +284,7 @@ fn port_cmd(port: u16) -> Vec<u8> {
 #[test]
 fn active_ftp_data_connection_is_related_once() {
     let mut ctl = Ctl::open(Harness::default_config(), 40000);
-    assert!(ctl.c(ACK | PSH, &port_cmd(50000)).forward);
+    assert!(ctl.c(ACK | PSH, &port_cmd(50000)).forwards());
     assert_eq!(ctl.expectations(), 1);
     // The server's data connection from port 20: RELATED, accepted by the
     // seed's "inbound sport 20 ESTABLISHED,RELATED" rule.
@@ -302,7 +309,7 @@ fn active_ftp_data_connection_is_related_once() {
     // Another connection to the same port is not expected any more.
     let v = ctl.h.inb(data_syn(SERVER, 2020, CLIENT, 50000));
     assert_eq!(v.state, Some(CtState::New));
-    assert_eq!(v.drop, Some(DropReason::PolicyInbound));
+    assert_eq!(v.drop_reason(), Some(DropReason::PolicyInbound));
     let st = ctl.h.fw.conntrack().expectations.stats;
     assert_eq!((st.created, st.used), (1, 1));
 }
@@ -316,30 +323,28 @@ fn passive_ftp_pasv_and_epsv_are_related() {
         .join("\n");
     let mut ctl = Ctl::open(Harness::with_config(&strict), 40001);
     ctl.c(ACK | PSH, b"PASV\r\n");
-    assert!(
-        ctl.s(
+    assert!(ctl
+        .s(
             ACK | PSH,
             b"227 Entering Passive Mode (10,0,2,2,117,48).\r\n"
         )
-        .forward
-    );
+        .forwards());
     let v = ctl.h.out(data_syn(CLIENT, 45000, SERVER, 30000));
     assert!(forwarded(&v, CtState::Related), "{v:?}");
     // A connection to another server port is NEW: the strict rules drop it.
     let v = ctl.h.out(data_syn(CLIENT, 45001, SERVER, 30002));
     assert_eq!(
-        (v.state, v.drop),
+        (v.state, v.drop_reason()),
         (Some(CtState::New), Some(DropReason::PolicyOutbound))
     );
 
     ctl.c(ACK | PSH, b"EPSV\r\n");
-    assert!(
-        ctl.s(
+    assert!(ctl
+        .s(
             ACK | PSH,
             b"229 Entering Extended Passive Mode (|||30001|)\r\n"
         )
-        .forward
-    );
+        .forwards());
     assert!(forwarded(
         &ctl.h.out(data_syn(CLIENT, 45002, SERVER, 30001)),
         CtState::Related
@@ -354,7 +359,7 @@ fn a_new_announcement_replaces_the_pending_one() {
     assert_eq!(ctl.expectations(), 1);
     assert_eq!(ctl.h.fw.conntrack().expectations.stats.replaced, 1);
     assert_eq!(
-        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50001)).drop,
+        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50001)).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
     assert!(forwarded(
@@ -372,7 +377,7 @@ fn expectations_expire_after_300s() {
     ctl.h.advance_secs(2);
     let v = ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50003));
     assert_eq!(
-        (v.state, v.drop),
+        (v.state, v.drop_reason()),
         (Some(CtState::New), Some(DropReason::PolicyInbound))
     );
     assert_eq!(ctl.h.fw.conntrack().expectations.stats.expired, 1);
@@ -383,7 +388,7 @@ fn expectations_die_with_their_control_flow() {
     let mut ctl = Ctl::open(Harness::default_config(), 40004);
     ctl.c(ACK | PSH, &port_cmd(50004));
     assert_eq!(ctl.expectations(), 1);
-    assert!(ctl.c(RST | ACK, b"").forward);
+    assert!(ctl.c(RST | ACK, b"").forwards());
     ctl.h.advance_secs(11);
     ctl.h.fw.tick(ctl.h.now);
     assert_eq!(
@@ -397,7 +402,7 @@ fn expectations_die_with_their_control_flow() {
         1
     );
     assert_eq!(
-        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50004)).drop,
+        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50004)).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
 }
@@ -406,31 +411,31 @@ fn expectations_die_with_their_control_flow() {
 fn port_naming_another_address_opens_nothing() {
     let mut ctl = Ctl::open(Harness::default_config(), 40005);
     assert!(
-        ctl.c(ACK | PSH, b"PORT 10,0,1,99,195,85\r\n").forward,
+        ctl.c(ACK | PSH, b"PORT 10,0,1,99,195,85\r\n").forwards(),
         "the command itself passes"
     );
     assert_eq!(ctl.expectations(), 0);
-    assert_eq!(ctl.h.fw.conntrack().ftp_stats.refused_address, 1);
+    assert_eq!(ctl.h.fw.ftp().stats.refused_address, 1);
     let other = Ipv4Addr::new(10, 0, 1, 99);
-    assert!(!ctl.h.inb(data_syn(SERVER, 20, other, 50005)).forward);
+    assert!(!ctl.h.inb(data_syn(SERVER, 20, other, 50005)).forwards());
     // 227 naming a third host: refused as well.
     ctl.s(
         ACK | PSH,
         b"227 Entering Passive Mode (10,0,3,1,117,48).\r\n",
     );
     assert_eq!(ctl.expectations(), 0);
-    assert_eq!(ctl.h.fw.conntrack().ftp_stats.refused_address, 2);
+    assert_eq!(ctl.h.fw.ftp().stats.refused_address, 2);
 }
 
 #[test]
 fn split_port_command_is_reassembled() {
     let mut ctl = Ctl::open(Harness::default_config(), 40006);
     assert!(
-        ctl.c(ACK | PSH, b"PORT 10,0,1,2,19").forward,
+        ctl.c(ACK | PSH, b"PORT 10,0,1,2,19").forwards(),
         "the first piece is forwarded"
     );
     assert_eq!(ctl.expectations(), 0);
-    assert!(ctl.c(ACK | PSH, b"5,86\r\n").forward);
+    assert!(ctl.c(ACK | PSH, b"5,86\r\n").forwards());
     assert_eq!(ctl.expectations(), 1);
     assert!(forwarded(
         &ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50006)),
@@ -448,10 +453,10 @@ fn hostile_commands_expect_nothing_and_never_panic() {
         b"EPRT |9|x|1|\r\n",
         b"PORT \xff\xfe\xfd\r\n",
     ] {
-        assert!(ctl.c(ACK | PSH, cmd).forward);
+        assert!(ctl.c(ACK | PSH, cmd).forwards());
     }
     assert_eq!(ctl.expectations(), 0);
-    let st = ctl.h.fw.conntrack().ftp_stats;
+    let st = ctl.h.fw.ftp().stats;
     assert_eq!((st.malformed, st.refused_port_zero), (4, 1));
 }
 
@@ -466,7 +471,7 @@ fn helper_is_attached_only_where_configured() {
     ctl.c(ACK | PSH, &port_cmd(50008));
     assert_eq!(ctl.expectations(), 0);
     assert_eq!(
-        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50008)).drop,
+        ctl.h.inb(data_syn(SERVER, 20, CLIENT, 50008)).drop_reason(),
         Some(DropReason::PolicyInbound)
     );
 
@@ -500,8 +505,8 @@ fn expectation_table_cap_drops_the_announcement() {
     b.s(ACK | PSH, b"220 hi\r\n");
     b.c(ACK | PSH, b"USER x\r\n");
     let v = b.c(ACK | PSH, &port_cmd(50011));
-    assert_eq!(v.drop, Some(DropReason::Helper));
-    assert_eq!(b.h.fw.conntrack().ftp_stats.expectation_table_full, 1);
+    assert_eq!(v.drop_reason(), Some(DropReason::Helper));
+    assert_eq!(b.h.fw.ftp().stats.expectation_table_full, 1);
 }
 
 #[test]
@@ -519,7 +524,7 @@ fn helper_state_pool_limits_control_flows() {
     b.c(SYN, b"");
     b.s(SYN | ACK, b"");
     b.c(ACK, b"");
-    assert_eq!(b.h.fw.conntrack().ftp_stats.no_state_slot, 1);
+    assert_eq!(b.h.fw.conntrack().stats.helper_no_slot, 1);
     b.s(ACK | PSH, b"220 hi\r\n");
     b.c(ACK | PSH, b"USER x\r\n");
     b.c(ACK | PSH, &port_cmd(50013));

@@ -126,13 +126,13 @@ fn packet_path_does_not_allocate() {
     bufs.push(garbage);
     bufs.push(ttl1);
     bufs.extend(pings);
-    let sides: Vec<tunfw::packet::Side> = bufs
+    let sides: Vec<tunfw::side::Side> = bufs
         .iter()
         .map(|b| {
             if b[12..16] == SERVER.octets() {
-                tunfw::packet::Side::Wan
+                tunfw::side::Side::Wan
             } else {
-                tunfw::packet::Side::Lan
+                tunfw::side::Side::Lan
             }
         })
         .collect();
@@ -142,7 +142,7 @@ fn packet_path_does_not_allocate() {
         let mut fwd = 0;
         for (buf, side) in bufs.iter_mut().zip(&sides) {
             let v = h.fw.process(*side, buf, &mut answer, h.now);
-            fwd += usize::from(v.forward);
+            fwd += usize::from(v.forwards());
             h.now = tunfw::time::Instant::from_millis(h.now.total_millis() + 1);
         }
         // Let everything expire and collect it, in bounded steps as the
@@ -240,13 +240,13 @@ fn ftp_helper_path_does_not_allocate() {
         let mut related = 0;
         for (from_client, buf) in pkts.iter_mut() {
             let side = if *from_client {
-                tunfw::packet::Side::Lan
+                tunfw::side::Side::Lan
             } else {
-                tunfw::packet::Side::Wan
+                tunfw::side::Side::Wan
             };
             let v = h.fw.process(side, buf, &mut answer, h.now);
             related +=
-                usize::from(v.state == Some(tunfw::conntrack::CtState::Related) && v.forward);
+                usize::from(v.state == Some(tunfw::conntrack::CtState::Related) && v.forwards());
         }
         related
     });
@@ -257,25 +257,20 @@ fn ftp_helper_path_does_not_allocate() {
 
 #[test]
 fn offloaded_path_does_not_allocate() {
-    use tunfw::offload::{self, VnetHeader, F_NEEDS_CSUM, GSO_TCPV4};
+    use tunfw::segment;
+    use tunfw::wire::vnet::{self, VnetHeader, F_NEEDS_CSUM, GSO_TCPV4};
     let mut h = Harness::default_config();
     let seg = |src, dst, sport, dport, seq, ack, flags, len: usize| {
         tcp_segment(src, dst, sport, dport, seq, ack, flags, &vec![b'a'; len])
     };
     let mut bufs = Vec::new();
     for dport in [80u16, 21] {
+        bufs.push((vnet::PLAIN, seg(CLIENT, SERVER, 999, dport, 1, 0, SYN, 0)));
         bufs.push((
-            offload::PLAIN,
-            seg(CLIENT, SERVER, 999, dport, 1, 0, SYN, 0),
-        ));
-        bufs.push((
-            offload::PLAIN,
+            vnet::PLAIN,
             seg(SERVER, CLIENT, dport, 999, 100, 2, SYN | ACK, 0),
         ));
-        bufs.push((
-            offload::PLAIN,
-            seg(CLIENT, SERVER, 999, dport, 2, 101, ACK, 0),
-        ));
+        bufs.push((vnet::PLAIN, seg(CLIENT, SERVER, 999, dport, 2, 101, ACK, 0)));
         let tso = VnetHeader {
             flags: F_NEEDS_CSUM,
             gso_type: GSO_TCPV4,
@@ -296,18 +291,18 @@ fn offloaded_path_does_not_allocate() {
         let (mut forwarded, mut cut) = (0, 0);
         for (vnet, buf) in bufs.iter_mut() {
             let side = if buf[12..16] == SERVER.octets() {
-                tunfw::packet::Side::Wan
+                tunfw::side::Side::Wan
             } else {
-                tunfw::packet::Side::Lan
+                tunfw::side::Side::Lan
             };
             let v = h.fw.process_offloaded(side, vnet, buf, &mut answer, h.now);
-            forwarded += usize::from(v.forward);
-            if v.resegment {
-                let n = offload::tcp4_segment_count(buf, vnet.gso_size).unwrap_or(0);
+            forwarded += usize::from(v.forwards());
+            if v.fate == tunfw::verdict::Fate::Resegment {
+                let n = segment::tcp4_segment_count(buf, vnet.gso_size).unwrap_or(0);
                 for i in 0..n {
-                    if let Ok(len) = offload::segment_tcp4(buf, vnet.gso_size, i, &mut out) {
+                    if let Ok(len) = segment::segment_tcp4(buf, vnet.gso_size, i, &mut out) {
                         let v = h.fw.process(side, &mut out[..len], &mut answer, h.now);
-                        cut += usize::from(v.forward);
+                        cut += usize::from(v.forwards());
                     }
                 }
             }

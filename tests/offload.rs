@@ -6,13 +6,12 @@ mod common;
 
 use common::*;
 use tunfw::conntrack::CtState;
-use tunfw::filter::Verdict;
-use tunfw::offload::{
-    self, segment_tcp4, tcp4_segment_count, SegmentError, VnetHeader, F_DATA_VALID, F_NEEDS_CSUM,
-    GSO_TCPV4, GSO_UDP_L4,
-};
-use tunfw::packet::{self, ParseError, Side, Transport};
+use tunfw::packet::{self, ParseError, Transport};
+use tunfw::segment::{segment_tcp4, tcp4_segment_count, SegmentError};
+use tunfw::side::Side;
 use tunfw::stats::InvalidReason;
+use tunfw::verdict::Verdict;
+use tunfw::wire::vnet::{self, VnetHeader, F_DATA_VALID, F_NEEDS_CSUM, GSO_TCPV4, GSO_UDP_L4};
 
 const MSS: u16 = 1448;
 
@@ -48,7 +47,7 @@ fn vnet_header_round_trips() {
     assert_eq!(VnetHeader::read(&b), Some(h));
     assert_eq!(VnetHeader::read(&b[..9]), None);
     assert!(h.is_gso());
-    assert!(!offload::PLAIN.is_gso());
+    assert!(!vnet::PLAIN.is_gso());
 }
 
 #[test]
@@ -76,7 +75,7 @@ fn partial_checksum_is_trusted_only_where_the_header_says() {
     assert!(packet::parse_with(&pkt, &partial).is_ok());
     let verified = VnetHeader {
         flags: F_DATA_VALID,
-        ..offload::PLAIN
+        ..vnet::PLAIN
     };
     assert!(packet::parse_with(&pkt, &verified).is_ok());
     let bad = Err(ParseError::Invalid(InvalidReason::TcpBadChecksum));
@@ -107,7 +106,7 @@ fn gso_type_must_fit_the_packet() {
         flags: 0,
         gso_type: GSO_UDP_L4,
         gso_size: 2,
-        ..offload::PLAIN
+        ..vnet::PLAIN
     };
     assert!(packet::parse_with(&dgram, &uso).is_ok());
     let seg = tcp(
@@ -156,10 +155,10 @@ fn segmenter_cuts_what_the_kernel_would_send() {
             panic!("not tcp")
         };
         assert_eq!(
-            t.seq,
+            t.seq.0,
             0xffff_f000u32.wrapping_add(i as u32 * u32::from(MSS))
         );
-        assert_eq!(t.ack, 77);
+        assert_eq!(t.ack.0, 77);
         assert_eq!(t.options.len(), 12);
         assert_eq!(u16::from_be_bytes([seg[4], seg[5]]), 0x4242 + i as u16);
         assert_eq!(t.flags & CWR != 0, i == 0, "CWR only on the first");
@@ -204,7 +203,7 @@ fn handshake(h: &mut Harness, dport: u16) -> (u32, u32) {
             ..Seg::default()
         },
     ));
-    assert!(v.forward);
+    assert!(v.forwards());
     let v = h.inb(tcp(
         SERVER,
         CLIENT,
@@ -219,7 +218,7 @@ fn handshake(h: &mut Harness, dport: u16) -> (u32, u32) {
             ..Seg::default()
         },
     ));
-    assert!(v.forward);
+    assert!(v.forwards());
     let v = h.out(tcp(
         CLIENT,
         SERVER,
@@ -268,8 +267,8 @@ fn super_packet_is_tracked_as_its_whole_range() {
     let mut sp = client_data(80, c, s, ACK | PSH, len);
     spoil_tcp_checksum(&mut sp);
     let v = send_offloaded(&mut h, Side::Lan, &tso(MSS), sp);
-    assert!(v.forward, "{v:?}");
-    assert!(!v.resegment);
+    assert!(v.forwards(), "{v:?}");
+    assert!(!(v.fate == tunfw::verdict::Fate::Resegment));
     assert_eq!(v.state, Some(CtState::Established));
     assert_eq!(h.fw.stats().gso_in, [1, 0]);
     assert_eq!(h.fw.stats().checksum_offloaded, [1, 0]);
@@ -305,7 +304,10 @@ fn super_packet_of_a_helper_flow_comes_back_to_be_cut() {
     let mut sp = client_data(21, c, s, ACK | PSH, 2 * usize::from(MSS));
     spoil_tcp_checksum(&mut sp);
     let v = send_offloaded(&mut h, Side::Lan, &tso(MSS), sp.clone());
-    assert!(v.resegment && !v.forward && v.drop.is_none(), "{v:?}");
+    assert!(
+        (v.fate == tunfw::verdict::Fate::Resegment) && !v.forwards() && v.drop_reason().is_none(),
+        "{v:?}"
+    );
     assert_eq!(
         h.fw.stats().packets_in,
         before.packets_in,
@@ -319,12 +321,15 @@ fn super_packet_of_a_helper_flow_comes_back_to_be_cut() {
         let n = segment_tcp4(&sp, MSS, i, &mut out).expect("segment");
         let mut answer = vec![0u8; 2048];
         let v = h.fw.process(Side::Lan, &mut out[..n], &mut answer, h.now);
-        assert!(v.forward && !v.resegment, "{v:?}");
+        assert!(
+            v.forwards() && !(v.fate == tunfw::verdict::Fate::Resegment),
+            "{v:?}"
+        );
     }
     // The same super-packet on another port is tracked whole.
     let mut h = Harness::default_config();
     let (c, s) = handshake(&mut h, 80);
     let sp = client_data(80, c, s, ACK, 2 * usize::from(MSS));
     let v = send_offloaded(&mut h, Side::Lan, &tso(MSS), sp);
-    assert!(v.forward && !v.resegment);
+    assert!(v.forwards() && !(v.fate == tunfw::verdict::Fate::Resegment));
 }

@@ -9,7 +9,7 @@ use tunfw::config::Config;
 use tunfw::conntrack::events::EventKind;
 use tunfw::conntrack::CtState;
 use tunfw::control::{FlowFilter, Request};
-use tunfw::rules::Direction;
+use tunfw::side::Side;
 
 fn cfg(text: &str) -> Config {
     Config::parse(text, "test.ron").expect("config parses")
@@ -53,9 +53,9 @@ fn established_web(h: &mut Harness) {
         window: 1000,
         ..Seg::default()
     };
-    assert!(h.out(tcp(CLIENT, SERVER, &syn)).forward);
-    assert!(h.inb(tcp(SERVER, CLIENT, &synack)).forward);
-    assert!(h.out(tcp(CLIENT, SERVER, &ack)).forward);
+    assert!(h.out(tcp(CLIENT, SERVER, &syn)).forwards());
+    assert!(h.inb(tcp(SERVER, CLIENT, &synack)).forwards());
+    assert!(h.out(tcp(CLIENT, SERVER, &ack)).forwards());
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn reload_keeps_flows_and_carries_counters_by_name() {
     let mut h = Harness::with_config(V1);
     established_web(&mut h);
     h.out(udp(CLIENT, SERVER, 5000, 53, b"q"));
-    let web_before = h.fw.chain(Direction::Outbound).counters[0];
+    let web_before = h.fw.chain(Side::Lan).counters[0];
     assert_eq!(web_before.packets, 2);
     // The new config reorders rules, renames one and adds one.
     let v2 = V1
@@ -79,7 +79,7 @@ fn reload_keeps_flows_and_carries_counters_by_name() {
         summary.counters_carried, 2,
         "web and back keep their counters"
     );
-    let out = h.fw.chain(Direction::Outbound);
+    let out = h.fw.chain(Side::Lan);
     assert_eq!(out.counters[0], web_before);
     assert_eq!(
         out.counters[1].packets, 0,
@@ -124,11 +124,11 @@ fn reload_with_recheck_drops_flows_the_new_rules_refuse() {
         ..Seg::default()
     };
     assert!(
-        !h.inb(tcp(SERVER, CLIENT, &data)).forward,
+        !h.inb(tcp(SERVER, CLIENT, &data)).forwards(),
         "the web flow is gone"
     );
     assert!(
-        h.inb(udp(SERVER, CLIENT, 53, 5000, b"a")).forward,
+        h.inb(udp(SERVER, CLIENT, 53, 5000, b"a")).forwards(),
         "the DNS flow survived"
     );
 
@@ -148,7 +148,7 @@ fn log_flags_and_rate_limit() {
     let mut logged = 0;
     for i in 0..10u16 {
         let v = h.inb(udp(SERVER, CLIENT, 53, 6000 + i, b"x"));
-        assert!(!v.forward);
+        assert!(!v.forwards());
         logged += usize::from(v.logged);
     }
     assert_eq!(logged, 2);
@@ -171,12 +171,12 @@ fn log_flags_and_rate_limit() {
         },
     );
     let v = h.out(xmas.clone());
-    assert_eq!((v.state, v.forward), (Some(CtState::Invalid), false));
+    assert_eq!((v.state, v.forwards()), (Some(CtState::Invalid), false));
     assert!(v.logged);
-    let line = tunfw::filter::log_line(
+    let line = tunfw::report::log_line(
         &h.fw,
-        tunfw::packet::Side::Lan,
-        &tunfw::offload::PLAIN,
+        tunfw::side::Side::Lan,
+        &tunfw::wire::vnet::PLAIN,
         &xmas,
         &v,
     );
@@ -187,10 +187,10 @@ fn log_flags_and_rate_limit() {
     bad[10] ^= 1;
     let v = h.out(bad.clone());
     assert!(v.logged);
-    let line = tunfw::filter::log_line(
+    let line = tunfw::report::log_line(
         &h.fw,
-        tunfw::packet::Side::Lan,
-        &tunfw::offload::PLAIN,
+        tunfw::side::Side::Lan,
+        &tunfw::wire::vnet::PLAIN,
         &bad,
         &v,
     );
@@ -201,7 +201,7 @@ fn log_flags_and_rate_limit() {
     // An INVALID packet a rule accepts (no state match, as in iptables) is not logged.
     let v = h.out(echo(CLIENT, SERVER, 0, 99, 1));
     assert_eq!(
-        (v.state, v.forward, v.logged),
+        (v.state, v.forwards(), v.logged),
         (Some(CtState::Invalid), true, false)
     );
 }

@@ -76,7 +76,7 @@ fn run(name: &str, steps: &[Step]) {
             S => h.inb(tcp(src, dst, &seg)),
         };
         let after = h.flow(&t).and_then(|(f, _)| f.tcp_state());
-        let got = match (v.forward, v.state, after) {
+        let got = match (v.forwards(), v.state, after) {
             (true, _, None) => PassGone,
             (true, Some(state), Some(a)) => Pass(state, a),
             (false, Some(CtState::Invalid), Some(a)) => Invalid(a),

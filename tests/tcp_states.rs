@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use tunfw::conntrack::tcp::TcpState;
 use tunfw::conntrack::CtState;
-use tunfw::filter::Verdict;
 use tunfw::stats::{DropReason, InvalidReason};
+use tunfw::verdict::Verdict;
 
 const C_ISN: u32 = 1_000;
 const S_ISN: u32 = 500_000;
@@ -145,7 +145,7 @@ fn drive_to(state: &str) -> Conv {
     for &(who, flags) in steps {
         let v = cv.send(who, flags, 0);
         assert!(
-            v.forward,
+            v.forwards(),
             "setup step {who:?} {flags:#x} for {state} was not forwarded: {v:?}"
         );
     }
@@ -232,15 +232,15 @@ fn every_cell_of_the_transition_table() {
             let v = cv.send(who, flags, 0);
             let after = cv.state();
             let ok = match expect {
-                "IV" => v.state == Some(CtState::Invalid) && !v.forward && after == before,
-                "IG" => v.forward && v.state != Some(CtState::Invalid) && after == before,
-                "--" => v.forward && after.is_none(),
-                s => v.forward && after == parse_state(s),
+                "IV" => v.state == Some(CtState::Invalid) && !v.forwards() && after == before,
+                "IG" => v.forwards() && v.state != Some(CtState::Invalid) && after == before,
+                "--" => v.forwards() && after.is_none(),
+                s => v.forwards() && after == parse_state(s),
             };
             if !ok {
                 failures.push(format!(
                     "{who:?} {class} in {col}: expected {expect}, got verdict {:?}/{:?}, state {before:?} -> {after:?}",
-                    v.state, v.drop
+                    v.state, v.drop_reason()
                 ));
             }
         }
@@ -335,7 +335,7 @@ fn established_timeout_is_five_days_and_rst_gives_ten_seconds() {
         Some(TcpState::Established),
         "a packet refreshes the timeout"
     );
-    assert!(cv.c(RST | ACK).forward);
+    assert!(cv.c(RST | ACK).forwards());
     assert_eq!(cv.state(), Some(TcpState::Close));
     cv.h.advance_secs(11);
     assert_eq!(cv.state(), None);
@@ -346,7 +346,7 @@ fn syn_retransmit_before_reply_does_not_refresh_timeout() {
     let mut cv = drive_to("SS");
     cv.h.advance_secs(100);
     cv.c_next = C_ISN;
-    assert!(cv.c(SYN).forward);
+    assert!(cv.c(SYN).forwards());
     cv.h.advance_secs(21);
     assert_eq!(cv.state(), None, "expiry still counts from the first SYN");
 }
@@ -373,7 +373,7 @@ fn illegal_flag_combinations_are_invalid() {
         };
         let v = h.out(tcp(CLIENT, SERVER, &seg));
         assert_eq!(v.state, Some(CtState::Invalid), "{name}");
-        assert!(!v.forward, "{name}");
+        assert!(!v.forwards(), "{name}");
         assert_eq!(
             h.fw.stats().invalid[InvalidReason::TcpBadFlags.index()],
             1,
@@ -473,8 +473,8 @@ fn window_checks() {
     let mut cv = drive_to("ES");
     let start = cv.c_next;
     for _ in 0..3 {
-        assert!(cv.send(Who::Client, ACK | PSH, 1000).forward);
-        assert!(cv.s(ACK).forward);
+        assert!(cv.send(Who::Client, ACK | PSH, 1000).forwards());
+        assert!(cv.s(ACK).forwards());
     }
     cv.c_next = start;
     let v = cv.send(Who::Client, ACK | PSH, 1000);
@@ -494,10 +494,10 @@ fn window_checks() {
         (Who::Server, SYN | ACK),
         (Who::Client, ACK),
     ] {
-        assert!(cv.send(who, flags, 0).forward);
+        assert!(cv.send(who, flags, 0).forwards());
     }
     cv.c_next = cv.c_next.wrapping_add(1_000_000);
-    assert!(cv.send(Who::Client, ACK | PSH, 100).forward);
+    assert!(cv.send(Who::Client, ACK | PSH, 100).forwards());
 }
 
 #[test]
@@ -523,12 +523,12 @@ fn rst_sequence_rules() {
     cv.c(ACK);
     cv.c_next = cv.c_next.wrapping_add(5_000);
     let v = cv.c(RST);
-    assert!(v.forward, "in-window inexact RST passes: {v:?}");
+    assert!(v.forwards(), "in-window inexact RST passes: {v:?}");
     assert_eq!(cv.state(), Some(TcpState::Established));
 
     // Exact RST: CLOSE.
     let mut cv = drive_to("ES");
-    assert!(cv.c(RST | ACK).forward);
+    assert!(cv.c(RST | ACK).forwards());
     assert_eq!(cv.state(), Some(TcpState::Close));
 }
 
@@ -552,7 +552,7 @@ fn default_config_blocks_server_initiated_tcp_and_keeps_no_entry() {
         ..Seg::default()
     };
     let v = h.inb(tcp(SERVER, CLIENT, &syn));
-    assert_eq!(v.drop, Some(DropReason::PolicyInbound));
+    assert_eq!(v.drop_reason(), Some(DropReason::PolicyInbound));
     assert_eq!(v.state, Some(CtState::New));
     assert_eq!(
         h.fw.conntrack().len(),

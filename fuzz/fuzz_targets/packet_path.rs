@@ -7,9 +7,10 @@
 use libfuzzer_sys::fuzz_target;
 use tunfw::config::Config;
 use tunfw::filter::Firewall;
-use tunfw::offload::{self, VnetHeader};
-use tunfw::packet::Side;
+use tunfw::segment;
+use tunfw::side::Side;
 use tunfw::time::Instant;
+use tunfw::wire::vnet::{self, VnetHeader};
 
 fuzz_target!(|data: &[u8]| {
     // The default rules with a small table, so that each run is cheap and
@@ -34,16 +35,16 @@ fuzz_target!(|data: &[u8]| {
         };
         let (vnet, body) = match VnetHeader::read(&rec[1..]) {
             Some(h) if rec[0] & 2 != 0 => (h, &rec[11..]),
-            _ => (offload::PLAIN, &rec[1..]),
+            _ => (vnet::PLAIN, &rec[1..]),
         };
         let mut pkt = body.to_vec();
         let now = Instant::from_millis(1000 + 500 * i as u64);
         let v = fw.process_offloaded(side, &vnet, &mut pkt, &mut answer, now);
         assert!(v.answer_len <= answer.len());
-        if v.resegment {
-            let n = offload::tcp4_segment_count(&pkt, vnet.gso_size).unwrap_or(0);
+        if v.fate == tunfw::verdict::Fate::Resegment {
+            let n = segment::tcp4_segment_count(&pkt, vnet.gso_size).unwrap_or(0);
             for k in 0..n {
-                if let Ok(len) = offload::segment_tcp4(&pkt, vnet.gso_size, k, &mut segment) {
+                if let Ok(len) = segment::segment_tcp4(&pkt, vnet.gso_size, k, &mut segment) {
                     fw.process(side, &mut segment[..len], &mut answer, now);
                 }
             }

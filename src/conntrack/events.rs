@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::tcp::TcpState;
-use super::Tuple;
+use super::tuple::Tuple;
 use crate::time::Instant;
 
 /// What happened to a flow.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::FlowId;
+use super::flow::FlowId;
 use crate::slab::Slab;
 use crate::time::Instant;
 

@@ -1,56 +1,21 @@
-//! ICMP tracking: queries (echo, timestamp, info, address mask) by identifier;
-//! errors related to the flow their embedded header belongs to
-//! (kernel `nf_conntrack_proto_icmp.c`, `nf_conntrack_inet_error`).
+//! ICMP tracking: queries (echo, timestamp, info, address mask) by
+//! identifier; errors related to the flow their embedded header belongs to
+//! (kernel `nf_conntrack_proto_icmp.c`, `nf_conntrack_inet_error`). The
+//! message types themselves are wire facts ([`crate::wire::icmp`]).
 
 use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 
-use super::Tuple;
-use crate::packet::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use super::tuple::Tuple;
 use crate::stats::InvalidReason;
+use crate::wire::ipv4::Header;
+use crate::wire::{be16, icmp, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Default ICMP timeout (30 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// ICMP destination unreachable.
-pub const TYPE_DEST_UNREACHABLE: u8 = 3;
-/// ICMP time exceeded.
-pub const TYPE_TIME_EXCEEDED: u8 = 11;
-/// ICMP echo request.
-pub const TYPE_ECHO_REQUEST: u8 = 8;
-/// ICMP echo reply.
-pub const TYPE_ECHO_REPLY: u8 = 0;
-
-/// True for the request types that may start a flow: echo, timestamp, info, address mask.
-pub fn is_query_request(icmp_type: u8) -> bool {
-    matches!(icmp_type, 8 | 13 | 15 | 17)
-}
-
-/// True for the reply types of the queries above.
-pub fn is_query_reply(icmp_type: u8) -> bool {
-    matches!(icmp_type, 0 | 14 | 16 | 18)
-}
-
-/// True for the error types whose embedded header is looked up:
-/// unreachable, source quench, redirect, time exceeded, parameter problem.
-pub fn is_error(icmp_type: u8) -> bool {
-    matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
-}
-
-/// The type a query's answer carries (and back): 8<->0, 13<->14, 15<->16, 17<->18.
-pub fn inverse_type(icmp_type: u8) -> Option<u8> {
-    match icmp_type {
-        8 => Some(0),
-        0 => Some(8),
-        13 => Some(14),
-        14 => Some(13),
-        15 => Some(16),
-        16 => Some(15),
-        17 => Some(18),
-        18 => Some(17),
-        _ => None,
-    }
-}
+/// Bytes of the quoted packet's transport header an error must carry.
+const QUOTED_TRANSPORT: usize = 8;
 
 /// The tuple of the packet embedded in an ICMP error, exactly as that packet
 /// was sent (not inverted).
@@ -60,41 +25,28 @@ pub fn inverse_type(icmp_type: u8) -> Option<u8> {
 /// message must be a query (an error about an error matches nothing).
 pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
     let bad = InvalidReason::IcmpErrorBadInner;
-    if body.len() < 20 || body[0] >> 4 != 4 {
+    let ip = Header::check(body).map_err(|_| bad)?;
+    let l4 = body
+        .get(ip.header_len..ip.header_len + QUOTED_TRANSPORT)
+        .ok_or(bad)?;
+    if ip.fragment_offset != 0 {
         return Err(bad);
     }
-    let ihl = usize::from(body[0] & 0x0f) * 4;
-    if ihl < 20 || body.len() < ihl + 8 {
-        return Err(bad);
-    }
-    let frag_offset = u16::from_be_bytes([body[6], body[7]]) & 0x1fff;
-    if frag_offset != 0 {
-        return Err(bad);
-    }
-    let protocol = body[9];
-    let src = IpAddr::V4(Ipv4Addr::new(body[12], body[13], body[14], body[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(body[16], body[17], body[18], body[19]));
-    let l4 = &body[ihl..];
-    let (src_id, dst_id) = match protocol {
-        PROTO_TCP | PROTO_UDP => (
-            u16::from_be_bytes([l4[0], l4[1]]),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        ),
+    let word = |at: usize| be16(l4, at).unwrap_or(0);
+    let (src_id, dst_id) = match ip.protocol {
+        PROTO_TCP | PROTO_UDP => (word(0), word(2)),
         PROTO_ICMP => {
-            if !(is_query_request(l4[0]) || is_query_reply(l4[0])) {
+            if !(icmp::is_query_request(l4[0]) || icmp::is_query_reply(l4[0])) {
                 return Err(bad);
             }
-            (
-                u16::from_be_bytes([l4[4], l4[5]]),
-                u16::from_be_bytes([l4[0], l4[1]]),
-            )
+            (word(4), icmp::type_code(l4[0], l4[1]))
         }
         _ => (0, 0),
     };
     Ok(Tuple {
-        src,
-        dst,
-        protocol,
+        src: IpAddr::V4(Ipv4Addr::from(ip.src)),
+        dst: IpAddr::V4(Ipv4Addr::from(ip.dst)),
+        protocol: ip.protocol,
         src_id,
         dst_id,
     })

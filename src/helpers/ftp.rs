@@ -27,8 +27,9 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::conntrack::tcp::before;
-use crate::conntrack::Dir;
+use crate::conntrack::table::HelperState;
+use crate::conntrack::tuple::Dir;
+use crate::wire::tcp::SeqNum;
 
 /// Which announcement a line carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +62,9 @@ pub enum Parsed {
     /// Not a command the helper reads.
     NoMatch,
     /// Starts like a command but its arguments do not parse through their
-    /// terminator: the segment must be dropped (Linux's "partial matching").
+    /// terminator: a command split across segments, or a malformed one
+    /// (Linux's "partial matching"; [`FtpState::inspect`] keeps the piece
+    /// and parses the line when the rest arrives).
     Partial(Command),
     /// An announcement: the data connection will go to `addr` (the sender's
     /// own address when the command carries none, as 229) and `port`.
@@ -298,7 +301,7 @@ pub const LINE_MAX: usize = 256;
 /// A command line whose start has been seen but not its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PartialLine {
-    start_seq: u32,
+    start_seq: SeqNum,
     len: usize,
     buf: [u8; LINE_MAX],
 }
@@ -306,7 +309,7 @@ struct PartialLine {
 impl Default for PartialLine {
     fn default() -> Self {
         PartialLine {
-            start_seq: 0,
+            start_seq: SeqNum(0),
             len: 0,
             buf: [0; LINE_MAX],
         }
@@ -314,8 +317,8 @@ impl Default for PartialLine {
 }
 
 impl PartialLine {
-    fn next_seq(&self) -> u32 {
-        self.start_seq.wrapping_add(self.len as u32)
+    fn next_seq(&self) -> SeqNum {
+        self.start_seq + self.len as u32
     }
 }
 
@@ -325,11 +328,17 @@ impl PartialLine {
 /// line per direction, and the flow's pending expectation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FtpState {
-    seq_after_newline: [[u32; 2]; 2],
+    seq_after_newline: [[SeqNum; 2]; 2],
     remembered: [u8; 2],
     partial: [Option<PartialLine>; 2],
     /// The expectation this control flow announced last, if still pending.
     pub expectation: Option<u32>,
+}
+
+impl HelperState for FtpState {
+    fn pending_expectation(&self) -> Option<u32> {
+        self.expectation
+    }
 }
 
 /// What the helper decided about one segment.
@@ -357,11 +366,11 @@ pub enum Inspect {
 }
 
 impl FtpState {
-    fn at_line_start(&self, d: usize, seq: u32) -> bool {
+    fn at_line_start(&self, d: usize, seq: SeqNum) -> bool {
         self.seq_after_newline[d][..usize::from(self.remembered[d])].contains(&seq)
     }
 
-    fn note_newline(&mut self, d: usize, seq: u32) {
+    fn note_newline(&mut self, d: usize, seq: SeqNum) {
         let n = usize::from(self.remembered[d]);
         if self.seq_after_newline[d][..n].contains(&seq) {
             return;
@@ -371,8 +380,8 @@ impl FtpState {
             self.remembered[d] += 1;
         } else {
             let s = &mut self.seq_after_newline[d];
-            let oldest = if before(s[0], s[1]) { 0 } else { 1 };
-            if before(s[oldest], seq) {
+            let oldest = if s[0].before(s[1]) { 0 } else { 1 };
+            if s[oldest].before(seq) {
                 s[oldest] = seq;
             }
         }
@@ -380,11 +389,11 @@ impl FtpState {
 
     /// Inspect a segment's payload sent in `dir` with sequence number `seq`.
     /// Never allocates: a partial line is kept in the fixed buffer.
-    pub fn inspect(&mut self, dir: Dir, seq: u32, payload: &[u8]) -> Inspect {
+    pub fn inspect(&mut self, dir: Dir, seq: SeqNum, payload: &[u8]) -> Inspect {
         let Some(&last) = payload.last() else {
             return Inspect::Pass;
         };
-        let d = dir as usize;
+        let d = dir.index();
         let mut line = [0u8; LINE_MAX];
         let mut line_start = seq;
         let len = match self.partial[d] {
@@ -440,9 +449,9 @@ impl FtpState {
         result
     }
 
-    fn end_of_segment(&mut self, d: usize, seq: u32, payload: &[u8], last: u8) {
+    fn end_of_segment(&mut self, d: usize, seq: SeqNum, payload: &[u8], last: u8) {
         if last == b'\n' {
-            self.note_newline(d, seq.wrapping_add(payload.len() as u32));
+            self.note_newline(d, seq + payload.len() as u32);
         }
     }
 }

@@ -7,15 +7,17 @@ use core::net::{IpAddr, Ipv4Addr};
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use tunfw::config::Config;
 use tunfw::conntrack::{CtState, Dir, Flow, Tuple};
-use tunfw::filter::{Firewall, Verdict};
-use tunfw::packet::{internet_checksum, Side};
+use tunfw::filter::Firewall;
+use tunfw::side::Side;
 use tunfw::time::Instant;
+use tunfw::verdict::Verdict;
+use tunfw::wire::checksum::internet_checksum;
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
 
-pub use tunfw::packet::tcp_flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
+pub use tunfw::wire::tcp::flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 20 + payload.len()];
@@ -237,5 +239,5 @@ pub fn tuple(proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) ->
 }
 
 pub fn forwarded(v: &Verdict, state: CtState) -> bool {
-    v.forward && v.state == Some(state)
+    v.forwards() && v.state == Some(state)
 }

@@ -1,0 +1,399 @@
+//! The flow table's storage: the flow pool, the keyed index over it, the
+//! helper-state pool, early drop and limits. Classification is in
+//! [`super::track`]; the expiry sweep's bookkeeping in [`super::expiry`].
+//!
+//! The table allocates everything it will ever need when it is created
+//! (`max` flows), so tracking never allocates. Lookups hash with std's
+//! SipHash under a random per-process key, so remote peers cannot choose
+//! colliding tuples; one index entry per flow serves both directions (see
+//! `FlowKey` in [`super::tuple`]).
+
+use std::collections::hash_map::RandomState;
+
+use serde::Serialize;
+
+use super::config::{ConntrackConfig, HelperConfig};
+use super::events::{Event, EventKind, EventRing};
+use super::expect::Expectations;
+use super::expiry::ExpiryState;
+use super::flow::{Flow, FlowId, HelperSlot};
+use super::index::FlowIndex;
+use super::tuple::{key_hash, Dir, Tuple};
+use crate::slab::Slab;
+use crate::time::Instant;
+
+/// How many slots early drop looks at for an evictable flow (the kernel looks
+/// at a few buckets near the new flow's bucket).
+const EARLY_DROP_SCAN: usize = 64;
+
+/// Per-flow state of a helper, kept in a pool the table owns so that a
+/// flow's helper state lives and dies with the flow. Implemented by the
+/// helpers (see [`crate::helpers`]); `()` for a table without helpers.
+pub trait HelperState: Default {
+    /// The expectation this flow announced last, if still pending: it is
+    /// removed with the flow.
+    fn pending_expectation(&self) -> Option<u32>;
+}
+
+impl HelperState for () {
+    fn pending_expectation(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Table counters, as `conntrack -S`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableStats {
+    /// Lookups made.
+    pub searched: u64,
+    /// Flows inserted (confirmed).
+    pub inserted: u64,
+    /// Flows removed for any reason.
+    pub deleted: u64,
+    /// Flows removed because their timeout passed.
+    pub expired: u64,
+    /// Non-assured flows evicted to make room.
+    pub early_drop: u64,
+    /// New flows refused because the table was full.
+    pub table_full: u64,
+    /// New flows refused at confirmation because a flow with one of their
+    /// tuples was already tracked (the kernel's `insert_failed`).
+    pub clash: u64,
+    /// Closed flows replaced by a new SYN on the same tuple.
+    pub reopened: u64,
+    /// Flows that should have had a helper but got none: the helper-state
+    /// pool was full.
+    pub helper_no_slot: u64,
+}
+
+/// Why [`Conntrack::confirm`] did not insert a flow; the packet is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmError {
+    /// The table is full and no flow could be evicted.
+    TableFull,
+    /// One of the flow's tuples is already tracked.
+    Clash,
+}
+
+/// The connection tracking table; `S` is the helpers' per-flow state.
+pub struct Conntrack<S: HelperState = ()> {
+    pub(super) cfg: ConntrackConfig,
+    pub(super) helpers: HelperConfig,
+    index: FlowIndex,
+    index_hasher: RandomState,
+    pub(super) flows: Slab<Flow>,
+    helper_states: Slab<S>,
+    expiry: ExpiryState,
+    pub(super) last_now: Instant,
+    /// Table counters.
+    pub stats: TableStats,
+    /// Pending expectations.
+    pub expectations: Expectations,
+    /// Flow events, recorded while enabled.
+    pub events: EventRing,
+}
+
+impl<S: HelperState> Conntrack<S> {
+    /// A table for `cfg.max` flows (and `cfg.expectation_max` expectations),
+    /// allocated in full now, with the given helpers.
+    pub fn new(cfg: ConntrackConfig, helpers: HelperConfig) -> Conntrack<S> {
+        let max = cfg.max.max(1);
+        Conntrack {
+            helper_states: Slab::with_limit(helpers.max_helped_flows()),
+            expectations: Expectations::new(cfg.expectation_max),
+            events: EventRing::default(),
+            helpers,
+            cfg,
+            index: FlowIndex::for_flows(max),
+            index_hasher: RandomState::new(),
+            flows: Slab::with_limit(max),
+            expiry: ExpiryState::default(),
+            last_now: Instant::ZERO,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ConntrackConfig {
+        &self.cfg
+    }
+
+    /// The helpers in force.
+    pub fn helpers(&self) -> &HelperConfig {
+        &self.helpers
+    }
+
+    /// Number of flows in the table (expired ones included until collected).
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// True when no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// A flow by id.
+    pub fn get(&self, id: FlowId) -> Option<&Flow> {
+        self.flows.get(id)
+    }
+
+    /// Every flow in the table that has not expired at `now`.
+    pub fn flows(&self, now: Instant) -> impl Iterator<Item = &Flow> {
+        self.flows
+            .iter()
+            .map(|(_, f)| f)
+            .filter(move |f| f.expires > now)
+    }
+
+    /// Ids of every flow that has not expired at `now`.
+    pub fn flow_ids(&self, now: Instant) -> impl Iterator<Item = FlowId> + '_ {
+        self.flows
+            .iter()
+            .filter(move |(_, f)| f.expires > now)
+            .map(|(id, _)| id)
+    }
+
+    /// Find the flow a tuple belongs to without touching the table or its
+    /// counters (for inspection; the packet path uses [`Conntrack::lookup`]).
+    pub fn peek(&self, tuple: &Tuple, now: Instant) -> Option<(&Flow, Dir)> {
+        let (id, dir) = self.find(tuple)?;
+        self.get(id)
+            .filter(|f| f.expires > now)
+            .map(|flow| (flow, dir))
+    }
+
+    /// The flow `tuple` belongs to and the direction it travels in.
+    fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
+        let mut dir = Dir::Original;
+        let id = self.index.find(key_hash(&self.index_hasher, tuple), |id| {
+            match self.flows.get(id).and_then(|f| f.direction_of(tuple)) {
+                Some(d) => {
+                    dir = d;
+                    true
+                }
+                None => false,
+            }
+        })?;
+        Some((id, dir))
+    }
+
+    /// Look a tuple up; a flow found expired is removed and not returned.
+    pub fn lookup(&mut self, tuple: &Tuple, now: Instant) -> Option<(FlowId, Dir)> {
+        self.stats.searched += 1;
+        let (id, dir) = self.find(tuple)?;
+        if self.get(id).is_some_and(|f| f.expires > now) {
+            return Some((id, dir));
+        }
+        self.remove(id);
+        self.stats.expired += 1;
+        None
+    }
+
+    /// Remove a flow, its helper state and the expectation it announced.
+    pub fn remove(&mut self, id: FlowId) {
+        let Some(flow) = self.flows.remove(id) else {
+            return;
+        };
+        let at = self.last_now;
+        self.emit(EventKind::Destroy, &flow, at);
+        let (flows, hasher) = (&self.flows, &self.index_hasher);
+        self.index
+            .remove(key_hash(hasher, &flow.tuples[0]), id, |other| {
+                flows
+                    .get(other)
+                    .map_or(0, |f| key_hash(hasher, &f.tuples[0]))
+            });
+        if let HelperSlot::Attached(slot) = flow.helper {
+            let pending = self
+                .helper_states
+                .remove(slot)
+                .and_then(|st| st.pending_expectation());
+            if let Some(eid) = pending {
+                if self.expectations.get(eid).is_some_and(|e| e.master == id) {
+                    self.expectations.remove(eid);
+                    self.expectations.stats.removed_with_master += 1;
+                }
+            }
+        }
+        self.stats.deleted += 1;
+    }
+
+    /// Tell the table the time, for events of removals that do not come from
+    /// a packet (flush, kill).
+    pub fn set_clock(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+    }
+
+    /// Remove every flow and expectation.
+    pub fn flush(&mut self) {
+        for id in 0..self.flows.slot_count() {
+            self.remove(id as FlowId);
+        }
+        self.expectations.clear();
+    }
+
+    pub(super) fn emit(&mut self, kind: EventKind, flow: &Flow, at: Instant) {
+        if self.events.enabled() {
+            self.events.push(Event {
+                kind,
+                tuple: flow.tuple(Dir::Original),
+                tcp_state: flow.tcp_state(),
+                replied: flow.seen_reply,
+                assured: flow.assured,
+                at,
+            });
+        }
+    }
+
+    /// Apply new settings to a running table: timeouts and switches take
+    /// effect for the next packet of every flow; a larger `max` grows the
+    /// table (allocating now, outside the packet path); helpers change for
+    /// flows created from now on.
+    pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
+        let max = cfg.max.max(1);
+        if max > self.index.capacity() {
+            // Grow the index (allocating now, outside the packet path).
+            let mut index = FlowIndex::for_flows(max);
+            for (id, flow) in self.flows.iter() {
+                index.insert(key_hash(&self.index_hasher, &flow.tuples[0]), id);
+            }
+            self.index = index;
+        }
+        self.flows.set_limit(max);
+        self.helper_states.set_limit(helpers.max_helped_flows());
+        self.expectations.resize(cfg.expectation_max);
+        self.cfg = cfg;
+        self.helpers = helpers;
+    }
+
+    /// Insert a pending flow after the rules accepted its first packet.
+    ///
+    /// When the table is full, first evicts an expired or non-assured flow near
+    /// the new flow's (keyed) hash position; if there is none, the flow is
+    /// refused ([`ConfirmError::TableFull`]) and the packet must be dropped.
+    /// A flow one of whose tuples is already tracked is refused too
+    /// ([`ConfirmError::Clash`]).
+    pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, ConfirmError> {
+        if self.find(&flow.tuples[0]).is_some() || self.find(&flow.tuples[1]).is_some() {
+            self.stats.clash += 1;
+            return Err(ConfirmError::Clash);
+        }
+        let hash = key_hash(&self.index_hasher, &flow.tuples[0]);
+        if self.flows.len() >= self.flows.limit() && !self.early_drop(hash, now) {
+            self.stats.table_full += 1;
+            return Err(ConfirmError::TableFull);
+        }
+        let wants_helper = flow.helper == HelperSlot::Wanted;
+        flow.helper = HelperSlot::None;
+        if wants_helper {
+            match self.helper_states.insert(S::default()) {
+                Ok(slot) => flow.helper = HelperSlot::Attached(slot),
+                Err(_) => self.stats.helper_no_slot += 1,
+            }
+        }
+        let id = match self.flows.insert(flow) {
+            // The index has room for as many flows as the pool's limit.
+            Ok(id) if self.index.insert(hash, id) => id,
+            inserted => {
+                // Over the limit after a reload lowered `max`.
+                if let Ok(id) = inserted {
+                    self.flows.remove(id);
+                }
+                if let HelperSlot::Attached(slot) = flow.helper {
+                    self.helper_states.remove(slot);
+                }
+                self.stats.table_full += 1;
+                return Err(ConfirmError::TableFull);
+            }
+        };
+        self.note_expiry(flow.expires);
+        self.emit(EventKind::New, &flow, now);
+        self.stats.inserted += 1;
+        Ok(id)
+    }
+
+    fn early_drop(&mut self, near_hash: u64, now: Instant) -> bool {
+        let n = self.flows.slot_count();
+        if n == 0 {
+            return false;
+        }
+        let start = (near_hash as usize) % n;
+        for step in 0..EARLY_DROP_SCAN.min(n) {
+            let id = (start + step) % n;
+            let evictable = self
+                .flows
+                .get(id as FlowId)
+                .is_some_and(|f| f.expires <= now || !f.assured);
+            if evictable {
+                self.remove(id as FlowId);
+                self.stats.early_drop += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remember that a flow expires at `at`.
+    pub(super) fn note_expiry(&mut self, at: Instant) {
+        self.expiry.note(at);
+    }
+
+    /// When [`Conntrack::collect_expired`] has work next: `now` while a pass is
+    /// under way, else a lower bound of the earliest expiry (`NEVER` when empty).
+    pub fn next_deadline(&self, now: Instant) -> Instant {
+        self.expiry.deadline(now, self.flows.is_empty())
+    }
+
+    /// Remove expired flows, looking at no more than `slots` slots and
+    /// removing no more than `removals` flows, so that a large table is swept
+    /// in bounded steps (looking at a slot is a few nanoseconds, removing a
+    /// flow a few hundred). Call again while [`Conntrack::next_deadline`] is
+    /// not in the future.
+    pub fn collect_expired(&mut self, now: Instant, slots: usize, removals: usize) {
+        self.last_now = now;
+        let n = self.flows.slot_count();
+        let Some(range) = self.expiry.step(now, self.flows.is_empty(), slots, n) else {
+            return;
+        };
+        let (mut next, mut removed, mut live_min) = (range.start, 0, Instant::NEVER);
+        while next < range.end && removed < removals {
+            let id = next as FlowId;
+            match self.flows.get(id).map(|f| f.expires) {
+                Some(expires) if expires <= now => {
+                    self.remove(id);
+                    self.stats.expired += 1;
+                    removed += 1;
+                }
+                Some(expires) => live_min = live_min.min(expires),
+                None => {}
+            }
+            next += 1;
+        }
+        self.expiry.advance(next, live_min, n);
+    }
+
+    /// What a helper works on for flow `id`, when one is attached: the
+    /// flow, its helper state and the expectation table, borrowed together.
+    pub fn helper_view(&mut self, id: FlowId) -> Option<HelperView<'_, S>> {
+        let flow = self.flows.get(id)?;
+        let HelperSlot::Attached(slot) = flow.helper else {
+            return None;
+        };
+        Some(HelperView {
+            flow,
+            state: self.helper_states.get_mut(slot)?,
+            expectations: &mut self.expectations,
+        })
+    }
+}
+
+/// See [`Conntrack::helper_view`].
+pub struct HelperView<'a, S> {
+    /// The control flow.
+    pub flow: &'a Flow,
+    /// Its helper state.
+    pub state: &'a mut S,
+    /// Every pending expectation.
+    pub expectations: &'a mut Expectations,
+}

@@ -1,0 +1,219 @@
+//! TCP window tracking (the kernel's `tcp_in_window`): what each direction
+//! has sent and may send, the four window checks as one pure predicate,
+//! and the bookkeeping of an accepted segment.
+
+use crate::packet::TcpInfo;
+use crate::stats::InvalidReason;
+use crate::wire::tcp::{self as wire_tcp, flags as f, SeqNum};
+
+/// The largest window scale (RFC 7323); larger options are clamped.
+const MAX_WINDOW_SCALE: u8 = 14;
+/// The kernel's floor of check IV's ack window (`MAXACKWINDOW`).
+const MIN_ACK_WINDOW: u32 = 66_000;
+
+/// What one direction of the flow has sent (the kernel's `ip_ct_tcp_state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerWindow {
+    /// Highest seq + len sent.
+    pub td_end: SeqNum,
+    /// Highest ack + window seen from the peer (what we may send up to).
+    pub td_maxend: SeqNum,
+    /// Largest window advertised (scaled).
+    pub td_maxwin: u32,
+    /// Highest ack sent.
+    pub td_maxack: SeqNum,
+    /// Window scale from the SYN option (0..=14).
+    pub td_scale: u8,
+    /// The SYN carried a window scale option.
+    pub window_scale: bool,
+    /// The SYN carried SACK-permitted (or the flow was picked up).
+    pub sack_permitted: bool,
+    /// This direction sent the first FIN.
+    pub close_initiated: bool,
+    /// Window checks never fail for this direction (picked-up flows).
+    pub be_liberal: bool,
+    /// This direction has sent data the other has not acknowledged.
+    pub data_unacknowledged: bool,
+    /// `td_maxack` holds an ack this direction sent.
+    pub maxack_set: bool,
+}
+
+impl PeerWindow {
+    /// Read a SYN's window scale and SACK-permitted options (kernel
+    /// `tcp_options`).
+    pub fn read_syn_options(&mut self, options: &[u8]) {
+        self.td_scale = 0;
+        self.window_scale = false;
+        self.sack_permitted = false;
+        for (kind, data) in wire_tcp::options(options) {
+            match (kind, data) {
+                (wire_tcp::option::SACK_PERMITTED, []) => self.sack_permitted = true,
+                (wire_tcp::option::WINDOW_SCALE, &[scale]) => {
+                    self.window_scale = true;
+                    self.td_scale = scale.min(MAX_WINDOW_SCALE);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The highest SACK right edge after `ack` (kernel `tcp_sack`).
+fn sack_edge(options: &[u8], ack: SeqNum) -> SeqNum {
+    let mut sack = ack;
+    for (kind, data) in wire_tcp::options(options) {
+        if kind == wire_tcp::option::SACK && data.len() >= 8 && data.len() % 8 == 0 {
+            for block in data.chunks_exact(8) {
+                let right = SeqNum(u32::from_be_bytes([block[4], block[5], block[6], block[7]]));
+                if right.after(sack) {
+                    sack = right;
+                }
+            }
+            return sack;
+        }
+    }
+    sack
+}
+
+/// The facts of a segment that the window checks read, with the ack the
+/// kernel substitutes where the segment has none (or a broken zero one).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Segment {
+    /// First sequence number.
+    pub seq: SeqNum,
+    /// seq + payload + SYN + FIN.
+    pub end: SeqNum,
+    /// The acknowledgment number (or the receiver's `td_end`).
+    pub ack: SeqNum,
+    /// The highest acknowledged edge, SACK blocks included.
+    pub sack: SeqNum,
+    /// ACK is set.
+    pub has_ack: bool,
+}
+
+/// The segment's acknowledged edge, its SACK blocks included when the
+/// receiver permitted SACK (the kernel reads this before initialising a
+/// sender).
+pub(super) fn raw_sack(seg: &TcpInfo<'_>, receiver: &PeerWindow) -> SeqNum {
+    if receiver.sack_permitted {
+        sack_edge(seg.options, seg.ack)
+    } else {
+        seg.ack
+    }
+}
+
+impl Segment {
+    /// The facts of `seg` with acked edge `sack` ([`raw_sack`]), sent to
+    /// `receiver`: a segment without ACK (or a broken stack's RST with ACK
+    /// and a zero ack) acks what the receiver has sent.
+    pub(super) fn of(seg: &TcpInfo<'_>, sack: SeqNum, receiver: &PeerWindow) -> Segment {
+        let has_ack = seg.has(f::ACK);
+        let (ack, sack) = if !has_ack || (seg.has(f::RST | f::ACK) && seg.ack.0 == 0) {
+            (receiver.td_end, receiver.td_end)
+        } else {
+            (seg.ack, sack)
+        };
+        Segment {
+            seq: seg.seq,
+            end: seg.seq_end(),
+            ack,
+            sack,
+            has_ack,
+        }
+    }
+}
+
+/// What the window checks decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WindowCheck {
+    /// All four checks pass: accept and record the segment.
+    InWindow,
+    /// Check I failed by at most the receiver's largest window, with a valid
+    /// ack: accept as "ignore" but remember the data sent, so that its ACK
+    /// passes check III later.
+    Overshoot,
+    /// Check II or IV failed: an old retransmit or an old ack; accept
+    /// without a state change.
+    Old,
+    /// Check I or III failed: INVALID.
+    Invalid(InvalidReason),
+}
+
+/// The kernel's four window checks of `seg` from `sender` to `receiver`,
+/// a pure predicate:
+///
+/// | check | holds when | if not |
+/// |---|---|---|
+/// | I   | `seq <= sender.td_maxend` | INVALID, or [`WindowCheck::Overshoot`] when the segment ends at most `receiver.td_maxwin` beyond and II, IV and III hold |
+/// | III | `sack <= receiver.td_end` | INVALID |
+/// | II  | `end > sender.td_end - receiver.td_maxwin` (only once the receiver has a window) | [`WindowCheck::Old`] |
+/// | IV  | `sack > receiver.td_end - max(sender.td_maxwin, 66000)` | [`WindowCheck::Old`] |
+///
+/// Checked in the order I, III, II, IV, as the kernel does.
+pub(super) fn check(sender: &PeerWindow, receiver: &PeerWindow, seg: &Segment) -> WindowCheck {
+    let max_ack_window = sender.td_maxwin.max(MIN_ACK_WINDOW);
+    // II: the segment ends above the lowest sequence the receiver may still accept.
+    let above_lower_bound = seg.end.after(sender.td_end - receiver.td_maxwin - 1);
+    // IV: the ack is not too old.
+    let ack_not_too_old = seg.sack.after(receiver.td_end - max_ack_window - 1);
+    // III: no ack of data not yet sent.
+    let acks_sent_data = seg.sack.before(receiver.td_end + 1);
+    // I: the sequence is within what the receiver allowed.
+    if !seg.seq.before(sender.td_maxend + 1) {
+        let overshot = seg.end.since(sender.td_maxend).wrapping_add(1);
+        if receiver.td_maxwin != 0
+            && above_lower_bound
+            && ack_not_too_old
+            && overshot <= receiver.td_maxwin
+            && acks_sent_data
+        {
+            return WindowCheck::Overshoot;
+        }
+        return WindowCheck::Invalid(InvalidReason::TcpSeqOverWindow);
+    }
+    if !acks_sent_data {
+        return WindowCheck::Invalid(InvalidReason::TcpAckUnsentData);
+    }
+    // No window seen from the receiver yet means no lower bound.
+    if receiver.td_maxwin != 0 && !above_lower_bound {
+        return WindowCheck::Old;
+    }
+    if !ack_not_too_old {
+        return WindowCheck::Old;
+    }
+    WindowCheck::InWindow
+}
+
+/// The bookkeeping after an in-window segment (the end of `tcp_in_window`):
+/// the sender's largest window, highest sequence and highest ack; the
+/// receiver's window edge; whether data is in flight.
+pub(super) fn record(sender: &mut PeerWindow, receiver: &mut PeerWindow, seg: &Segment, win: u32) {
+    let swin = win.wrapping_add(seg.sack.since(seg.ack));
+    sender.td_maxwin = sender.td_maxwin.max(swin);
+    if seg.end.after(sender.td_end) {
+        sender.td_end = seg.end;
+        sender.data_unacknowledged = true;
+    }
+    if seg.has_ack {
+        if !sender.maxack_set {
+            sender.td_maxack = seg.ack;
+            sender.maxack_set = true;
+        } else if seg.ack.after(sender.td_maxack) {
+            sender.td_maxack = seg.ack;
+        }
+    }
+    if receiver.td_maxwin != 0 && seg.end.after(sender.td_maxend) {
+        receiver.td_maxwin = receiver
+            .td_maxwin
+            .wrapping_add(seg.end.since(sender.td_maxend));
+    }
+    if (seg.sack + win).after(receiver.td_maxend - 1) {
+        receiver.td_maxend = seg.sack + win;
+        if win == 0 {
+            receiver.td_maxend = receiver.td_maxend + 1;
+        }
+    }
+    if seg.ack == receiver.td_end {
+        receiver.data_unacknowledged = false;
+    }
+}

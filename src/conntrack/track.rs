@@ -1,0 +1,339 @@
+//! Classification: every packet is NEW, ESTABLISHED, RELATED or INVALID, as
+//! Linux conntrack and `xt_state` see it.
+//!
+//! [`Conntrack::track`] runs before the rules (the kernel's PREROUTING): it
+//! updates existing flows and returns a *pending* flow for a NEW packet.
+//! [`Conntrack::confirm`] inserts the pending flow only once the rules
+//! accepted the packet, so a flow whose first packet was dropped is never
+//! kept.
+
+use core::time::Duration;
+
+use super::events::EventKind;
+use super::expect::ExpectKey;
+use super::flow::{Flow, FlowId, HelperSlot, ProtoState};
+use super::icmp::embedded_tuple;
+use super::state::CtState;
+use super::table::{Conntrack, HelperState};
+use super::tcp::{TcpConn, TcpOutcome};
+use super::tuple::{Dir, Tuple};
+use super::udp::UdpConn;
+use crate::packet::{Packet, Transport};
+use crate::side::Side;
+use crate::stats::InvalidReason;
+use crate::time::Instant;
+use crate::wire::{icmp, PROTO_TCP};
+
+/// The flow a tracked packet belongs to.
+// A pending flow is carried by value: boxing it would allocate for every new
+// flow, and the packet path does not allocate.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowRef {
+    /// No flow (INVALID, or the flow was deleted by this packet).
+    None,
+    /// An existing flow.
+    Existing(FlowId),
+    /// A new flow, to be inserted with [`Conntrack::confirm`] if the rules accept the packet.
+    Pending(Flow),
+}
+
+/// What tracking decided about one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// The state the rules see.
+    pub state: CtState,
+    /// Why the packet is INVALID, when it is.
+    pub invalid: Option<InvalidReason>,
+    /// The packet's direction in its flow (original for new flows).
+    pub dir: Dir,
+    /// The flow.
+    pub flow: FlowRef,
+}
+
+impl Tracked {
+    fn invalid(reason: InvalidReason) -> Tracked {
+        Tracked {
+            state: CtState::Invalid,
+            invalid: Some(reason),
+            dir: Dir::Original,
+            flow: FlowRef::None,
+        }
+    }
+}
+
+/// What one packet did to its existing flow.
+enum Update {
+    /// Tracked in `state`; the flow lives on unless `alive` is false.
+    Done(CtState, bool),
+    /// INVALID; the flow is unchanged (or only its timeout shortened).
+    Invalid(InvalidReason),
+    /// A SYN reopening a closed flow: remove it and track the packet as new.
+    Reopen,
+}
+
+/// What a protocol's tracker said about a packet of an existing flow.
+enum Step {
+    /// Accepted: refresh the timeout; the flow becomes ASSURED if `assured`;
+    /// `kill` removes it now.
+    Accept {
+        timeout: Duration,
+        assured: bool,
+        kill: bool,
+    },
+    /// Accepted without touching the timeout.
+    Keep,
+    /// See [`Update::Reopen`].
+    Reopen,
+    /// INVALID; with `cap`, a remaining timeout of 120 s or more is cut to
+    /// the `unacknowledged` timeout.
+    Invalid { reason: InvalidReason, cap: bool },
+}
+
+impl<S: HelperState> Conntrack<S> {
+    /// Track one parsed packet at `now`, read from `side`: update its flow,
+    /// or prepare a new one.
+    pub fn track(&mut self, pkt: &Packet<'_>, side: Side, now: Instant) -> Tracked {
+        self.last_now = now;
+        if let Transport::Icmp(i) = pkt.transport {
+            if icmp::is_error(i.icmp_type) {
+                return self.track_icmp_error(pkt, i.body, now);
+            }
+        }
+        let tuple = Tuple::of_packet(pkt);
+        let found = self.lookup(&tuple, now);
+        if let Some((id, dir, update)) =
+            found.and_then(|(id, dir)| Some((id, dir, self.update(id, dir, pkt, now)?)))
+        {
+            match update {
+                Update::Done(state, alive) => {
+                    return Tracked {
+                        state,
+                        invalid: None,
+                        dir,
+                        flow: if alive {
+                            FlowRef::Existing(id)
+                        } else {
+                            FlowRef::None
+                        },
+                    };
+                }
+                Update::Invalid(reason) => return Tracked::invalid(reason),
+                Update::Reopen => {
+                    self.remove(id);
+                    self.stats.reopened += 1;
+                }
+            }
+        }
+        // A new flow a helper announced is RELATED (the expectation is one-shot).
+        let expected = tuple.protocol == PROTO_TCP
+            && !self.expectations.is_empty()
+            && self
+                .expectations
+                .take(
+                    &ExpectKey {
+                        src: tuple.src,
+                        dst: tuple.dst,
+                        dport: tuple.dst_id,
+                    },
+                    now,
+                )
+                .is_some();
+        match self.new_flow(pkt, tuple, side, now) {
+            Ok(mut flow) => {
+                if expected {
+                    flow.expected = true;
+                    flow.helper = HelperSlot::None;
+                }
+                Tracked {
+                    state: if expected {
+                        CtState::Related
+                    } else {
+                        CtState::New
+                    },
+                    invalid: None,
+                    dir: Dir::Original,
+                    flow: FlowRef::Pending(flow),
+                }
+            }
+            Err(reason) => Tracked::invalid(reason),
+        }
+    }
+
+    /// Run the flow's protocol tracker on a packet of flow `id`; `None`
+    /// when there is no such flow.
+    fn update(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> Option<Update> {
+        let cfg = self.cfg;
+        let flow = self.flows.get_mut(id)?;
+        let state = if dir == Dir::Reply || flow.seen_reply {
+            CtState::Established
+        } else if flow.expected {
+            CtState::Related
+        } else {
+            CtState::New
+        };
+        let before = (flow.tcp_state(), flow.seen_reply, flow.assured);
+        let step = match (&mut flow.proto, pkt.transport) {
+            (ProtoState::Tcp(conn), Transport::Tcp(seg)) => {
+                match conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp) {
+                    TcpOutcome::Accept {
+                        timeout,
+                        assured,
+                        kill,
+                    } => Step::Accept {
+                        timeout,
+                        assured,
+                        kill,
+                    },
+                    TcpOutcome::AcceptNoRefresh | TcpOutcome::Ignore => Step::Keep,
+                    TcpOutcome::Reopen => Step::Reopen,
+                    TcpOutcome::Invalid(reason) => Step::Invalid { reason, cap: false },
+                    TcpOutcome::InvalidCapTimeout(reason) => Step::Invalid { reason, cap: true },
+                }
+            }
+            (ProtoState::Udp(conn), _) => {
+                let out = conn.packet(flow.seen_reply, now, &cfg.udp);
+                Step::Accept {
+                    timeout: out.timeout,
+                    assured: out.assured,
+                    kill: false,
+                }
+            }
+            (ProtoState::Icmp, _) => Step::refresh(cfg.icmp_timeout),
+            // A TCP flow's tuple says protocol 6, and the parser gives every
+            // such packet a TCP transport: the second arm is the compiler's.
+            (ProtoState::Generic, _) | (ProtoState::Tcp(_), _) => {
+                Step::refresh(cfg.generic_timeout)
+            }
+        };
+        let (new_expiry, kill) = match step {
+            Step::Accept {
+                timeout,
+                assured,
+                kill,
+            } => {
+                flow.assured |= assured;
+                (Some(now + timeout), kill)
+            }
+            Step::Keep => (None, false),
+            Step::Reopen => return Some(Update::Reopen),
+            Step::Invalid { reason, cap } => {
+                let left = flow.expires.saturating_since(now);
+                let most = cfg.tcp.timeouts.unacknowledged;
+                if cap && left >= Duration::from_secs(120) && left > most {
+                    flow.expires = now + most;
+                }
+                return Some(Update::Invalid(reason));
+            }
+        };
+        flow.account(dir, pkt.ip.total_len);
+        if dir == Dir::Reply {
+            flow.seen_reply = true;
+        }
+        if let Some(at) = new_expiry {
+            flow.expires = at;
+        }
+        if self.events.enabled() && before != (flow.tcp_state(), flow.seen_reply, flow.assured) {
+            let snapshot = *flow;
+            self.emit(EventKind::Update, &snapshot, now);
+        }
+        if kill {
+            self.remove(id);
+        } else if let Some(at) = new_expiry {
+            self.note_expiry(at);
+        }
+        Some(Update::Done(state, !kill))
+    }
+
+    /// The pending flow a packet that matched no flow would start, or why it
+    /// cannot start one.
+    fn new_flow(
+        &self,
+        pkt: &Packet<'_>,
+        tuple: Tuple,
+        side: Side,
+        now: Instant,
+    ) -> Result<Flow, InvalidReason> {
+        let cfg = &self.cfg;
+        let (proto, timeout) = match pkt.transport {
+            Transport::Tcp(seg) => {
+                let mut conn = TcpConn::new(&seg, &cfg.tcp)?;
+                match conn.packet(Dir::Original, &seg, false, false, &cfg.tcp) {
+                    TcpOutcome::Accept { timeout, .. } => (ProtoState::Tcp(conn), timeout),
+                    TcpOutcome::Invalid(reason) => return Err(reason),
+                    _ => return Err(InvalidReason::TcpInvalidNew),
+                }
+            }
+            Transport::Udp(_) => (ProtoState::Udp(UdpConn::new(now)), cfg.udp.unreplied),
+            Transport::Icmp(i) => {
+                if icmp::is_query_reply(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUnsolicitedReply);
+                }
+                if !icmp::is_query_request(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUntrackedType);
+                }
+                (ProtoState::Icmp, cfg.icmp_timeout)
+            }
+            Transport::Other => (ProtoState::Generic, cfg.generic_timeout),
+        };
+        // Only an ICMP type without an answer has no inverse, and those
+        // were refused above.
+        let Some(reply) = tuple.invert() else {
+            return Err(InvalidReason::IcmpUntrackedType);
+        };
+        let helper = match pkt.transport {
+            Transport::Tcp(seg) if self.helpers.attaches_to(seg.dst_port) => HelperSlot::Wanted,
+            _ => HelperSlot::None,
+        };
+        let mut flow = Flow {
+            tuples: [tuple, reply],
+            proto,
+            seen_reply: false,
+            assured: false,
+            expected: false,
+            created: now,
+            expires: now + timeout,
+            packets: [0; 2],
+            bytes: [0; 2],
+            helper,
+            origin: side,
+        };
+        flow.account(Dir::Original, pkt.ip.total_len);
+        Ok(flow)
+    }
+
+    /// An ICMP error is RELATED to the flow of the packet it quotes, when
+    /// its outer destination is where that packet came from.
+    fn track_icmp_error(&mut self, pkt: &Packet<'_>, body: &[u8], now: Instant) -> Tracked {
+        let inner = match embedded_tuple(body) {
+            Ok(t) => t,
+            Err(reason) => return Tracked::invalid(reason),
+        };
+        let Some(answer) = inner.invert() else {
+            return Tracked::invalid(InvalidReason::IcmpErrorBadInner);
+        };
+        let Some((id, dir)) = self.lookup(&answer, now) else {
+            return Tracked::invalid(InvalidReason::IcmpErrorNoFlow);
+        };
+        // The quoted packet's source is the reply tuple's destination.
+        if self.get(id).is_none_or(|f| f.tuple(dir).dst != pkt.ip.dst) {
+            return Tracked::invalid(InvalidReason::IcmpErrorWrongDestination);
+        }
+        Tracked {
+            state: CtState::Related,
+            invalid: None,
+            dir,
+            flow: FlowRef::Existing(id),
+        }
+    }
+}
+
+impl Step {
+    fn refresh(timeout: Duration) -> Step {
+        Step::Accept {
+            timeout,
+            assured: false,
+            kill: false,
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The address/port tuple of a packet, in either IP family, its inverse,
+//! and the direction-independent key the flow index files a flow under.
+
+use core::hash::{BuildHasher, Hash, Hasher};
+use core::net::IpAddr;
+use std::collections::hash_map::RandomState;
+
+use serde::Serialize;
+
+use crate::packet::{Packet, Transport};
+use crate::wire::{icmp, protocol_name, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
+/// Direction of a packet relative to its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Dir {
+    /// Same direction as the flow's first packet.
+    Original = 0,
+    /// The answering direction.
+    Reply = 1,
+}
+
+impl Dir {
+    /// The opposite direction.
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Original => Dir::Reply,
+            Dir::Reply => Dir::Original,
+        }
+    }
+
+    /// 0 for the original direction, 1 for the reply: the slot in per-direction arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A flow key in one direction, as the kernel's `nf_conntrack_tuple`, for
+/// either IP family (40 bytes).
+///
+/// For TCP and UDP the ids are the ports; for ICMP queries `src_id` is the
+/// identifier and `dst_id` is the type and code ([`icmp::type_code`]); for
+/// other protocols both are 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Tuple {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Source port, or ICMP identifier.
+    pub src_id: u16,
+    /// Destination port, or ICMP type and code.
+    pub dst_id: u16,
+}
+
+impl Tuple {
+    /// The tuple of a parsed packet.
+    pub fn of_packet(pkt: &Packet<'_>) -> Tuple {
+        let (src_id, dst_id) = match pkt.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Icmp(i) => (i.ident, icmp::type_code(i.icmp_type, i.code)),
+            Transport::Other => (0, 0),
+        };
+        Tuple {
+            src: pkt.ip.src,
+            dst: pkt.ip.dst,
+            protocol: pkt.ip.protocol,
+            src_id,
+            dst_id,
+        }
+    }
+
+    /// The tuple of the answering direction; `None` for ICMP types that
+    /// have no answer (only a query can have a flow).
+    pub fn invert(&self) -> Option<Tuple> {
+        let (src_id, dst_id) = match self.protocol {
+            PROTO_TCP | PROTO_UDP => (self.dst_id, self.src_id),
+            PROTO_ICMP => {
+                let (ty, code) = icmp::split_type_code(self.dst_id);
+                (self.src_id, icmp::type_code(icmp::inverse_type(ty)?, code))
+            }
+            _ => (0, 0),
+        };
+        Some(Tuple {
+            src: self.dst,
+            dst: self.src,
+            protocol: self.protocol,
+            src_id,
+            dst_id,
+        })
+    }
+
+    /// `proto src:port -> dst:port` (ICMP: `id N type T/C`), for logs and listings.
+    pub fn describe(&self) -> String {
+        match self.protocol {
+            PROTO_TCP | PROTO_UDP => format!(
+                "{} {} -> {}",
+                protocol_name(self.protocol),
+                Endpoint(self.src, self.src_id),
+                Endpoint(self.dst, self.dst_id)
+            ),
+            PROTO_ICMP => {
+                let (ty, code) = icmp::split_type_code(self.dst_id);
+                format!(
+                    "icmp {} -> {} id {} type {ty}/{code}",
+                    self.src, self.dst, self.src_id
+                )
+            }
+            p => format!("proto {p} {} -> {}", self.src, self.dst),
+        }
+    }
+}
+
+/// `a.b.c.d:port`, or `[v6]:port`.
+struct Endpoint(IpAddr, u16);
+
+impl core::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+        }
+    }
+}
+
+/// The index key of a flow: a tuple and its inverse give the same key, so
+/// one index entry finds a flow from either direction. TCP and UDP: the
+/// two endpoints in a fixed order; ICMP queries: the requester first and
+/// the request type, whichever way the packet goes (so A->B and B->A echo
+/// requests with one id stay two flows, as in Linux); other protocols: the
+/// two addresses in a fixed order. A flow whose reply tuple is not the
+/// inverse of its original (NAT) would be filed under each tuple's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlowKey {
+    a: IpAddr,
+    b: IpAddr,
+    a_id: u16,
+    b_id: u16,
+    protocol: u8,
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // SipHash pays per call: one write of the significant bytes.
+        let ids = u32::from(self.a_id) << 16 | u32::from(self.b_id);
+        match (self.a, self.b) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => state.write_u128(
+                u128::from(u32::from(a)) << 96
+                    | u128::from(u32::from(b)) << 64
+                    | u128::from(ids) << 32
+                    | u128::from(self.protocol),
+            ),
+            (a, b) => {
+                let bits = |x: IpAddr| match x {
+                    IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
+                    IpAddr::V6(v) => u128::from(v),
+                };
+                state.write_u128(bits(a));
+                state.write_u128(bits(b));
+                state.write_u64(u64::from(ids) << 8 | u64::from(self.protocol));
+            }
+        }
+    }
+}
+
+impl FlowKey {
+    /// The key of `t`'s flow.
+    pub(crate) fn of(t: &Tuple) -> FlowKey {
+        if t.protocol == PROTO_ICMP {
+            let (ty, code) = icmp::split_type_code(t.dst_id);
+            let (requester, responder, ty) = match icmp::inverse_type(ty) {
+                Some(request) if icmp::is_query_reply(ty) => (t.dst, t.src, request),
+                _ => (t.src, t.dst, ty),
+            };
+            return FlowKey {
+                a: requester,
+                b: responder,
+                a_id: t.src_id,
+                b_id: icmp::type_code(ty, code),
+                protocol: t.protocol,
+            };
+        }
+        let (lo, hi) = if (t.src, t.src_id) <= (t.dst, t.dst_id) {
+            ((t.src, t.src_id), (t.dst, t.dst_id))
+        } else {
+            ((t.dst, t.dst_id), (t.src, t.src_id))
+        };
+        FlowKey {
+            a: lo.0,
+            b: hi.0,
+            a_id: lo.1,
+            b_id: hi.1,
+            protocol: t.protocol,
+        }
+    }
+}
+
+/// The keyed hash the index files `t`'s flow under: of its [`FlowKey`], so
+/// a tuple and its inverse give the same hash.
+pub(crate) fn key_hash(hasher: &RandomState, t: &Tuple) -> u64 {
+    hasher.hash_one(FlowKey::of(t))
+}

@@ -1,0 +1,218 @@
+//! Values rules match against: address blocks (CIDRs, either family) and
+//! port sets, parsed from the config's text forms. A leaf module: matching
+//! is a pure, allocation-free test on values built when the config was
+//! loaded.
+
+use core::fmt;
+use core::net::IpAddr;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// An address block: address and prefix length; host bits are masked off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `a.b.c.d`, `a.b.c.d/n`, or the IPv6 forms.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad CIDR {text:?}: {addr_text:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("bad CIDR {text:?}: prefix must be 0 to {max}"))?,
+        };
+        Ok(Cidr {
+            addr: mask(addr, prefix),
+            prefix,
+        })
+    }
+
+    /// Whether `ip` lies inside this block (never across address families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            IpAddr::V4((bits & m).into())
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
+            IpAddr::V6((bits & m).into())
+        }
+    }
+}
+
+/// One CIDR or a list of them, from a RON string or list of strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl CidrList {
+    /// Whether `ip` is in any of the blocks.
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+impl<'de> Deserialize<'de> for CidrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CidrList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CIDR string like \"10.0.0.0/8\" or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CidrList, E> {
+                Ok(CidrList(vec![Cidr::parse(s).map_err(E::custom)?]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CidrList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(Cidr::parse(&s).map_err(de::Error::custom)?);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("empty address list"));
+                }
+                Ok(CidrList(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A set of ports: single ports and inclusive ranges, iptables style:
+/// `"21"`, `"1024:"` (1024 to 65535), `":1023"`, `"6000:6010"`, lists
+/// separated by commas (`"20,21,1024:"`), or a bare number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSpec(pub Vec<(u16, u16)>);
+
+impl PortSpec {
+    /// Parse the text form.
+    pub fn parse(text: &str) -> Result<PortSpec, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(format!("bad port spec {text:?}: empty element"));
+            }
+            let port = |s: &str, default: u16| -> Result<u16, String> {
+                let s = s.trim();
+                if s.is_empty() {
+                    return Ok(default);
+                }
+                s.parse::<u16>()
+                    .map_err(|_| format!("bad port spec {text:?}: {s:?} is not a port (0-65535)"))
+            };
+            let range = match part.split_once(':') {
+                Some((lo, hi)) => (port(lo, 0)?, port(hi, u16::MAX)?),
+                None => {
+                    let p = port(part, 0)?;
+                    (p, p)
+                }
+            };
+            if range.0 > range.1 {
+                return Err(format!(
+                    "bad port spec {text:?}: range {}:{} is upside down",
+                    range.0, range.1
+                ));
+            }
+            ranges.push(range);
+        }
+        Ok(PortSpec(ranges))
+    }
+
+    /// Whether `port` is in the set.
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PortSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number or a port spec string like \"1024:\" or \"20,21\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortSpec, E> {
+                let p = u16::try_from(v)
+                    .map_err(|_| E::custom(format!("port {v} is out of range (0-65535)")))?;
+                Ok(PortSpec(vec![(p, p)]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortSpec, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("port {v} is out of range (0-65535)")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PortSpec, E> {
+                PortSpec::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for CidrList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PortSpec {
+    /// iptables' form: `21`, `1024:`, `6000:6010`, joined by commas.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match (lo, hi) {
+                (l, h) if l == h => write!(f, "{l}")?,
+                (l, 65535) => write!(f, "{l}:")?,
+                (l, h) => write!(f, "{l}:{h}")?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! The verdict: what happens to one packet, and why.
+
+use crate::chain::Decider;
+use crate::conntrack::state::CtState;
+use crate::side::Side;
+use crate::stats::{DropReason, InvalidReason};
+
+/// What happens to the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Write the (possibly modified, e.g. TTL) packet to the other side.
+    Forward,
+    /// Drop it, for this reason.
+    Drop(DropReason),
+    /// A super-packet (TUN offloads) that must be handled one segment at a
+    /// time: nothing was decided or counted; cut it with
+    /// [`crate::segment::segment_tcp4`] and process each segment.
+    Resegment,
+}
+
+/// What to do with one packet: its [`Fate`], and beside it what the
+/// pipeline learned on the way (for answers, counters, logs and tracing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Forward, drop or cut.
+    pub fate: Fate,
+    /// When non-zero, write `answer[..answer_len]` back to the side the
+    /// packet came from (a RST or an ICMP error; only with a drop).
+    pub answer_len: usize,
+    /// The conntrack state the rules saw, if tracking ran.
+    pub state: Option<CtState>,
+    /// The chain (named by the side the packet came from) and the rule or
+    /// policy that decided, if the rules ran.
+    pub decided_by: Option<(Side, Decider)>,
+    /// The packet is to be logged (a `log` rule or policy, or a dropped
+    /// INVALID or table-full packet), within the log rate limit.
+    pub logged: bool,
+    /// Why the packet was INVALID, when it was.
+    pub invalid: Option<InvalidReason>,
+}
+
+impl Verdict {
+    /// A verdict of `fate` with nothing learned yet.
+    pub fn new(fate: Fate, state: Option<CtState>) -> Verdict {
+        Verdict {
+            fate,
+            answer_len: 0,
+            state,
+            decided_by: None,
+            logged: false,
+            invalid: None,
+        }
+    }
+
+    /// A drop for `reason`.
+    pub fn dropped(reason: DropReason, state: Option<CtState>) -> Verdict {
+        Verdict::new(Fate::Drop(reason), state)
+    }
+
+    /// Whether the packet is forwarded.
+    pub fn forwards(&self) -> bool {
+        self.fate == Fate::Forward
+    }
+
+    /// Why the packet is dropped, when it is.
+    pub fn drop_reason(&self) -> Option<DropReason> {
+        match self.fate {
+            Fate::Drop(r) => Some(r),
+            Fate::Forward | Fate::Resegment => None,
+        }
+    }
+}
