@@ -4,8 +4,14 @@ Each sequence is (name, [Step]); each step sends one IPv4 packet from the
 client ("c") or the server ("s") side. Flows use addresses no endpoint owns
 (client 10.202.1.50, server 10.202.2.50) and a source port unique to the
 sequence, so sequences do not share conntrack entries.
+
+Every sequence is a pure function of its name (and, for a random sequence,
+of the seed, which its name carries: random_SEED_INDEX), so select() can
+rebuild one sequence alone and replaying it sends exactly the packets it sent
+in the full run.
 """
 import random
+import re
 import struct
 
 C_ADDR = "10.202.1.50"
@@ -137,6 +143,7 @@ def icmp_error_step(side, icmp_type, code, quoted_src, quoted_dst, quoted_l4, ou
 
 
 def fixed():
+    _port[0] = 30000  # the same ports on every call
     seqs = []
 
     def add(name, conv_or_steps):
@@ -231,30 +238,61 @@ FLAG_CHOICES = [SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK, FIN, 
                 ACK | URG, ACK | ECE | CWR, FIN | SYN | RST | PSH | ACK | URG]
 
 
+RANDOM_PORT_BASE = 31000  # above the fixed corpus's ports (30001 and up)
+
+
+def random_name(seed, n):
+    return f"random_{seed}_{n}"
+
+
+def random_sequence(seed, n):
+    """Random sequence number n of a seed: a (possibly partial) handshake,
+    then steps with mutated flags, sequence and ack numbers around window
+    edges. Its RNG is seeded from (seed, n) alone and its client port is
+    RANDOM_PORT_BASE + n, so it does not depend on the sequences before it."""
+    if not 0 <= n <= 65535 - RANDOM_PORT_BASE:
+        raise ValueError(f"random sequence index {n} out of range 0..{65535 - RANDOM_PORT_BASE}")
+    rng = random.Random(f"{seed}/{n}")
+    cv = Conv(RANDOM_PORT_BASE + n, cisn=rng.randrange(1 << 32), sisn=rng.randrange(1 << 32))
+    stage = rng.choice(["none", "syn", "synack", "established", "established"])
+    if stage != "none":
+        cv.c(SYN, options=rng.choice([b"", WSCALE7, SACKOK, WSCALE7 + SACKOK]))
+    if stage in ("synack", "established"):
+        cv.s(SYN | ACK, options=rng.choice([b"", WSCALE7, SACKOK, WSCALE7 + SACKOK]))
+    if stage == "established":
+        cv.c(ACK)
+    for _ in range(rng.randint(1, 5)):
+        side = rng.choice("cs")
+        other = "s" if side == "c" else "c"
+        flags = rng.choice(FLAG_CHOICES)
+        data = rng.choice([0, 0, 1, 100, 1400])
+        edge = rng.choice([0, 0, 0, 1, -1, 29200, 29201, -29200, 66000, -66001, 1 << 31, 12345678])
+        seq = (cv.next[side] + edge) & 0xFFFFFFFF if rng.random() < 0.5 else None
+        aedge = rng.choice([0, 0, 1, -1, 100000, -70000])
+        ack = (cv.next[other] + aedge) & 0xFFFFFFFF if rng.random() < 0.5 else None
+        cv.send(side, flags, data, seq=seq, ack=ack, win=rng.choice([0, 1, 512, 29200, 65535]),
+                advance=rng.random() < 0.8)
+    return random_name(seed, n), cv.steps
+
+
 def randomized(seed, count):
-    """Sequences generated from a seed: a (possibly partial) handshake, then
-    steps with mutated flags, sequence and ack numbers around window edges."""
-    rng = random.Random(seed)
-    seqs = []
-    for n in range(count):
-        cv = Conv(port(), cisn=rng.randrange(1 << 32), sisn=rng.randrange(1 << 32))
-        stage = rng.choice(["none", "syn", "synack", "established", "established"])
-        if stage != "none":
-            cv.c(SYN, options=rng.choice([b"", WSCALE7, SACKOK, WSCALE7 + SACKOK]))
-        if stage in ("synack", "established"):
-            cv.s(SYN | ACK, options=rng.choice([b"", WSCALE7, SACKOK, WSCALE7 + SACKOK]))
-        if stage == "established":
-            cv.c(ACK)
-        for _ in range(rng.randint(1, 5)):
-            side = rng.choice("cs")
-            other = "s" if side == "c" else "c"
-            flags = rng.choice(FLAG_CHOICES)
-            data = rng.choice([0, 0, 1, 100, 1400])
-            edge = rng.choice([0, 0, 0, 1, -1, 29200, 29201, -29200, 66000, -66001, 1 << 31, 12345678])
-            seq = (cv.next[side] + edge) & 0xFFFFFFFF if rng.random() < 0.5 else None
-            aedge = rng.choice([0, 0, 1, -1, 100000, -70000])
-            ack = (cv.next[other] + aedge) & 0xFFFFFFFF if rng.random() < 0.5 else None
-            cv.send(side, flags, data, seq=seq, ack=ack, win=rng.choice([0, 1, 512, 29200, 65535]),
-                    advance=rng.random() < 0.8)
-        seqs.append((f"random_{seed}_{n}", cv.steps))
-    return seqs
+    """Random sequences 0..count-1 of a seed."""
+    return [random_sequence(seed, n) for n in range(count)]
+
+
+def select(seed, names):
+    """The named sequences, in the order given: fixed-corpus names, and
+    random_SEED_INDEX names whose SEED is `seed`. ValueError for any other."""
+    fixed_seqs = dict(fixed())
+    out = []
+    for name in names:
+        if name in fixed_seqs:
+            out.append((name, fixed_seqs[name]))
+            continue
+        m = re.fullmatch(r"random_(-?\d+)_(\d+)", name)
+        if not m:
+            raise ValueError(f"no sequence named {name!r} (list them: python3 netns-tests/parity/replay.py list fixed 0 0 -)")
+        if int(m.group(1)) != seed:
+            raise ValueError(f"{name} is a sequence of seed {m.group(1)}, not of seed {seed} (use --seed {m.group(1)})")
+        out.append(random_sequence(seed, int(m.group(2))))
+    return out

@@ -2,7 +2,13 @@
 # Differential test: the same packet sequences through Linux netfilter and
 # through tunfw, compared packet by packet.
 #
-#   parity.sh [--random N] [--seed S]
+#   parity.sh [--random N] [--seed S] [--only NAME[,NAME...]]...
+#
+# The seed of the random sequences is fixed (DEFAULT_SEED) unless --seed is
+# given, so a red run replays as it ran; it is printed in the first line. Fresh
+# seeds go through scripts/parity-campaign.sh. --only runs just the named
+# sequences (fixed-corpus names, or random_SEED_INDEX of the seed in use);
+# every DIFF line ends with the command that replays that sequence alone.
 #
 # Topology (namespaces tunfwp-*): a client and a server namespace joined
 # through a firewall namespace, built twice: once with veth pairs and the
@@ -14,19 +20,28 @@
 # from the endpoints and records which reached the far side.
 #
 # Output: one line per sequence, SAME or DIFF with the first differing
-# packet, then "N passed, N failed". Exit 1 on any DIFF.
+# packet and the command that replays it, then "parity: N passed, N failed".
+# Exit 1 on any DIFF, 2 if the run could not be made.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+DEFAULT_SEED=20261201
 RANDOM_COUNT=50
-SEED=$(date +%s)
+SEED=$DEFAULT_SEED
+ONLY=
+usage() { echo "usage: $0 [--random N] [--seed S] [--only NAME[,NAME...]]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --random) RANDOM_COUNT=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    *) echo "usage: $0 [--random N] [--seed S]" >&2; exit 2 ;;
+    --random) [ $# -ge 2 ] || usage; RANDOM_COUNT=$2; shift 2 ;;
+    --seed) [ $# -ge 2 ] || usage; SEED=$2; shift 2 ;;
+    --only) [ $# -ge 2 ] || usage; ONLY=${ONLY:+$ONLY,}$2; shift 2 ;;
+    *) usage ;;
     esac
 done
+ONLY_ARGS=()
+[ -z "$ONLY" ] || ONLY_ARGS=(--only "$ONLY")
+# Check the arguments and the names before building anything.
+python3 "$HERE/replay.py" list all "$SEED" "$RANDOM_COUNT" /dev/null "${ONLY_ARGS[@]}" || exit 2
 # PARITY_TUNFW_ARGS: extra tunfw arguments (e.g. "--offload off").
 P=${PARITY_PREFIX:-tunfwp}
 export PARITY_PREFIX=$P
@@ -42,7 +57,7 @@ source "$ROOT/scripts/lib.sh"
 down() {
     [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
     TUNFW_PID=
-    ns_destroy $NC $NF $NS
+    ns_destroy "$NC" "$NF" "$NS"
 }
 cleanup() { down; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -50,7 +65,7 @@ trap 'exit 130' INT TERM
 
 namespaces() {
     down
-    ns_create $NC $NF $NS
+    ns_create "$NC" "$NF" "$NS"
 }
 
 # shellcheck source=../../scripts/kernel-fw.sh
@@ -58,44 +73,52 @@ source "$ROOT/scripts/kernel-fw.sh"
 
 kernel_up() {
     namespaces || return 1
-    kernel_fw_up $NC $NF $NS || return 1
+    kernel_fw_up "$NC" "$NF" "$NS" || return 1
     # Crafted flows use addresses the endpoints do not own: tell the firewall
     # where they live.
     local cmac smac a
-    cmac=$(ip -n $NC -j link show pc0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-    smac=$(ip -n $NS -j link show ps0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-    for a in 10.202.1.50 10.202.1.51 10.202.1.60; do ip -n $NF neigh add $a lladdr $cmac dev pf-lan nud permanent; done
-    for a in 10.202.2.50 10.202.2.77 10.202.2.60; do ip -n $NF neigh add $a lladdr $smac dev pf-wan nud permanent; done
-    ip netns exec $NF sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 || return 1
+    cmac=$(ip -n "$NC" -j link show pc0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+    smac=$(ip -n "$NS" -j link show ps0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+    for a in 10.202.1.50 10.202.1.51 10.202.1.60; do ip -n "$NF" neigh add $a lladdr "$cmac" dev pf-lan nud permanent; done
+    for a in 10.202.2.50 10.202.2.77 10.202.2.60; do ip -n "$NF" neigh add $a lladdr "$smac" dev pf-wan nud permanent; done
+    ip netns exec "$NF" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 || return 1
 }
 
 tunfw_up() {
     namespaces || return 1
-    ip -n $NF tuntap add dev tfp-lan mode tun && ip -n $NF tuntap add dev tfp-wan mode tun || return 1
+    ip -n "$NF" tuntap add dev tfp-lan mode tun && ip -n "$NF" tuntap add dev tfp-wan mode tun || return 1
     sed 's/udp: (unreplied: 30, replied: 120)/udp: (unreplied: 2, replied: 120)/' \
         "$ROOT/config/default.ron" >"$WORK/parity.ron"
     grep -q 'unreplied: 2,' "$WORK/parity.ron" || return 1
-    ip netns exec $NF "$TUNFW_BIN" --lan tfp-lan --wan tfp-wan --config "$WORK/parity.ron" \
+    # PARITY_TUNFW_ARGS splits into words on purpose.
+    # shellcheck disable=SC2086
+    ip netns exec "$NF" "$TUNFW_BIN" --lan tfp-lan --wan tfp-wan --config "$WORK/parity.ron" \
         --control "$TUNFW_CONTROL" ${PARITY_TUNFW_ARGS:-} >"$WORK/tunfw.log" 2>&1 &
     TUNFW_PID=$!
     wait_until "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" stats || { cat "$WORK/tunfw.log" >&2; return 1; }
-    ip -n $NF link set tfp-lan netns $NC && ip -n $NF link set tfp-wan netns $NS || return 1
-    ip -n $NC addr add 10.202.1.2/24 dev tfp-lan && ip -n $NC link set tfp-lan up
-    ip -n $NS addr add 10.202.2.2/24 dev tfp-wan && ip -n $NS link set tfp-wan up
+    ip -n "$NF" link set tfp-lan netns "$NC" && ip -n "$NF" link set tfp-wan netns "$NS" || return 1
+    ip -n "$NC" addr add 10.202.1.2/24 dev tfp-lan && ip -n "$NC" link set tfp-lan up
+    ip -n "$NS" addr add 10.202.2.2/24 dev tfp-wan && ip -n "$NS" link set tfp-wan up
 }
 
-echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED"
+if [ -n "$ONLY" ]; then
+    echo "parity: only ${ONLY//,/ }, seed $SEED"
+else
+    echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED"
+fi
 kernel_up || { echo "kernel topology failed" >&2; exit 2; }
-python3 "$HERE/replay.py" kernel all "$SEED" "$RANDOM_COUNT" "$WORK/kernel.out" || exit 2
+python3 "$HERE/replay.py" kernel all "$SEED" "$RANDOM_COUNT" "$WORK/kernel.out" "${ONLY_ARGS[@]}" || exit 2
 down
 tunfw_up || { echo "tunfw topology failed" >&2; exit 2; }
-python3 "$HERE/replay.py" tunfw all "$SEED" "$RANDOM_COUNT" "$WORK/tunfw.out" || exit 2
+python3 "$HERE/replay.py" tunfw all "$SEED" "$RANDOM_COUNT" "$WORK/tunfw.out" "${ONLY_ARGS[@]}" || exit 2
 down
 
-python3 - "$WORK/kernel.out" "$WORK/tunfw.out" <<'PY'
-import sys
+python3 - "$WORK/kernel.out" "$WORK/tunfw.out" "$SEED" "${PARITY_TUNFW_ARGS:-}" <<'PY'
+import shlex, sys
 kernel = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 tunfw = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]))
+seed, tunfw_args = sys.argv[3], sys.argv[4]
+env = f"PARITY_TUNFW_ARGS={shlex.quote(tunfw_args)} " if tunfw_args else ""
 passed = failed = 0
 for name, k in kernel:
     t = tunfw.get(name)
@@ -104,12 +127,13 @@ for name, k in kernel:
         print(f"SAME {name} {k}")
         continue
     failed += 1
+    replay = f"replay: {env}bash netns-tests/parity/parity.sh --seed {shlex.quote(seed)} --only {shlex.quote(name)}"
     if t is None:
-        print(f"DIFF {name}: missing from the tunfw run")
+        print(f"DIFF {name}: missing from the tunfw run; {replay}")
         continue
     i = next(i for i in range(max(len(k), len(t))) if k[i:i+1] != t[i:i+1])
     word = lambda c: {"1": "forwarded", "0": "dropped"}.get(c, "absent")
-    print(f"DIFF {name} packet {i + 1}: kernel {word(k[i:i+1])}, tunfw {word(t[i:i+1])} (kernel {k}, tunfw {t})")
+    print(f"DIFF {name} packet {i + 1}: kernel {word(k[i:i+1])}, tunfw {word(t[i:i+1])} (kernel {k}, tunfw {t}); {replay}")
 print(f"parity: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY

@@ -2,13 +2,20 @@
 """Replay packet sequences between a client and a server namespace through a
 firewall (Linux or tunfw) and record which packets reach the far side.
 
-usage: replay.py MODE CORPUS SEED COUNT OUT
+usage: replay.py MODE CORPUS SEED COUNT OUT [--only NAME]...
   MODE    kernel | tunfw   (how the namespaces are wired, see parity.sh)
+          list             (write the selected sequences' names to OUT and
+                            exit; needs no namespace)
   CORPUS  fixed | random | all
   SEED    seed of the random sequences (printed, so a DIFF can be replayed)
   COUNT   number of random sequences
   OUT     file to write: one line per sequence, "name<TAB>arrivals", where
-          arrivals has one character per packet: 1 arrived, 0 did not.
+          arrivals has one character per packet: 1 arrived, 0 did not
+          ("-" for standard output)
+  --only NAME  replay only the named sequence(s) instead of CORPUS/COUNT: a
+          fixed-corpus name or random_SEED_INDEX (of this SEED); repeatable,
+          or several names separated by commas. A random sequence depends only
+          on its seed and index (see corpus.py), so it replays alone exactly.
 
 Crafted flows use addresses that neither endpoint owns (10.202.1.50 and up on
 the client side, 10.202.2.50 and up on the server side), so the endpoints'
@@ -106,9 +113,39 @@ def await_ids(receiver, wanted, timeout=3.0):
     return seen, True
 
 
+def sequences_for(which, seed, count, only):
+    if only:
+        return corpus.select(seed, only)
+    sequences = []
+    if which in ("fixed", "all"):
+        sequences += corpus.fixed()
+    if which in ("random", "all"):
+        sequences += corpus.randomized(seed, count)
+    return sequences
+
+
 def main():
-    mode, which, seed, count, out_path = sys.argv[1:6]
-    seed, count = int(seed), int(count)
+    args = sys.argv[1:]
+    only = []
+    while "--only" in args:
+        i = args.index("--only")
+        if i + 1 >= len(args):
+            raise SystemExit("replay.py: --only needs a NAME")
+        only += [n for n in args[i + 1].split(",") if n]
+        del args[i:i + 2]
+    if len(args) != 5 or args[0] not in ("kernel", "tunfw", "list") or args[1] not in ("fixed", "random", "all"):
+        raise SystemExit(__doc__.split("\n\n")[1])
+    mode, which, seed, count, out_path = args
+    try:
+        seed, count = int(seed), int(count)
+        sequences = sequences_for(which, seed, count, only)
+    except ValueError as e:
+        raise SystemExit(f"replay.py: {e}")
+    if mode == "list":
+        with open(out_path, "w") if out_path != "-" else sys.stdout as out:
+            for name, _ in sequences:
+                out.write(name + "\n")
+        return
     prefix = os.environ.get("PARITY_PREFIX", "tunfwp")
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     # One CPU: the kernel then handles our packets in the order we send them.
@@ -137,13 +174,8 @@ def main():
         if not (await_ids(s, {a})[1] and await_ids(c, {b})[1]):
             raise SystemExit("sentinel flow did not become a stream")
 
-    sequences = []
-    if which in ("fixed", "all"):
-        sequences += corpus.fixed()
-    if which in ("random", "all"):
-        sequences += corpus.randomized(seed, count)
     ip_id = 1
-    with open(out_path, "w") as out:
+    with open(out_path, "w") if out_path != "-" else sys.stdout as out:
         for name, steps in sequences:
             arrivals = []
             for step in steps:
