@@ -47,6 +47,8 @@ echo "== cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings 2>&1 || failed_checks+=("cargo clippy")
 echo "== cargo doc --no-deps --locked (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked 2>&1 || failed_checks+=("cargo doc")
+echo "== module import cycles (scripts/module-cycles.py)"
+python3 scripts/module-cycles.py src 2>&1 || failed_checks+=("module import cycles")
 if [ ${#failed_checks[@]} -gt 0 ]; then
     echo "checks failed: ${failed_checks[*]}" >&2
     exit 1

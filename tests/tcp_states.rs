@@ -172,7 +172,8 @@ fn parse_state(s: &str) -> Option<TcpState> {
 
 const COLUMNS: [&str; 10] = ["NO", "SS", "SR", "ES", "FW", "CW", "LA", "TW", "CL", "S2"];
 
-/// The reference's table (shared/reference/linux-conntrack.md). `--` marks a
+/// The kernel's table (`tcp_conntracks` in Linux's
+/// net/netfilter/nf_conntrack_proto_tcp.c), as the tracker must reproduce it. `--` marks a
 /// cell where the flow is deleted: a RST while no reply was ever seen.
 /// REPLY/NO cannot occur (a packet without a flow is always ORIGINAL).
 const TABLE: &[(Who, &str, u8, &str)] = &[
