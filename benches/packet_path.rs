@@ -219,11 +219,11 @@ fn memory_per_flow() {
     let after = rss_bytes();
     let n = fw.conntrack().len();
     println!(
-        "memory: {n} flows tracked, RSS +{} MiB, {} bytes per flow (Flow struct {} bytes, its two tuples {} bytes, TCP state {} bytes)",
+        "memory: {n} flows tracked, RSS +{} MiB, {} bytes per flow (Flow struct {} bytes, its tuple {} bytes, TCP state {} bytes)",
         (after - before) >> 20,
         (after - before) / n.max(1),
         std::mem::size_of::<tunfw::conntrack::Flow>(),
-        std::mem::size_of::<[tunfw::conntrack::Tuple; 2]>(),
+        std::mem::size_of::<tunfw::conntrack::Tuple>(),
         std::mem::size_of::<tunfw::conntrack::tcp::TcpConn>(),
     );
     drop(fw);

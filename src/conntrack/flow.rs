@@ -40,13 +40,17 @@ pub enum HelperSlot {
 
 /// One tracked flow.
 ///
-/// Both tuples are stored, as the kernel's `tuplehash[2]`: the reply tuple
-/// is the inverse of the original unless address translation changes it,
-/// and addresses of either family fit.
+/// The flow keeps the tuple of its first packet, of either family (40
+/// bytes); the reply tuple is its inverse ([`Flow::tuple`]). Address
+/// translation, where the reply tuple is not the inverse, will keep the
+/// translated reply tuple in a pool that only translated flows use (as
+/// helper state is kept), so that untranslated flows pay nothing for it;
+/// [`Flow::tuple`] and [`Flow::direction_of`] are the only places that
+/// know how the reply tuple is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flow {
-    /// The tuple of each direction (index [`Dir::index`]).
-    pub tuples: [Tuple; 2],
+    /// The tuple of the first packet.
+    pub original: Tuple,
     /// Protocol state.
     pub proto: ProtoState,
     /// A packet was seen in the reply direction.
@@ -55,8 +59,6 @@ pub struct Flow {
     pub assured: bool,
     /// The flow was created as RELATED (expected by a helper).
     pub expected: bool,
-    /// When the first packet was seen.
-    pub created: Instant,
     /// When the flow expires unless refreshed.
     pub expires: Instant,
     /// Packets seen per direction.
@@ -72,15 +74,19 @@ pub struct Flow {
 impl Flow {
     /// The tuple of packets in direction `dir`.
     pub fn tuple(&self, dir: Dir) -> Tuple {
-        self.tuples[dir.index()]
+        match dir {
+            Dir::Original => self.original,
+            // A flow is created only for a tuple that has an inverse.
+            Dir::Reply => self.original.invert().unwrap_or(self.original),
+        }
     }
 
-    /// The direction a packet with tuple `t` travels in this flow, if it
-    /// belongs to it.
-    pub fn direction_of(&self, t: &Tuple) -> Option<Dir> {
-        if self.tuples[0] == *t {
+    /// The direction a packet travels in this flow, given its tuple `t` and
+    /// `t`'s inverse; `None` when it does not belong to the flow.
+    pub fn direction_of(&self, t: &Tuple, inverse: Option<&Tuple>) -> Option<Dir> {
+        if self.original == *t {
             Some(Dir::Original)
-        } else if self.tuples[1] == *t {
+        } else if inverse == Some(&self.original) {
             Some(Dir::Reply)
         } else {
             None

@@ -166,8 +166,10 @@ impl<S: HelperState> Conntrack<S> {
     /// The flow `tuple` belongs to and the direction it travels in.
     fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
         let mut dir = Dir::Original;
+        let inverse = tuple.invert();
         let id = self.index.find(key_hash(&self.index_hasher, tuple), |id| {
-            match self.flows.get(id).and_then(|f| f.direction_of(tuple)) {
+            let flow = self.flows.get(id);
+            match flow.and_then(|f| f.direction_of(tuple, inverse.as_ref())) {
                 Some(d) => {
                     dir = d;
                     true
@@ -199,10 +201,10 @@ impl<S: HelperState> Conntrack<S> {
         self.emit(EventKind::Destroy, &flow, at);
         let (flows, hasher) = (&self.flows, &self.index_hasher);
         self.index
-            .remove(key_hash(hasher, &flow.tuples[0]), id, |other| {
+            .remove(key_hash(hasher, &flow.original), id, |other| {
                 flows
                     .get(other)
-                    .map_or(0, |f| key_hash(hasher, &f.tuples[0]))
+                    .map_or(0, |f| key_hash(hasher, &f.original))
             });
         if let HelperSlot::Attached(slot) = flow.helper {
             let pending = self
@@ -256,7 +258,7 @@ impl<S: HelperState> Conntrack<S> {
             // Grow the index (allocating now, outside the packet path).
             let mut index = FlowIndex::for_flows(max);
             for (id, flow) in self.flows.iter() {
-                index.insert(key_hash(&self.index_hasher, &flow.tuples[0]), id);
+                index.insert(key_hash(&self.index_hasher, &flow.original), id);
             }
             self.index = index;
         }
@@ -275,11 +277,12 @@ impl<S: HelperState> Conntrack<S> {
     /// A flow one of whose tuples is already tracked is refused too
     /// ([`ConfirmError::Clash`]).
     pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, ConfirmError> {
-        if self.find(&flow.tuples[0]).is_some() || self.find(&flow.tuples[1]).is_some() {
+        // A tuple and its inverse have one key: one search finds either.
+        if self.find(&flow.original).is_some() {
             self.stats.clash += 1;
             return Err(ConfirmError::Clash);
         }
-        let hash = key_hash(&self.index_hasher, &flow.tuples[0]);
+        let hash = key_hash(&self.index_hasher, &flow.original);
         if self.flows.len() >= self.flows.limit() && !self.early_drop(hash, now) {
             self.stats.table_full += 1;
             return Err(ConfirmError::TableFull);

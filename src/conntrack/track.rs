@@ -278,20 +278,19 @@ impl<S: HelperState> Conntrack<S> {
         };
         // Only an ICMP type without an answer has no inverse, and those
         // were refused above.
-        let Some(reply) = tuple.invert() else {
+        if tuple.invert().is_none() {
             return Err(InvalidReason::IcmpUntrackedType);
-        };
+        }
         let helper = match pkt.transport {
             Transport::Tcp(seg) if self.helpers.attaches_to(seg.dst_port) => HelperSlot::Wanted,
             _ => HelperSlot::None,
         };
         let mut flow = Flow {
-            tuples: [tuple, reply],
+            original: tuple,
             proto,
             seen_reply: false,
             assured: false,
             expected: false,
-            created: now,
             expires: now + timeout,
             packets: [0; 2],
             bytes: [0; 2],

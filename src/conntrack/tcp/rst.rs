@@ -36,7 +36,7 @@ impl TcpConn {
         }
         let last = &self.last;
         let peer = &self.seen[dir.other().index()];
-        if peer.maxack_set && last.class != Class::Syn {
+        if peer.maxack_set() && last.class != Class::Syn {
             let established = self.state == TcpState::Established && assured;
             if seg.seq.0 == 0 && !established {
                 return RstCheck::Window;

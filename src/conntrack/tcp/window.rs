@@ -24,32 +24,89 @@ pub struct PeerWindow {
     pub td_maxack: SeqNum,
     /// Window scale from the SYN option (0..=14).
     pub td_scale: u8,
-    /// The SYN carried a window scale option.
-    pub window_scale: bool,
-    /// The SYN carried SACK-permitted (or the flow was picked up).
-    pub sack_permitted: bool,
-    /// This direction sent the first FIN.
-    pub close_initiated: bool,
-    /// Window checks never fail for this direction (picked-up flows).
-    pub be_liberal: bool,
-    /// This direction has sent data the other has not acknowledged.
-    pub data_unacknowledged: bool,
-    /// `td_maxack` holds an ack this direction sent.
-    pub maxack_set: bool,
+    /// The kernel's `IP_CT_TCP_FLAG_*` bits of this direction; read and set
+    /// through the named methods below.
+    flags: u8,
+}
+
+/// Bits of [`PeerWindow`]'s flags (the kernel's `IP_CT_TCP_FLAG_*`).
+mod bit {
+    pub const WINDOW_SCALE: u8 = 0x01;
+    pub const SACK_PERMITTED: u8 = 0x02;
+    pub const CLOSE_INITIATED: u8 = 0x04;
+    pub const BE_LIBERAL: u8 = 0x08;
+    pub const DATA_UNACKNOWLEDGED: u8 = 0x10;
+    pub const MAXACK_SET: u8 = 0x20;
+}
+
+/// A getter and a setter for one flag bit.
+macro_rules! flag {
+    ($get:ident, $set:ident, $bit:expr, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $get(&self) -> bool {
+            self.flags & $bit != 0
+        }
+
+        #[doc = concat!("Set or clear: ", $doc)]
+        pub fn $set(&mut self, on: bool) {
+            if on {
+                self.flags |= $bit;
+            } else {
+                self.flags &= !$bit;
+            }
+        }
+    };
 }
 
 impl PeerWindow {
+    flag!(
+        window_scale,
+        set_window_scale,
+        bit::WINDOW_SCALE,
+        "The SYN carried a window scale option."
+    );
+    flag!(
+        sack_permitted,
+        set_sack_permitted,
+        bit::SACK_PERMITTED,
+        "The SYN carried SACK-permitted (or the flow was picked up)."
+    );
+    flag!(
+        close_initiated,
+        set_close_initiated,
+        bit::CLOSE_INITIATED,
+        "This direction sent the first FIN."
+    );
+    flag!(
+        be_liberal,
+        set_be_liberal,
+        bit::BE_LIBERAL,
+        "Window checks never fail for this direction (picked-up flows)."
+    );
+    flag!(
+        data_unacknowledged,
+        set_data_unacknowledged,
+        bit::DATA_UNACKNOWLEDGED,
+        "This direction has sent data the other has not acknowledged."
+    );
+    flag!(
+        maxack_set,
+        set_maxack_set,
+        bit::MAXACK_SET,
+        "`td_maxack` holds an ack this direction sent."
+    );
+
     /// Read a SYN's window scale and SACK-permitted options (kernel
     /// `tcp_options`).
     pub fn read_syn_options(&mut self, options: &[u8]) {
         self.td_scale = 0;
-        self.window_scale = false;
-        self.sack_permitted = false;
+        self.set_window_scale(false);
+        self.set_sack_permitted(false);
         for (kind, data) in wire_tcp::options(options) {
             match (kind, data) {
-                (wire_tcp::option::SACK_PERMITTED, []) => self.sack_permitted = true,
+                (wire_tcp::option::SACK_PERMITTED, []) => self.set_sack_permitted(true),
                 (wire_tcp::option::WINDOW_SCALE, &[scale]) => {
-                    self.window_scale = true;
+                    self.set_window_scale(true);
                     self.td_scale = scale.min(MAX_WINDOW_SCALE);
                 }
                 _ => {}
@@ -95,7 +152,7 @@ pub(super) struct Segment {
 /// receiver permitted SACK (the kernel reads this before initialising a
 /// sender).
 pub(super) fn raw_sack(seg: &TcpInfo<'_>, receiver: &PeerWindow) -> SeqNum {
-    if receiver.sack_permitted {
+    if receiver.sack_permitted() {
         sack_edge(seg.options, seg.ack)
     } else {
         seg.ack
@@ -192,12 +249,12 @@ pub(super) fn record(sender: &mut PeerWindow, receiver: &mut PeerWindow, seg: &S
     sender.td_maxwin = sender.td_maxwin.max(swin);
     if seg.end.after(sender.td_end) {
         sender.td_end = seg.end;
-        sender.data_unacknowledged = true;
+        sender.set_data_unacknowledged(true);
     }
     if seg.has_ack {
-        if !sender.maxack_set {
+        if !sender.maxack_set() {
             sender.td_maxack = seg.ack;
-            sender.maxack_set = true;
+            sender.set_maxack_set(true);
         } else if seg.ack.after(sender.td_maxack) {
             sender.td_maxack = seg.ack;
         }
@@ -214,6 +271,6 @@ pub(super) fn record(sender: &mut PeerWindow, receiver: &mut PeerWindow, seg: &S
         }
     }
     if seg.ack == receiver.td_end {
-        receiver.data_unacknowledged = false;
+        receiver.set_data_unacknowledged(false);
     }
 }
