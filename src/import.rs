@@ -22,7 +22,8 @@ pub struct ImportError {
     pub message: String,
 }
 
-#[derive(Default)]
+/// One translated rule: where it came from and its RON fields.
+#[derive(Clone)]
 struct RuleOut {
     line: usize,
     text: String,
@@ -35,174 +36,224 @@ struct Chain {
     rules: Vec<RuleOut>,
 }
 
+impl Chain {
+    /// Insert at `at` (0-based, clamped to the end), or append when `None`.
+    fn add(&mut self, at: Option<usize>, rule: RuleOut) {
+        match at {
+            Some(at) => self.rules.insert(at.min(self.rules.len()), rule),
+            None => self.rules.push(rule),
+        }
+    }
+}
+
+/// What the lines read so far add up to.
+struct Import {
+    outbound: Chain,
+    inbound: Chain,
+    forward_policy: Option<&'static str>,
+    ftp_ports: Vec<String>,
+    /// The table of an iptables-save section (`*raw`); `iptables` resets it.
+    table: &'static str,
+}
+
 /// Translate `input` (named `file` in comments) into RON config text.
 pub fn translate(input: &str, file: &str) -> Result<String, ImportError> {
-    let mut outbound = Chain::default();
-    let mut inbound = Chain::default();
-    let mut forward_policy: Option<&'static str> = None;
-    let mut ftp_ports: Vec<String> = Vec::new();
-    let mut table = "filter";
+    let mut import = Import {
+        outbound: Chain::default(),
+        inbound: Chain::default(),
+        forward_policy: None,
+        ftp_ports: Vec::new(),
+        table: "filter",
+    };
     for (n, raw) in input.lines().enumerate() {
         let line = n + 1;
-        let err = |m: String| ImportError { line, message: m };
-        let text = raw.trim();
+        import
+            .line(line, raw.trim())
+            .map_err(|message| ImportError { line, message })?;
+    }
+    Ok(import.finish().render(file))
+}
+
+impl Import {
+    /// One trimmed input line.
+    fn line(&mut self, line: usize, text: &str) -> Result<(), String> {
         if text.is_empty() || text.starts_with('#') || text == "COMMIT" {
-            continue;
+            return Ok(());
         }
         if let Some(t) = text.strip_prefix('*') {
-            table = match t.trim() {
-                "filter" => "filter",
-                "raw" => "raw",
-                other => {
-                    return Err(err(format!(
-                        "table {other:?} is not supported (filter, raw)"
-                    )))
-                }
-            };
-            continue;
+            let t = t.trim();
+            self.table = table_of(Some(t))
+                .ok_or_else(|| format!("table {t:?} is not supported (filter, raw)"))?;
+            return Ok(());
         }
+        match text.strip_prefix(':') {
+            Some(chain) => self.chain_line(chain),
+            None => self.command(line, text),
+        }
+    }
+
+    /// An iptables-save chain line, `:INPUT DROP [0:0]`, without its colon.
+    fn chain_line(&mut self, chain: &str) -> Result<(), String> {
+        let mut it = chain.split_whitespace();
+        let (name, policy) = (it.next().unwrap_or(""), it.next().unwrap_or("-"));
+        if self.table == "filter" && policy != "-" {
+            let p = policy_of(policy)?;
+            if let Some(slot) = self.policy_slot(name) {
+                *slot = Some(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the policy of `chain` goes, if it is one that maps.
+    fn policy_slot(&mut self, chain: &str) -> Option<&mut Option<&'static str>> {
+        match chain {
+            "INPUT" => Some(&mut self.inbound.policy),
+            "OUTPUT" => Some(&mut self.outbound.policy),
+            "FORWARD" => Some(&mut self.forward_policy),
+            _ => None,
+        }
+    }
+
+    /// An iptables command (with or without `iptables`, `sudo`, `-t TABLE`).
+    fn command(&mut self, line: usize, text: &str) -> Result<(), String> {
         let mut words: Vec<String> = text
             .split_whitespace()
             .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
             .collect();
-        if let Some(chain) = text.strip_prefix(':') {
-            // iptables-save chain line ":INPUT DROP [0:0]".
-            let mut it = chain.split_whitespace();
-            let (name, policy) = (it.next().unwrap_or(""), it.next().unwrap_or("-"));
-            if table == "filter" && policy != "-" {
-                let p = policy_of(policy).map_err(err)?;
-                match name {
-                    "INPUT" => inbound.policy = Some(p),
-                    "OUTPUT" => outbound.policy = Some(p),
-                    "FORWARD" => forward_policy = Some(p),
-                    _ => {}
-                }
-            }
-            continue;
+        let prefix = words
+            .iter()
+            .take_while(|w| matches!(w.as_str(), "iptables" | "sudo"))
+            .count();
+        if prefix > 0 {
+            words.drain(..prefix);
+            self.table = "filter";
         }
-        if matches!(
-            words.first().map(String::as_str),
-            Some("iptables") | Some("sudo")
-        ) {
-            while matches!(
-                words.first().map(String::as_str),
-                Some("iptables") | Some("sudo")
-            ) {
-                words.remove(0);
-            }
-            table = "filter";
-        }
-        let mut i = 0;
-        let mut this_table = table;
-        if words.first().map(String::as_str) == Some("-t") {
-            this_table = match words.get(1).map(String::as_str) {
-                Some("filter") => "filter",
-                Some("raw") => "raw",
-                other => {
-                    return Err(err(format!(
-                        "table {other:?} is not supported (filter, raw)"
-                    )))
-                }
-            };
-            i = 2;
-        }
-        let Some(op) = words.get(i).cloned() else {
-            return Err(err("empty command".into()));
+        let (table, i) = if words.first().map(String::as_str) == Some("-t") {
+            let name = words.get(1).map(String::as_str);
+            let t = table_of(name)
+                .ok_or_else(|| format!("table {name:?} is not supported (filter, raw)"))?;
+            (t, 2)
+        } else {
+            (self.table, 0)
         };
-        let chain_name = words.get(i + 1).cloned().unwrap_or_default();
-        match op.as_str() {
-            "-P" | "--policy" => {
-                let policy =
-                    policy_of(words.get(i + 2).map(String::as_str).unwrap_or("")).map_err(err)?;
-                match chain_name.as_str() {
-                    "INPUT" => inbound.policy = Some(policy),
-                    "OUTPUT" => outbound.policy = Some(policy),
-                    "FORWARD" => forward_policy = Some(policy),
-                    c => {
-                        return Err(err(format!(
-                            "policy of chain {c:?}: only INPUT, OUTPUT, FORWARD"
-                        )))
-                    }
-                }
-            }
+        let Some(op) = words.get(i).map(String::as_str) else {
+            return Err("empty command".into());
+        };
+        let chain = words.get(i + 1).map_or("", String::as_str);
+        match op {
+            "-P" | "--policy" => self.set_policy(chain, words.get(i + 2)),
             "-A" | "--append" | "-I" | "--insert" => {
-                let mut rest = &words[i + 2..];
-                let mut insert_at = None;
-                if op.starts_with("-I") || op == "--insert" {
-                    if let Some(pos) = rest.first().and_then(|w| w.parse::<usize>().ok()) {
-                        insert_at = Some(pos.saturating_sub(1));
-                        rest = &rest[1..];
-                    } else {
-                        insert_at = Some(0);
-                    }
-                }
-                if this_table == "raw" {
-                    ftp_ports.push(raw_helper(rest).map_err(err)?);
-                    continue;
-                }
-                let rule = RuleOut {
-                    line,
-                    text: text.to_string(),
-                    fields: rule_fields(rest).map_err(err)?,
-                };
-                let targets: Vec<&mut Chain> = match chain_name.as_str() {
-                    "INPUT" => vec![&mut inbound],
-                    "OUTPUT" => vec![&mut outbound],
-                    "FORWARD" => vec![&mut outbound, &mut inbound],
-                    c => return Err(err(format!("chain {c:?}: only INPUT, OUTPUT, FORWARD"))),
-                };
-                for chain in targets {
-                    let r = RuleOut {
-                        line: rule.line,
-                        text: rule.text.clone(),
-                        fields: rule.fields.clone(),
-                    };
-                    match insert_at {
-                        Some(at) => chain.rules.insert(at.min(chain.rules.len()), r),
-                        None => chain.rules.push(r),
-                    }
-                }
+                let (at, rest) = position(op, &words[i + 2..]);
+                self.add_rule(table, chain, at, rest, line, text)
             }
-            other => {
-                return Err(err(format!(
-                    "command {other:?} is not supported (-P, -A, -I)"
-                )))
-            }
+            other => Err(format!("command {other:?} is not supported (-P, -A, -I)")),
         }
     }
-    for chain in [&mut outbound, &mut inbound] {
-        if chain.policy.is_none() {
-            chain.policy = forward_policy;
-        }
+
+    /// `-P CHAIN POLICY`.
+    fn set_policy(&mut self, chain: &str, policy: Option<&String>) -> Result<(), String> {
+        let p = policy_of(policy.map_or("", String::as_str))?;
+        let slot = self
+            .policy_slot(chain)
+            .ok_or_else(|| format!("policy of chain {chain:?}: only INPUT, OUTPUT, FORWARD"))?;
+        *slot = Some(p);
+        Ok(())
     }
-    let mut out = String::new();
-    let _ = writeln!(out, "// Imported from {file} by tunfw import-iptables.");
-    let _ = writeln!(
-        out,
-        "// OUTPUT -> outbound (LAN to WAN), INPUT -> inbound (WAN to LAN), FORWARD -> both."
-    );
-    out.push_str("(\n");
-    if ftp_ports.is_empty() {
-        out.push_str("    helpers: (ftp: None),\n");
-    } else {
+
+    /// `-A`/`-I`: a raw-table helper attachment, or a rule for the chains
+    /// `chain` maps to.
+    fn add_rule(
+        &mut self,
+        table: &str,
+        chain: &str,
+        at: Option<usize>,
+        rest: &[String],
+        line: usize,
+        text: &str,
+    ) -> Result<(), String> {
+        if table == "raw" {
+            self.ftp_ports.push(raw_helper(rest)?);
+            return Ok(());
+        }
+        let rule = RuleOut {
+            line,
+            text: text.to_string(),
+            fields: rule_fields(rest)?,
+        };
+        let targets: Vec<&mut Chain> = match chain {
+            "INPUT" => vec![&mut self.inbound],
+            "OUTPUT" => vec![&mut self.outbound],
+            "FORWARD" => vec![&mut self.outbound, &mut self.inbound],
+            c => return Err(format!("chain {c:?}: only INPUT, OUTPUT, FORWARD")),
+        };
+        for target in targets {
+            target.add(at, rule.clone());
+        }
+        Ok(())
+    }
+
+    /// Chains without a policy of their own take FORWARD's.
+    fn finish(mut self) -> Import {
+        for chain in [&mut self.outbound, &mut self.inbound] {
+            if chain.policy.is_none() {
+                chain.policy = self.forward_policy;
+            }
+        }
+        self
+    }
+
+    /// The RON config text.
+    fn render(&self, file: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "// Imported from {file} by tunfw import-iptables.");
         let _ = writeln!(
             out,
-            "    helpers: (ftp: (ports: \"{}\")),",
-            ftp_ports.join(",")
+            "// OUTPUT -> outbound (LAN to WAN), INPUT -> inbound (WAN to LAN), FORWARD -> both."
         );
-    }
-    for (name, chain) in [("outbound", &outbound), ("inbound", &inbound)] {
-        let _ = writeln!(out, "    {name}: (");
-        let _ = writeln!(out, "        policy: {},", chain.policy.unwrap_or("Accept"));
-        out.push_str("        rules: [\n");
-        for r in &chain.rules {
-            let _ = writeln!(out, "            // line {}: {}", r.line, r.text);
-            let _ = writeln!(out, "            ({}),", r.fields.join(", "));
+        out.push_str("(\n");
+        if self.ftp_ports.is_empty() {
+            out.push_str("    helpers: (ftp: None),\n");
+        } else {
+            let ports = self.ftp_ports.join(",");
+            let _ = writeln!(out, "    helpers: (ftp: (ports: \"{ports}\")),");
         }
-        out.push_str("        ],\n    ),\n");
+        render_chain(&mut out, "outbound", &self.outbound);
+        render_chain(&mut out, "inbound", &self.inbound);
+        out.push_str(")\n");
+        out
     }
-    out.push_str(")\n");
-    Ok(out)
+}
+
+fn render_chain(out: &mut String, name: &str, chain: &Chain) {
+    let _ = writeln!(out, "    {name}: (");
+    let _ = writeln!(out, "        policy: {},", chain.policy.unwrap_or("Accept"));
+    out.push_str("        rules: [\n");
+    for r in &chain.rules {
+        let _ = writeln!(out, "            // line {}: {}", r.line, r.text);
+        let _ = writeln!(out, "            ({}),", r.fields.join(", "));
+    }
+    out.push_str("        ],\n    ),\n");
+}
+
+fn table_of(name: Option<&str>) -> Option<&'static str> {
+    match name {
+        Some("filter") => Some("filter"),
+        Some("raw") => Some("raw"),
+        _ => None,
+    }
+}
+
+/// Where `-I CHAIN [N]` inserts (0-based; `None` for `-A`), and the words
+/// after the position.
+fn position<'a>(op: &str, rest: &'a [String]) -> (Option<usize>, &'a [String]) {
+    if !(op.starts_with("-I") || op == "--insert") {
+        return (None, rest);
+    }
+    match rest.first().and_then(|w| w.parse::<usize>().ok()) {
+        Some(pos) => (Some(pos.saturating_sub(1)), &rest[1..]),
+        None => (Some(0), rest),
+    }
 }
 
 fn policy_of(word: &str) -> Result<&'static str, String> {
@@ -299,58 +350,11 @@ fn rule_fields(words: &[String]) -> Result<Vec<String>, String> {
     while i < words.len() {
         let w = words[i].as_str();
         let val = words.get(i + 1).map(String::as_str);
-        let need = || val.ok_or_else(|| format!("{w} needs a value"));
         match w {
-            "!" => return Err("negation (!) cannot be translated".into()),
-            "-p" | "--protocol" => {
-                let p = need()?;
-                match p {
-                    "tcp" => fields.push("proto: Tcp".into()),
-                    "udp" => fields.push("proto: Udp".into()),
-                    "icmp" => fields.push("proto: Icmp".into()),
-                    "all" => {}
-                    n => {
-                        let n: u8 = n.parse().map_err(|_| format!("protocol {n:?} is not supported"))?;
-                        fields.push(format!("proto: Number({n})"));
-                    }
-                }
-            }
-            "-s" | "--source" | "--src" => fields.push(format!("src: {}", cidrs(need()?))),
-            "-d" | "--destination" | "--dst" => fields.push(format!("dst: {}", cidrs(need()?))),
-            "--sport" | "--source-port" | "--sports" | "--source-ports" => {
-                fields.push(format!("sport: \"{}\"", need()?))
-            }
-            "--dport" | "--destination-port" | "--dports" | "--destination-ports" => {
-                fields.push(format!("dport: \"{}\"", need()?))
-            }
-            "-m" | "--match" => match need()? {
-                "state" | "conntrack" | "tcp" | "udp" | "icmp" | "multiport" => {}
-                m => return Err(format!("match module {m:?} is not supported")),
-            },
-            "--state" | "--ctstate" => fields.push(states(need()?)?),
-            "--icmp-type" => {
-                let (t, c) = icmp_type(need()?)?;
-                fields.push(format!("icmp_type: {t}"));
-                if let Some(c) = c {
-                    fields.push(format!("icmp_code: {c}"));
-                }
-            }
             "-j" | "--jump" => {
-                action = Some(match need()? {
-                    "ACCEPT" => "Accept",
-                    "DROP" => "Drop",
-                    "REJECT" => "Reject",
-                    t => return Err(format!("target {t:?} is not supported (ACCEPT, DROP, REJECT)")),
-                })
+                action = Some(target(val.ok_or_else(|| format!("{w} needs a value"))?)?)
             }
-            "--reject-with" => match need()? {
-                "tcp-reset" | "icmp-port-unreachable" => {}
-                r => return Err(format!("--reject-with {r}: tunfw rejects with tcp-reset for TCP and icmp-port-unreachable otherwise")),
-            },
-            "-i" | "--in-interface" | "-o" | "--out-interface" => {
-                return Err(format!("{w}: tunfw rules have no interfaces (direction is the chain)"))
-            }
-            other => return Err(format!("option {other:?} is not supported")),
+            _ => option(w, val, &mut fields)?,
         }
         i += 2;
     }
@@ -359,6 +363,81 @@ fn rule_fields(words: &[String]) -> Result<Vec<String>, String> {
     };
     fields.push(format!("action: {action}"));
     Ok(fields)
+}
+
+/// One option of a rule other than `-j`, with its value if any: the fields
+/// it adds, or why it cannot be translated.
+fn option(w: &str, val: Option<&str>, fields: &mut Vec<String>) -> Result<(), String> {
+    let need = || val.ok_or_else(|| format!("{w} needs a value"));
+    match w {
+        "!" => return Err("negation (!) cannot be translated".into()),
+        "-p" | "--protocol" => fields.extend(proto(need()?)?),
+        "-s" | "--source" | "--src" => fields.push(format!("src: {}", cidrs(need()?))),
+        "-d" | "--destination" | "--dst" => fields.push(format!("dst: {}", cidrs(need()?))),
+        "--sport" | "--source-port" | "--sports" | "--source-ports" => {
+            fields.push(format!("sport: \"{}\"", need()?))
+        }
+        "--dport" | "--destination-port" | "--dports" | "--destination-ports" => {
+            fields.push(format!("dport: \"{}\"", need()?))
+        }
+        "-m" | "--match" => match need()? {
+            "state" | "conntrack" | "tcp" | "udp" | "icmp" | "multiport" => {}
+            m => return Err(format!("match module {m:?} is not supported")),
+        },
+        "--state" | "--ctstate" => fields.push(states(need()?)?),
+        "--icmp-type" => {
+            let (t, c) = icmp_type(need()?)?;
+            fields.push(format!("icmp_type: {t}"));
+            fields.extend(c.map(|c| format!("icmp_code: {c}")));
+        }
+        "--reject-with" => reject_with(need()?)?,
+        "-i" | "--in-interface" | "-o" | "--out-interface" => {
+            return Err(format!(
+                "{w}: tunfw rules have no interfaces (direction is the chain)"
+            ))
+        }
+        other => return Err(format!("option {other:?} is not supported")),
+    }
+    Ok(())
+}
+
+/// `-p`: the `proto` field, none for `all`.
+fn proto(p: &str) -> Result<Option<String>, String> {
+    Ok(Some(match p {
+        "tcp" => "proto: Tcp".into(),
+        "udp" => "proto: Udp".into(),
+        "icmp" => "proto: Icmp".into(),
+        "all" => return Ok(None),
+        n => {
+            let n: u8 = n
+                .parse()
+                .map_err(|_| format!("protocol {n:?} is not supported"))?;
+            format!("proto: Number({n})")
+        }
+    }))
+}
+
+/// `-j`: the rule's action.
+fn target(t: &str) -> Result<&'static str, String> {
+    match t {
+        "ACCEPT" => Ok("Accept"),
+        "DROP" => Ok("Drop"),
+        "REJECT" => Ok("Reject"),
+        t => Err(format!(
+            "target {t:?} is not supported (ACCEPT, DROP, REJECT)"
+        )),
+    }
+}
+
+/// `--reject-with`: only what tunfw's reject sends anyway.
+fn reject_with(r: &str) -> Result<(), String> {
+    match r {
+        "tcp-reset" | "icmp-port-unreachable" => Ok(()),
+        r => Err(format!(
+            "--reject-with {r}: tunfw rejects with tcp-reset for TCP and \
+             icmp-port-unreachable otherwise"
+        )),
+    }
 }
 
 fn cidrs(v: &str) -> String {

@@ -148,7 +148,17 @@ enum CtlCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.verbose {
+    init_logging(cli.verbose);
+    match cli.command {
+        Some(command) => subcommand(command),
+        None if cli.check => check(cli.config.as_ref()),
+        None => run(&cli),
+    }
+}
+
+/// env_logger at info, debug (-v) or trace (-vv) unless RUST_LOG says otherwise.
+fn init_logging(verbose: u8) {
+    let default_level = match verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -156,118 +166,107 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .format_timestamp_millis()
         .init();
+}
 
-    if cli.command.is_some() {
-        // The subcommands print to stdout, often into `| grep -q` or `| head`:
-        // a reader that goes away ends them quietly, as it does cat or ls
-        // (Rust ignores SIGPIPE, and println! would panic on EPIPE). The
-        // daemon keeps SIGPIPE ignored: its socket writes handle EPIPE.
-        // SAFETY: setting a signal's disposition to the default has no preconditions.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
-    match cli.command {
-        Some(Command::Ctl {
+fn subcommand(command: Command) -> ExitCode {
+    // The subcommands print to stdout, often into `| grep -q` or `| head`:
+    // a reader that goes away ends them quietly, as it does cat or ls
+    // (Rust ignores SIGPIPE, and println! would panic on EPIPE). The
+    // daemon keeps SIGPIPE ignored: its socket writes handle EPIPE.
+    // SAFETY: setting a signal's disposition to the default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    match command {
+        Command::Ctl {
             control,
             json,
             what,
-        }) => return ctl(&control, json, what),
-        Some(Command::ImportIptables { file }) => return import(&file),
-        Some(Command::Man) => {
-            let mut out = std::io::stdout();
-            return match clap_mangen::Man::new(Cli::command()).render(&mut out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tunfw: {e}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        Some(Command::Completions { shell }) => {
+        } => ctl(&control, json, what),
+        Command::ImportIptables { file } => import(&file),
+        Command::Man => man(),
+        Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tunfw", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        None => {}
     }
+}
 
-    let (config, source, config_name) = match load_config(cli.config.as_ref()) {
+/// `tunfw man`: the man page, generated from the argument definitions.
+fn man() -> ExitCode {
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, format_args!("tunfw: {e}")),
+    }
+}
+
+/// Print `message` on stderr; the code to exit with.
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(code)
+}
+
+/// `--check`: load and validate the config, print what it holds.
+fn check(path: Option<&PathBuf>) -> ExitCode {
+    let (config, _, config_name) = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+        Err(e) => return fail(2, e),
+    };
+    println!(
+        "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {})",
+        config.outbound.rules.len(),
+        config.outbound.policy,
+        config.inbound.rules.len(),
+        config.inbound.policy,
+        config.conntrack.max
+    );
+    ExitCode::SUCCESS
+}
+
+/// Run the firewall between the two devices until SIGINT or SIGTERM.
+fn run(cli: &Cli) -> ExitCode {
+    let mut event_loop = match start(cli) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    match event_loop.run() {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
         }
-    };
-    if cli.check {
-        println!(
-            "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {})",
-            config.outbound.rules.len(),
-            config.outbound.policy,
-            config.inbound.rules.len(),
-            config.inbound.policy,
-            config.conntrack.max
-        );
-        return ExitCode::SUCCESS;
+        Err(e) => fail(1, format_args!("tunfw: event loop failed: {e}")),
     }
-    let (Some(lan), Some(wan)) = (cli.lan.as_deref(), cli.wan.as_deref()) else {
-        eprintln!("tunfw: --lan NAME and --wan NAME are required (or --check, or a subcommand); see --help");
-        return ExitCode::from(2);
-    };
-    if lan == wan {
-        eprintln!("tunfw: --lan and --wan must name different devices");
-        return ExitCode::from(2);
-    }
-    let user = match cli
+}
+
+/// Everything before the first packet: config, devices, control socket,
+/// privileges. An `Err` has been reported on stderr already.
+fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
+    let (config, source, config_name) = load_config(cli.config.as_ref()).map_err(|e| fail(2, e))?;
+    let (lan, wan) = device_names(cli)?;
+    let user = cli
         .user
         .as_deref()
         .map(tunfw::privilege::lookup)
         .transpose()
-    {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("tunfw: --user: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let control_path = cli
-        .control
-        .clone()
-        .or_else(|| config.control.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(control::DEFAULT_PATH));
-    let control_path = (control_path.as_os_str() != "none").then_some(control_path);
+        .map_err(|e| fail(2, format_args!("tunfw: --user: {e}")))?;
+    let control_path = control_path(cli, &config);
     let offload = cli.offload.map_or(config.offload, |o| o == OnOff::On);
     let open = |name: &str| {
-        TunDevice::open(name, offload).map_err(|e| {
-            eprintln!("tunfw: {e}");
-            ExitCode::from(1)
-        })
+        TunDevice::open(name, offload).map_err(|e| fail(1, format_args!("tunfw: {e}")))
     };
-    let lan_dev = match open(lan) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    let wan_dev = match open(wan) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    let mut event_loop =
-        match EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone()) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("tunfw: {e}");
-                return ExitCode::from(1);
-            }
-        };
+    let (lan_dev, wan_dev) = (open(lan)?, open(wan)?);
+    let mut event_loop = EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone())
+        .map_err(|e| fail(1, format_args!("tunfw: {e}")))?;
     if cli.passthrough {
         log::warn!("passthrough mode: packets are relayed with no tracking and no rules");
         event_loop.set_passthrough(true);
     }
     if let Some(user) = user {
-        if let Err(e) = tunfw::privilege::drop_to(user, event_loop.control_path()) {
-            eprintln!(
-                "tunfw: cannot drop privileges to uid {} gid {}: {e}",
-                user.uid, user.gid
-            );
-            return ExitCode::from(1);
-        }
+        tunfw::privilege::drop_to(user, event_loop.control_path()).map_err(|e| {
+            let (uid, gid) = (user.uid, user.gid);
+            fail(
+                1,
+                format_args!("tunfw: cannot drop privileges to uid {uid} gid {gid}: {e}"),
+            )
+        })?;
     }
     log::info!(
         "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; control {}; uid {}",
@@ -278,16 +277,32 @@ fn main() -> ExitCode {
         // SAFETY: getuid has no preconditions.
         unsafe { libc::getuid() }
     );
-    match event_loop.run() {
-        Ok(summary) => {
-            eprintln!("{summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tunfw: event loop failed: {e}");
-            ExitCode::from(1)
-        }
+    Ok(event_loop)
+}
+
+/// `--lan` and `--wan`, both given and different.
+fn device_names(cli: &Cli) -> Result<(&str, &str), ExitCode> {
+    let (Some(lan), Some(wan)) = (cli.lan.as_deref(), cli.wan.as_deref()) else {
+        return Err(fail(2, "tunfw: --lan NAME and --wan NAME are required (or --check, or a subcommand); see --help"));
+    };
+    if lan == wan {
+        return Err(fail(
+            2,
+            "tunfw: --lan and --wan must name different devices",
+        ));
     }
+    Ok((lan, wan))
+}
+
+/// The control socket: `--control`, else the config's, else the default;
+/// `None` for "none".
+fn control_path(cli: &Cli, config: &Config) -> Option<PathBuf> {
+    let path = cli
+        .control
+        .clone()
+        .or_else(|| config.control.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(control::DEFAULT_PATH));
+    (path.as_os_str() != "none").then_some(path)
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String), ConfigError> {
@@ -340,92 +355,22 @@ fn import(file: &Path) -> ExitCode {
 }
 
 fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
-    let request = match &what {
-        CtlCommand::Stats => "stats".to_string(),
-        CtlCommand::Flows(f) => format!("flows {}", f.words()),
-        CtlCommand::Expectations => "expectations".to_string(),
-        CtlCommand::Rules => "rules".to_string(),
-        CtlCommand::Flush => "flush".to_string(),
-        CtlCommand::Kill(f) => format!("kill {}", f.words()),
-        CtlCommand::Reload { file } => match file {
-            // The daemon resolves the path: make it absolute here.
-            Some(f) => format!(
-                "reload {}",
-                std::path::absolute(f)
-                    .unwrap_or_else(|_| f.clone())
-                    .display()
-            ),
-            None => "reload".to_string(),
-        },
-        CtlCommand::Events => return events(path),
+    let Some(request) = what.request() else {
+        return events(path);
     };
     let value = match control::query(path, &request) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("tunfw ctl: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(1, format_args!("tunfw ctl: {e}")),
     };
     if json {
         println!("{value}");
         return ExitCode::SUCCESS;
     }
     match what {
-        CtlCommand::Stats => {
-            if let Some(map) = value.as_object() {
-                for (k, v) in map {
-                    println!("{k} {v}");
-                }
-            }
-        }
-        CtlCommand::Flows(_) => {
-            let flows: Vec<tunfw::report::FlowView> =
-                serde_json::from_value(value).unwrap_or_default();
-            for f in &flows {
-                let mut flags = String::new();
-                if f.unreplied {
-                    flags += " [UNREPLIED]";
-                }
-                if f.assured {
-                    flags += " [ASSURED]";
-                }
-                println!(
-                    "{:<5} {:<12} {:>7}s  {}  reply {}  packets={}/{} bytes={}/{}{flags}",
-                    f.proto,
-                    f.state,
-                    f.timeout,
-                    f.original,
-                    f.reply,
-                    f.packets[0],
-                    f.packets[1],
-                    f.bytes[0],
-                    f.bytes[1]
-                );
-            }
-            println!("{} flows", flows.len());
-        }
-        CtlCommand::Expectations => {
-            let list: Vec<tunfw::report::ExpectationView> =
-                serde_json::from_value(value).unwrap_or_default();
-            for e in &list {
-                println!("{:>5}s  {}  master {}", e.timeout, e.expected, e.master);
-            }
-            println!("{} expectations", list.len());
-        }
-        CtlCommand::Rules => {
-            let rules: Vec<tunfw::report::RuleView> =
-                serde_json::from_value(value).unwrap_or_default();
-            println!(
-                "{:<9} {:>3} {:>10} {:>12}  {:<22} rule",
-                "direction", "#", "packets", "bytes", "name"
-            );
-            for r in &rules {
-                println!(
-                    "{:<9} {:>3} {:>10} {:>12}  {:<22} {}",
-                    r.direction, r.number, r.packets, r.bytes, r.name, r.rule
-                );
-            }
-        }
+        CtlCommand::Stats => print_stats(&value),
+        CtlCommand::Flows(_) => print_flows(value),
+        CtlCommand::Expectations => print_expectations(value),
+        CtlCommand::Rules => print_rules(value),
         CtlCommand::Flush | CtlCommand::Kill(_) => {
             println!("{} flows removed", value["removed"]);
         }
@@ -439,6 +384,90 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
         CtlCommand::Events => {}
     }
     ExitCode::SUCCESS
+}
+
+impl CtlCommand {
+    /// The control socket request line; `None` for `events`, a stream.
+    fn request(&self) -> Option<String> {
+        Some(match self {
+            CtlCommand::Stats => "stats".to_string(),
+            CtlCommand::Flows(f) => format!("flows {}", f.words()),
+            CtlCommand::Expectations => "expectations".to_string(),
+            CtlCommand::Rules => "rules".to_string(),
+            CtlCommand::Flush => "flush".to_string(),
+            CtlCommand::Kill(f) => format!("kill {}", f.words()),
+            // The daemon resolves the path: make it absolute here.
+            CtlCommand::Reload { file: Some(f) } => format!(
+                "reload {}",
+                std::path::absolute(f)
+                    .unwrap_or_else(|_| f.clone())
+                    .display()
+            ),
+            CtlCommand::Reload { file: None } => "reload".to_string(),
+            CtlCommand::Events => return None,
+        })
+    }
+}
+
+/// `ctl stats`: one `name value` line per counter.
+fn print_stats(value: &serde_json::Value) {
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            println!("{k} {v}");
+        }
+    }
+}
+
+/// `ctl flows`: one line per flow, as conntrack -L, then the count.
+fn print_flows(value: serde_json::Value) {
+    let flows: Vec<tunfw::report::FlowView> = serde_json::from_value(value).unwrap_or_default();
+    for f in &flows {
+        let mut flags = String::new();
+        if f.unreplied {
+            flags += " [UNREPLIED]";
+        }
+        if f.assured {
+            flags += " [ASSURED]";
+        }
+        println!(
+            "{:<5} {:<12} {:>7}s  {}  reply {}  packets={}/{} bytes={}/{}{flags}",
+            f.proto,
+            f.state,
+            f.timeout,
+            f.original,
+            f.reply,
+            f.packets[0],
+            f.packets[1],
+            f.bytes[0],
+            f.bytes[1]
+        );
+    }
+    println!("{} flows", flows.len());
+}
+
+/// `ctl expectations`: one line per expectation, then the count.
+fn print_expectations(value: serde_json::Value) {
+    let list: Vec<tunfw::report::ExpectationView> =
+        serde_json::from_value(value).unwrap_or_default();
+    for e in &list {
+        println!("{:>5}s  {}  master {}", e.timeout, e.expected, e.master);
+    }
+    println!("{} expectations", list.len());
+}
+
+/// `ctl rules`: a table of rules and policies with their counters.
+fn print_rules(value: serde_json::Value) {
+    let rules: Vec<tunfw::report::RuleView> = serde_json::from_value(value).unwrap_or_default();
+    println!(
+        "{:<9} {:>3} {:>10} {:>12}  {:<22} rule",
+        "direction", "#", "packets", "bytes", "name"
+    );
+    for r in &rules {
+        println!(
+            "{:<9} {:>3} {:>10} {:>12}  {:<22} {}",
+            r.direction, r.number, r.packets, r.bytes, r.name, r.rule
+        );
+    }
 }
 
 fn events(path: &Path) -> ExitCode {

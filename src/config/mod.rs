@@ -1,0 +1,230 @@
+//! The RON configuration: rules per direction, default policies, conntrack
+//! limits and timeouts, IPv6 switch and router addresses.
+//!
+//! [`Config::parse`] validates everything (unknown fields, CIDRs, port ranges,
+//! empty state sets, cross-field rule checks, the range of every number) and
+//! reports the first problem as `FILE:LINE:COL: message`. A config that
+//! parses is safe to swap in.
+//!
+//! Every numeric field has an inclusive range, written in its documentation
+//! and checked while deserializing (the error points at the value):
+//!
+//! | field | range |
+//! |---|---|
+//! | `conntrack.max` | 1 to 16,777,215 flows |
+//! | `conntrack.tcp_max_retrans` | 0 to 255 |
+//! | `conntrack.expectation_max` | 1 to 65,536 |
+//! | `conntrack.timeouts.*` (every TCP state, UDP, ICMP, generic) | 1 to 4,320,000 s (50 days) |
+//! | `helpers.ftp.expectation_timeout` | 1 to 86,400 s (1 day) |
+//! | `helpers.ftp.max_control_flows` | 1 to 65,536 |
+//! | `logging.per_second` | 1 to 1,000,000 |
+//! | `logging.burst` | 0 (no log lines) to 1,000,000 |
+
+mod bounds;
+mod conntrack;
+mod logging;
+
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::rules::{Action, Rule};
+
+pub use conntrack::{
+    ConntrackSection, FtpHelperSection, HelpersSection, TcpTimeoutSecs, TimeoutSecs, UdpTimeoutSecs,
+};
+pub use logging::{LoggingSection, PcapPackets, PcapSection};
+
+/// The default configuration, embedded in the binary (the file `config/default.ron`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
+/// The name under which errors in the embedded default are reported.
+pub const DEFAULT_CONFIG_NAME: &str = "config/default.ron (embedded)";
+
+/// A configuration error, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What happens to IPv6 packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Ipv6Mode {
+    /// Drop and count them (default).
+    #[default]
+    Drop,
+    /// Forward them untracked and unfiltered (hop limit decremented).
+    Pass,
+}
+
+/// Addresses tunfw uses as the source of the ICMP errors it sends itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterAddresses {
+    /// Source of errors sent to the LAN side (time exceeded, reject).
+    #[serde(default)]
+    pub lan: Option<Ipv4Addr>,
+    /// Source of errors sent to the WAN side.
+    #[serde(default)]
+    pub wan: Option<Ipv4Addr>,
+}
+
+/// One direction's rules and default policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// `Accept` or `Drop` when no rule matches.
+    #[serde(deserialize_with = "policy")]
+    pub policy: Action,
+    /// Rules in order; the first match decides.
+    #[serde(default, deserialize_with = "validated_rules")]
+    pub rules: Vec<Rule>,
+    /// Log packets that fall through to the policy (rate-limited).
+    #[serde(default)]
+    pub log: bool,
+}
+
+fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+    match Action::deserialize(d)? {
+        Action::Reject => Err(de::Error::custom(
+            "a policy is Accept or Drop (Reject needs a rule)",
+        )),
+        a => Ok(a),
+    }
+}
+
+fn validated_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
+    struct Checked(Rule);
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let rule = Rule::deserialize(d)?;
+            rule.validate().map_err(de::Error::custom)?;
+            Ok(Checked(rule))
+        }
+    }
+    Ok(Vec::<Checked>::deserialize(d)?
+        .into_iter()
+        .map(|c| c.0)
+        .collect())
+}
+
+/// What a reload does with flows the new rules would not accept now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum OnReload {
+    /// Keep every flow (default): established connections survive any reload.
+    #[default]
+    Keep,
+    /// Re-check each flow's first packet against the new rules; drop the
+    /// flows they would refuse.
+    Recheck,
+}
+
+/// A whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// IPv6 switch.
+    #[serde(default)]
+    pub ipv6: Ipv6Mode,
+    /// Source addresses for tunfw's own ICMP errors.
+    #[serde(default)]
+    pub router: RouterAddresses,
+    /// Table size and timeouts.
+    #[serde(default)]
+    pub conntrack: ConntrackSection,
+    /// Helpers attached to control flows.
+    #[serde(default)]
+    pub helpers: HelpersSection,
+    /// Logging and pcap.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// Flows on reload.
+    #[serde(default)]
+    pub on_reload: OnReload,
+    /// Control socket path (overridden by `--control`).
+    #[serde(default)]
+    pub control: Option<String>,
+    /// Open the TUN devices with the virtio-net header and kernel offloads
+    /// (checksum, TSO, USO): super-packets instead of one read per segment.
+    /// Read at start (overridden by `--offload`); a reload does not reopen devices.
+    #[serde(default = "default_offload")]
+    pub offload: bool,
+    /// LAN to WAN.
+    pub outbound: ChainConfig,
+    /// WAN to LAN.
+    pub inbound: ChainConfig,
+}
+
+fn default_offload() -> bool {
+    true
+}
+
+impl Config {
+    /// Parse and validate `text`; errors name `file`, line and column.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str::<Config>(text)
+            .map_err(|e| ConfigError {
+                file: file.to_string(),
+                line: e.span.start.line,
+                col: e.span.start.col,
+                message: e.code.to_string(),
+            })
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
+    }
+
+    /// Read and parse a file; an unreadable file is reported at 1:1.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_points_at_the_value() {
+        let text = "(\n    conntrack: (timeouts: (tcp: (close: 0))),\n    \
+                    outbound: (policy: Drop),\n    inbound: (policy: Drop),\n)";
+        let e = Config::parse(text, "t.ron").unwrap_err();
+        let col = "    conntrack: (timeouts: (tcp: (close: ".len() + 1;
+        assert_eq!((e.line, e.col), (2, col), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("t.ron:2:{col}: 0 is out of range: must be 1 to 4320000 seconds")
+        );
+    }
+}
