@@ -144,7 +144,10 @@ impl Import {
         match op {
             "-P" | "--policy" => self.set_policy(chain, words.get(i + 2)),
             "-A" | "--append" | "-I" | "--insert" => {
-                let (at, rest) = position(op, &words[i + 2..]);
+                if chain.is_empty() {
+                    return Err(format!("{op} needs a chain name"));
+                }
+                let (at, rest) = position(op, words.get(i + 2..).unwrap_or_default());
                 self.add_rule(table, chain, at, rest, line, text)
             }
             other => Err(format!("command {other:?} is not supported (-P, -A, -I)")),

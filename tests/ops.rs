@@ -339,6 +339,9 @@ fn import_errors_name_the_line() {
             "recent",
         ),
         ("iptables -A INPUT -p tcp\n", 1, "-j"),
+        // No chain: an error, not a panic.
+        ("iptables -A\n", 1, "chain"),
+        ("*filter\n-I\n", 2, "chain"),
     ] {
         let e = tunfw::import::translate(text, "x").expect_err(text);
         assert_eq!(e.line, line, "{text}");
