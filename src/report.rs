@@ -26,8 +26,8 @@ pub struct LoopCounters {
     /// Frames read with offloads on that were too short to hold a
     /// virtio-net header and a packet.
     pub short_frames: [u64; 2],
-    /// Super-packets sent back to be cut that could not be segmented
-    /// (dropped).
+    /// Super-packets sent back to be cut that could not be segmented (all
+    /// of it, or the rest of it from the segment that failed, dropped).
     pub unsegmentable: [u64; 2],
 }
 
@@ -109,13 +109,14 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
         ("sent.icmp".to_string(), s.sent_icmp),
         ("sent.rate_limited".to_string(), s.sent_rate_limited),
     ]);
-    for side in Side::BOTH {
-        let (i, name) = (side.index(), side.as_str());
-        out.extend([
-            (format!("tx_error.{name}"), shell.tx_errors[i]),
-            (format!("loop.short_frame.{name}"), shell.short_frames[i]),
-            (format!("loop.unsegmentable.{name}"), shell.unsegmentable[i]),
-        ]);
+    for (name, per_side) in [
+        ("tx_error", shell.tx_errors),
+        ("loop.short_frame", shell.short_frames),
+        ("loop.unsegmentable", shell.unsegmentable),
+    ] {
+        for side in Side::BOTH {
+            out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));
+        }
     }
     out
 }

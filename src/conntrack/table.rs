@@ -289,12 +289,6 @@ impl<S: HelperState> Conntrack<S> {
         }
         let wants_helper = flow.helper == HelperSlot::Wanted;
         flow.helper = HelperSlot::None;
-        if wants_helper {
-            match self.helper_states.insert(S::default()) {
-                Ok(slot) => flow.helper = HelperSlot::Attached(slot),
-                Err(_) => self.stats.helper_no_slot += 1,
-            }
-        }
         let id = match self.flows.insert(flow) {
             // The index has room for as many flows as the pool's limit.
             Ok(id) if self.index.insert(hash, id) => id,
@@ -303,13 +297,20 @@ impl<S: HelperState> Conntrack<S> {
                 if let Ok(id) = inserted {
                     self.flows.remove(id);
                 }
-                if let HelperSlot::Attached(slot) = flow.helper {
-                    self.helper_states.remove(slot);
-                }
                 self.stats.table_full += 1;
                 return Err(ConfirmError::TableFull);
             }
         };
+        if wants_helper {
+            match self.helper_states.insert(S::default()) {
+                Ok(slot) => {
+                    if let Some(f) = self.flows.get_mut(id) {
+                        f.helper = HelperSlot::Attached(slot);
+                    }
+                }
+                Err(_) => self.stats.helper_no_slot += 1,
+            }
+        }
         self.note_expiry(flow.expires);
         self.emit(EventKind::New, &flow, now);
         self.stats.inserted += 1;

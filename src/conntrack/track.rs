@@ -175,21 +175,7 @@ impl<S: HelperState> Conntrack<S> {
         let before = (flow.tcp_state(), flow.seen_reply, flow.assured);
         let step = match (&mut flow.proto, pkt.transport) {
             (ProtoState::Tcp(conn), Transport::Tcp(seg)) => {
-                match conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp) {
-                    TcpOutcome::Accept {
-                        timeout,
-                        assured,
-                        kill,
-                    } => Step::Accept {
-                        timeout,
-                        assured,
-                        kill,
-                    },
-                    TcpOutcome::AcceptNoRefresh | TcpOutcome::Ignore => Step::Keep,
-                    TcpOutcome::Reopen => Step::Reopen,
-                    TcpOutcome::Invalid(reason) => Step::Invalid { reason, cap: false },
-                    TcpOutcome::InvalidCapTimeout(reason) => Step::Invalid { reason, cap: true },
-                }
+                Step::from(conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp))
             }
             (ProtoState::Udp(conn), _) => {
                 let out = conn.packet(flow.seen_reply, now, &cfg.udp);
@@ -323,6 +309,26 @@ impl<S: HelperState> Conntrack<S> {
             invalid: None,
             dir,
             flow: FlowRef::Existing(id),
+        }
+    }
+}
+
+impl From<TcpOutcome> for Step {
+    fn from(outcome: TcpOutcome) -> Step {
+        match outcome {
+            TcpOutcome::Accept {
+                timeout,
+                assured,
+                kill,
+            } => Step::Accept {
+                timeout,
+                assured,
+                kill,
+            },
+            TcpOutcome::AcceptNoRefresh | TcpOutcome::Ignore => Step::Keep,
+            TcpOutcome::Reopen => Step::Reopen,
+            TcpOutcome::Invalid(reason) => Step::Invalid { reason, cap: false },
+            TcpOutcome::InvalidCapTimeout(reason) => Step::Invalid { reason, cap: true },
         }
     }
 }

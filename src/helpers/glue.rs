@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use super::ftp::{FtpState, Inspect};
+use core::net::IpAddr;
+
+use super::ftp::{Command, FtpState, Inspect};
 use crate::conntrack::expect::ExpectKey;
 use crate::conntrack::flow::FlowId;
 use crate::conntrack::table::Conntrack;
@@ -60,6 +62,31 @@ impl Default for FtpHelper {
 }
 
 impl FtpHelper {
+    /// The announcement in what the parser found, if any; the rest is
+    /// counted (and a malformed line logged at debug level).
+    fn announcement(
+        &mut self,
+        inspected: Inspect,
+        describe: impl Fn() -> String,
+    ) -> Option<(Command, Option<IpAddr>, u16)> {
+        match inspected {
+            Inspect::Pass => {}
+            Inspect::Incomplete(_) => self.stats.split_commands += 1,
+            Inspect::Malformed(c) => {
+                self.stats.malformed += 1;
+                log::debug!("ftp {}: malformed {}", describe(), c.as_str());
+            }
+            Inspect::Overlong => self.stats.overlong += 1,
+            Inspect::PortZero(_) => self.stats.refused_port_zero += 1,
+            Inspect::Announce {
+                command,
+                addr,
+                port,
+            } => return Some((command, addr, port)),
+        }
+        None
+    }
+
     /// Run flow `id`'s helper on a packet the rules accepted, in state
     /// ESTABLISHED (as Linux helpers run only on ESTABLISHED packets).
     /// Flows without a helper, and non-TCP packets, pass untouched.
@@ -81,30 +108,9 @@ impl FtpHelper {
             return HelpVerdict::Accept;
         };
         let describe = || view.flow.tuple(Dir::Original).describe();
-        let (command, addr, port) = match view.state.inspect(dir, seg.seq, seg.payload) {
-            Inspect::Pass => return HelpVerdict::Accept,
-            Inspect::Incomplete(_) => {
-                self.stats.split_commands += 1;
-                return HelpVerdict::Accept;
-            }
-            Inspect::Malformed(c) => {
-                self.stats.malformed += 1;
-                log::debug!("ftp {}: malformed {}", describe(), c.as_str());
-                return HelpVerdict::Accept;
-            }
-            Inspect::Overlong => {
-                self.stats.overlong += 1;
-                return HelpVerdict::Accept;
-            }
-            Inspect::PortZero(_) => {
-                self.stats.refused_port_zero += 1;
-                return HelpVerdict::Accept;
-            }
-            Inspect::Announce {
-                command,
-                addr,
-                port,
-            } => (command, addr, port),
+        let inspected = view.state.inspect(dir, seg.seq, seg.payload);
+        let Some((command, addr, port)) = self.announcement(inspected, describe) else {
+            return HelpVerdict::Accept;
         };
         self.stats.announcements += 1;
         let sender = view.flow.tuple(dir).src;

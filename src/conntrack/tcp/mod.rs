@@ -412,6 +412,42 @@ impl TcpConn {
         }
     }
 
+    /// The start of `tcp_in_window`: initialise a sender seen for the first
+    /// time, or re-initialised by a newer SYN. Returns true when the packet
+    /// is accepted right there (a SYN of a simultaneous open).
+    fn init_direction(&mut self, dir: Dir, seg: &TcpInfo<'_>, sack: SeqNum) -> bool {
+        let d = dir.index();
+        let end = seg.seq_end();
+        let win = u32::from(seg.window);
+        let (syn, has_ack) = (seg.has(f::SYN), seg.has(f::ACK));
+        if self.seen[d].td_maxwin == 0 {
+            if syn {
+                self.init_sender(d, end, win, seg.options);
+                // Without ACK: simultaneous open.
+                return !has_ack;
+            }
+            let (sender, receiver) = pair_mut(&mut self.seen, d);
+            sender.td_end = end;
+            sender.td_maxwin = (win << sender.td_scale).max(1);
+            sender.td_maxend = end + sender.td_maxwin;
+            if receiver.td_maxwin == 0 {
+                receiver.td_end = sack;
+                receiver.td_maxend = sack;
+            } else if sack == receiver.td_end + 1 {
+                // Likely the answer to a keepalive.
+                receiver.td_end = receiver.td_end + 1;
+            }
+        } else if syn
+            && end.after(self.seen[d].td_end)
+            && matches!(self.state, TcpState::SynSent | TcpState::SynRecv)
+        {
+            // RFC 793: a reinitialised TCP uses higher sequence numbers; re-init.
+            self.init_sender(d, end, win, seg.options);
+            return dir == Dir::Reply && !has_ack;
+        }
+        false
+    }
+
     /// The window step of `tcp_in_window`: set up a sender seen for the
     /// first time (or re-initialised by a newer SYN), run the four checks
     /// ([`window::check`]), and record an accepted segment.
@@ -426,37 +462,9 @@ impl TcpConn {
         let sack = window::raw_sack(seg, &self.seen[r]);
         let end = seg.seq_end();
         let win = u32::from(seg.window);
-        let (syn, has_ack) = (seg.has(f::SYN), seg.has(f::ACK));
-        if self.seen[d].td_maxwin == 0 {
-            // First packet in this direction: initialise the sender.
-            if syn {
-                self.init_sender(d, end, win, seg.options);
-                if !has_ack {
-                    // Simultaneous open.
-                    return WindowVerdict::Accept;
-                }
-            } else {
-                let (sender, receiver) = pair_mut(&mut self.seen, d);
-                sender.td_end = end;
-                sender.td_maxwin = (win << sender.td_scale).max(1);
-                sender.td_maxend = end + sender.td_maxwin;
-                if receiver.td_maxwin == 0 {
-                    receiver.td_end = sack;
-                    receiver.td_maxend = sack;
-                } else if sack == receiver.td_end + 1 {
-                    // Likely the answer to a keepalive.
-                    receiver.td_end = receiver.td_end + 1;
-                }
-            }
-        } else if syn
-            && end.after(self.seen[d].td_end)
-            && matches!(self.state, TcpState::SynSent | TcpState::SynRecv)
-        {
-            // RFC 793: a reinitialised TCP uses higher sequence numbers; re-init.
-            self.init_sender(d, end, win, seg.options);
-            if dir == Dir::Reply && !has_ack {
-                return WindowVerdict::Accept;
-            }
+        let syn = seg.has(f::SYN);
+        if self.init_direction(dir, seg, sack) {
+            return WindowVerdict::Accept;
         }
         // Older kernels skipped the sequence checks for segments without data
         // ("seq = end = sender->td_end"); the kernels tunfw is measured
