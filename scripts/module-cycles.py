@@ -5,7 +5,7 @@ every `use crate::...` points down the pipeline, none back up).
 usage: scripts/module-cycles.py [SRC_DIR]      (default: src)
 
 Each file is a node; an edge A -> B means A names a path into B
-(`crate::x::y`, `super::x`, `self::` is ignored). A path is resolved to the
+(`crate::x::y`, `super::x`, or a child module's own name after `mod x;`). A path is resolved to the
 deepest file it names (`crate::conntrack::tuple::Tuple` -> conntrack/tuple.rs,
 `crate::conntrack::Flow` -> conntrack/mod.rs). A `mod x;` declaration is not
 an import. Code after `#[cfg(test)]` is ignored (tests may import anything).
@@ -51,6 +51,7 @@ def resolve(segments):
 
 
 IDENT = r"[a-z_][a-z0-9_]*"
+NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 edges = {r: set() for r in texts}
 for rel, text in texts.items():
     code = strip(text)
@@ -58,9 +59,10 @@ for rel, text in texts.items():
     # The module a `super::` in this file refers to.
     parent = me[:-1]
     found = []
-    for m in re.finditer(rf"\bcrate((?:::{IDENT})+)", code):
+    # (A path that continues with `::{` is a group, read below.)
+    for m in re.finditer(rf"\bcrate((?:::{NAME})+)(?![\w:])", code):
         found.append(tuple(m.group(1).split("::")[1:]))
-    for m in re.finditer(rf"\bsuper((?:::{IDENT})*)", code):
+    for m in re.finditer(rf"(?<!\()\bsuper((?:::{NAME})*)(?![\w:])", code):
         base, rest = parent, m.group(1).split("::")[1:]
         while rest and rest[0] == "super":
             base, rest = base[:-1], rest[1:]
@@ -72,6 +74,12 @@ for rel, text in texts.items():
         for item in m.group(3).split(","):
             segs = tuple(s for s in item.strip().split("::") if re.fullmatch(IDENT, s))
             found.append(base + segs)
+    # Paths into this file's own child modules (`mod x;` ... `use x::Y`,
+    # `x::f()`): a parent that uses its children is an edge too, so a child
+    # that imports from its parent closes a cycle.
+    for child in re.findall(rf"^\s*(?:pub(?:\([a-z]+\))? )?mod ({IDENT});", code, re.M):
+        if re.search(rf"(?<![\w:]){child}::", code):
+            found.append(me + (child,))
     for segs in found:
         target = resolve(segs)
         if target and target != rel:

@@ -9,6 +9,7 @@
 //! a closing RST (`rst`), the window checks and their bookkeeping
 //! ([`window`]), and the choice of timeout ([`timeout`]).
 
+mod last;
 mod rst;
 pub mod states;
 pub mod timeout;
@@ -20,6 +21,7 @@ use super::tuple::Dir;
 use crate::packet::TcpInfo;
 use crate::stats::InvalidReason;
 use crate::wire::tcp::{flags as f, SeqNum};
+use last::LastSegment;
 use rst::RstCheck;
 use states::{transition, Class, Next};
 use window::{PeerWindow, Segment, WindowCheck};
@@ -49,24 +51,6 @@ impl Default for TcpConfig {
             timeouts: TcpTimeouts::default(),
         }
     }
-}
-
-/// The last segment the tracker accepted or ignored, as the kernel's
-/// `last_*` fields: what later packets are judged against (retransmission
-/// counting, out-of-sync resync, RST and challenge-ACK checks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct LastSegment {
-    class: Class,
-    dir: Dir,
-    seq: SeqNum,
-    ack: SeqNum,
-    end: SeqNum,
-    /// The window, truncated to 16 bits as the kernel keeps it.
-    win: u16,
-    /// The options of an ignored SYN, for a resync.
-    wscale: u8,
-    window_scale: bool,
-    sack_permitted: bool,
 }
 
 /// The tracker of one TCP flow.
@@ -250,7 +234,16 @@ impl TcpConn {
                 next = Next::To(TcpState::Established);
             }
             Next::To(TcpState::Close) if class == Class::Rst => {
-                match self.check_rst(dir, seg, seen_reply, assured, old) {
+                match rst::check(
+                    self.state,
+                    &self.last,
+                    &self.seen[dir.other().index()],
+                    dir,
+                    seg,
+                    seen_reply,
+                    assured,
+                    old,
+                ) {
                     RstCheck::Invalid => {
                         return Err(TcpOutcome::Invalid(InvalidReason::TcpInvalidRst))
                     }
@@ -398,56 +391,6 @@ impl TcpConn {
         TcpOutcome::Invalid(r)
     }
 
-    /// The kernel's `tcp_init_sender`: a SYN (or SYN/ACK) sets what its
-    /// sender has sent and may send; window scaling needs both SYNs' option.
-    fn init_sender(&mut self, d: usize, end: SeqNum, win: u32, options: &[u8]) {
-        let (sender, receiver) = pair_mut(&mut self.seen, d);
-        sender.td_end = end;
-        sender.td_maxend = end;
-        sender.td_maxwin = win.max(1);
-        sender.read_syn_options(options);
-        if !(sender.window_scale() && receiver.window_scale()) {
-            sender.td_scale = 0;
-            receiver.td_scale = 0;
-        }
-    }
-
-    /// The start of `tcp_in_window`: initialise a sender seen for the first
-    /// time, or re-initialised by a newer SYN. Returns true when the packet
-    /// is accepted right there (a SYN of a simultaneous open).
-    fn init_direction(&mut self, dir: Dir, seg: &TcpInfo<'_>, sack: SeqNum) -> bool {
-        let d = dir.index();
-        let end = seg.seq_end();
-        let win = u32::from(seg.window);
-        let (syn, has_ack) = (seg.has(f::SYN), seg.has(f::ACK));
-        if self.seen[d].td_maxwin == 0 {
-            if syn {
-                self.init_sender(d, end, win, seg.options);
-                // Without ACK: simultaneous open.
-                return !has_ack;
-            }
-            let (sender, receiver) = pair_mut(&mut self.seen, d);
-            sender.td_end = end;
-            sender.td_maxwin = (win << sender.td_scale).max(1);
-            sender.td_maxend = end + sender.td_maxwin;
-            if receiver.td_maxwin == 0 {
-                receiver.td_end = sack;
-                receiver.td_maxend = sack;
-            } else if sack == receiver.td_end + 1 {
-                // Likely the answer to a keepalive.
-                receiver.td_end = receiver.td_end + 1;
-            }
-        } else if syn
-            && end.after(self.seen[d].td_end)
-            && matches!(self.state, TcpState::SynSent | TcpState::SynRecv)
-        {
-            // RFC 793: a reinitialised TCP uses higher sequence numbers; re-init.
-            self.init_sender(d, end, win, seg.options);
-            return dir == Dir::Reply && !has_ack;
-        }
-        false
-    }
-
     /// The window step of `tcp_in_window`: set up a sender seen for the
     /// first time (or re-initialised by a newer SYN), run the four checks
     /// ([`window::check`]), and record an accepted segment.
@@ -463,7 +406,7 @@ impl TcpConn {
         let end = seg.seq_end();
         let win = u32::from(seg.window);
         let syn = seg.has(f::SYN);
-        if self.init_direction(dir, seg, sack) {
+        if window::init_direction(&mut self.seen, self.state, dir, seg, sack) {
             return WindowVerdict::Accept;
         }
         // Older kernels skipped the sequence checks for segments without data
@@ -497,44 +440,12 @@ impl TcpConn {
         } else {
             win << self.seen[d].td_scale
         };
-        let (sender, receiver) = pair_mut(&mut self.seen, d);
+        let (sender, receiver) = window::pair_mut(&mut self.seen, d);
         window::record(sender, receiver, &facts, scaled);
         if class == Class::Ack {
-            self.count_retransmission(dir, &facts, scaled);
+            self.last
+                .count_retransmission(&mut self.retrans, dir, &facts, scaled);
         }
         WindowVerdict::Accept
-    }
-
-    /// Count identical ACK-class segments in a row (the kernel's
-    /// `retrans`), which shortens the timeout after `max_retrans`.
-    fn count_retransmission(&mut self, dir: Dir, seg: &Segment, scaled_win: u32) {
-        // The kernel keeps last_win in 16 bits and truncates the scaled window.
-        let win16 = scaled_win as u16;
-        let last = &mut self.last;
-        if last.dir == dir
-            && last.seq == seg.seq
-            && last.ack == seg.ack
-            && last.end == seg.end
-            && last.win == win16
-        {
-            self.retrans = self.retrans.saturating_add(1);
-        } else {
-            last.dir = dir;
-            last.seq = seg.seq;
-            last.ack = seg.ack;
-            last.end = seg.end;
-            last.win = win16;
-            self.retrans = 0;
-        }
-    }
-}
-
-/// The sender's and the receiver's windows, mutably.
-fn pair_mut(seen: &mut [PeerWindow; 2], sender: usize) -> (&mut PeerWindow, &mut PeerWindow) {
-    let (a, b) = seen.split_at_mut(1);
-    if sender == 0 {
-        (&mut a[0], &mut b[0])
-    } else {
-        (&mut b[0], &mut a[0])
     }
 }

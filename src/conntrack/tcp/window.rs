@@ -2,6 +2,8 @@
 //! has sent and may send, the four window checks as one pure predicate,
 //! and the bookkeeping of an accepted segment.
 
+use super::super::tuple::Dir;
+use super::states::TcpState;
 use crate::packet::TcpInfo;
 use crate::stats::InvalidReason;
 use crate::wire::tcp::{self as wire_tcp, flags as f, SeqNum};
@@ -272,5 +274,76 @@ pub(super) fn record(sender: &mut PeerWindow, receiver: &mut PeerWindow, seg: &S
     }
     if seg.ack == receiver.td_end {
         receiver.set_data_unacknowledged(false);
+    }
+}
+
+/// The kernel's `tcp_init_sender`: a SYN (or SYN/ACK) sets what its
+/// sender has sent and may send; window scaling needs both SYNs' option.
+fn init_sender(seen: &mut [PeerWindow; 2], d: usize, end: SeqNum, win: u32, options: &[u8]) {
+    let (sender, receiver) = pair_mut(seen, d);
+    sender.td_end = end;
+    sender.td_maxend = end;
+    sender.td_maxwin = win.max(1);
+    sender.read_syn_options(options);
+    if !(sender.window_scale() && receiver.window_scale()) {
+        sender.td_scale = 0;
+        receiver.td_scale = 0;
+    }
+}
+
+/// The start of `tcp_in_window`: initialise the sender of `seg` (in
+/// direction `dir`, whose acked edge is `sack`) when it is seen for the
+/// first time, or re-initialised by a newer SYN while the flow is in
+/// `state`. Returns true when the packet is accepted right there (a SYN
+/// of a simultaneous open).
+pub(super) fn init_direction(
+    seen: &mut [PeerWindow; 2],
+    state: TcpState,
+    dir: Dir,
+    seg: &TcpInfo<'_>,
+    sack: SeqNum,
+) -> bool {
+    let d = dir.index();
+    let end = seg.seq_end();
+    let win = u32::from(seg.window);
+    let (syn, has_ack) = (seg.has(f::SYN), seg.has(f::ACK));
+    if seen[d].td_maxwin == 0 {
+        if syn {
+            init_sender(seen, d, end, win, seg.options);
+            // Without ACK: simultaneous open.
+            return !has_ack;
+        }
+        let (sender, receiver) = pair_mut(seen, d);
+        sender.td_end = end;
+        sender.td_maxwin = (win << sender.td_scale).max(1);
+        sender.td_maxend = end + sender.td_maxwin;
+        if receiver.td_maxwin == 0 {
+            receiver.td_end = sack;
+            receiver.td_maxend = sack;
+        } else if sack == receiver.td_end + 1 {
+            // Likely the answer to a keepalive.
+            receiver.td_end = receiver.td_end + 1;
+        }
+    } else if syn
+        && end.after(seen[d].td_end)
+        && matches!(state, TcpState::SynSent | TcpState::SynRecv)
+    {
+        // RFC 793: a reinitialised TCP uses higher sequence numbers; re-init.
+        init_sender(seen, d, end, win, seg.options);
+        return dir == Dir::Reply && !has_ack;
+    }
+    false
+}
+
+/// The sender's and the receiver's windows, mutably.
+pub(super) fn pair_mut(
+    seen: &mut [PeerWindow; 2],
+    sender: usize,
+) -> (&mut PeerWindow, &mut PeerWindow) {
+    let (a, b) = seen.split_at_mut(1);
+    if sender == 0 {
+        (&mut a[0], &mut b[0])
+    } else {
+        (&mut b[0], &mut a[0])
     }
 }
