@@ -34,6 +34,7 @@ impl LastSegment {
     /// Count identical ACK-class segments in a row in `retrans` (the
     /// kernel's `retrans`, which shortens the timeout after `max_retrans`),
     /// remembering `seg` when it is not a repeat.
+    #[inline]
     pub fn count_retransmission(
         &mut self,
         retrans: &mut u8,

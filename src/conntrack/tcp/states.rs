@@ -79,6 +79,7 @@ pub(super) enum Class {
 
 impl Class {
     /// The class of a segment: RST, then SYN (with ACK: SYN/ACK), FIN, ACK.
+    #[inline]
     pub(super) fn of(seg: &TcpInfo<'_>) -> Class {
         if seg.has(f::RST) {
             Class::Rst
@@ -142,12 +143,14 @@ const TABLE: [[[Next; 10]; 6]; 2] = [
 ];
 
 /// The table's cell for a packet of `class` in direction `dir` in state `old`.
+#[inline]
 pub(super) fn transition(dir: Dir, class: Class, old: TcpState) -> Next {
     TABLE[dir.index()][class as usize][old as usize]
 }
 
 /// Flag validity as `tcp_error` checks it: after masking ECE, CWR and PSH only
 /// SYN, SYN|URG, SYN|ACK, RST, RST|ACK, FIN|ACK, FIN|ACK|URG, ACK, ACK|URG are legal.
+#[inline]
 pub fn flags_valid(flags: u8) -> bool {
     let m = flags & !(f::ECE | f::CWR | f::PSH);
     [

@@ -53,6 +53,7 @@ impl Default for TcpTimeouts {
 
 impl TcpTimeouts {
     /// The timeout of a state.
+    #[inline]
     pub fn of(&self, state: TcpState) -> Duration {
         match state {
             TcpState::None => self.close,
@@ -87,6 +88,7 @@ impl TcpTimeouts {
     /// The kernel's choice in `tcp_packet`: the state's timeout, capped by
     /// `max_retrans` while retransmitting or on a zero window and by
     /// `unacknowledged` while data is in flight; a RST gives `close`.
+    #[inline]
     pub(super) fn choose(&self, facts: &TimeoutFacts) -> Duration {
         let state_timeout = self.of(facts.state);
         if facts.retransmitting && state_timeout > self.max_retrans {

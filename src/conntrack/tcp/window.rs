@@ -153,6 +153,7 @@ pub(super) struct Segment {
 /// The segment's acknowledged edge, its SACK blocks included when the
 /// receiver permitted SACK (the kernel reads this before initialising a
 /// sender).
+#[inline]
 pub(super) fn raw_sack(seg: &TcpInfo<'_>, receiver: &PeerWindow) -> SeqNum {
     if receiver.sack_permitted() {
         sack_edge(seg.options, seg.ack)
@@ -165,6 +166,7 @@ impl Segment {
     /// The facts of `seg` with acked edge `sack` ([`raw_sack`]), sent to
     /// `receiver`: a segment without ACK (or a broken stack's RST with ACK
     /// and a zero ack) acks what the receiver has sent.
+    #[inline]
     pub(super) fn of(seg: &TcpInfo<'_>, sack: SeqNum, receiver: &PeerWindow) -> Segment {
         let has_ack = seg.has(f::ACK);
         let (ack, sack) = if !has_ack || (seg.has(f::RST | f::ACK) && seg.ack.0 == 0) {
@@ -209,6 +211,7 @@ pub(super) enum WindowCheck {
 /// | IV  | `sack > receiver.td_end - max(sender.td_maxwin, 66000)` | [`WindowCheck::Old`] |
 ///
 /// Checked in the order I, III, II, IV, as the kernel does.
+#[inline]
 pub(super) fn check(sender: &PeerWindow, receiver: &PeerWindow, seg: &Segment) -> WindowCheck {
     let max_ack_window = sender.td_maxwin.max(MIN_ACK_WINDOW);
     // II: the segment ends above the lowest sequence the receiver may still accept.
@@ -246,6 +249,7 @@ pub(super) fn check(sender: &PeerWindow, receiver: &PeerWindow, seg: &Segment) -
 /// The bookkeeping after an in-window segment (the end of `tcp_in_window`):
 /// the sender's largest window, highest sequence and highest ack; the
 /// receiver's window edge; whether data is in flight.
+#[inline]
 pub(super) fn record(sender: &mut PeerWindow, receiver: &mut PeerWindow, seg: &Segment, win: u32) {
     let swin = win.wrapping_add(seg.sack.since(seg.ack));
     sender.td_maxwin = sender.td_maxwin.max(swin);
@@ -296,6 +300,7 @@ fn init_sender(seen: &mut [PeerWindow; 2], d: usize, end: SeqNum, win: u32, opti
 /// first time, or re-initialised by a newer SYN while the flow is in
 /// `state`. Returns true when the packet is accepted right there (a SYN
 /// of a simultaneous open).
+#[inline]
 pub(super) fn init_direction(
     seen: &mut [PeerWindow; 2],
     state: TcpState,
@@ -336,6 +341,7 @@ pub(super) fn init_direction(
 }
 
 /// The sender's and the receiver's windows, mutably.
+#[inline]
 pub(super) fn pair_mut(
     seen: &mut [PeerWindow; 2],
     sender: usize,
