@@ -2,9 +2,17 @@
 //! signal pipe and the control socket. It is a thin shell around
 //! [`Firewall::process`]: read a packet, ask for a verdict, write it out.
 //!
-//! Each TUN device is drained until `WouldBlock` per wakeup (mio is
-//! edge-triggered). The poll timeout is the firewall's next expiry deadline,
-//! so an idle tunfw sleeps in `epoll_wait` and uses no CPU. Reloads (SIGHUP,
+//! The loop runs in turns. In each turn every device with packets waiting
+//! gets a budget of [`BUDGET`] packets (the first device alternates between
+//! turns), then the control socket and signals are served, and the
+//! conntrack timers run when due. A device whose budget ran out is still
+//! known to be readable (mio is edge-triggered and will not say so again),
+//! so the next turn polls without waiting. A flood on one device therefore
+//! delays the other device, the timers and the control socket by at most
+//! one turn (two budgets), as Linux's NAPI polls each device for at most
+//! its weight (64) before the next. When neither device has work, the poll
+//! timeout is the firewall's next expiry deadline, so an idle tunfw sleeps
+//! in `epoll_wait` and uses no CPU. Reloads (SIGHUP,
 //! `ctl reload`) parse and validate the whole new config first and swap it in
 //! between two packets; a bad config changes nothing.
 
@@ -21,8 +29,9 @@ use crate::config::{Config, ConfigError, PcapPackets};
 use crate::conntrack::events::Event;
 use crate::control::{error_answer, Answer, ControlServer, Request};
 use crate::device::TunDevice;
-use crate::filter::{Firewall, ReloadSummary};
+use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::pcap::PcapWriter;
+use crate::ratelimit::TokenBucket;
 use crate::report::{self, log_line, LoopCounters};
 use crate::segment;
 use crate::side::Side;
@@ -38,8 +47,13 @@ const FIRST_CLIENT: usize = 16;
 /// Largest frame read from a TUN device: the virtio-net header and the
 /// largest IPv4 packet (a 64 KiB super-packet with offloads), with room to spare.
 const MAX_FRAME: usize = 65_536 + 4096;
-/// Packets handled between two clock reads.
-const CLOCK_EVERY: u32 = 64;
+/// Packets read from one device per turn (see the module documentation):
+/// Linux's NAPI weight. At one to a few microseconds a packet, a turn of
+/// both devices takes well under a millisecond, so neither side, the
+/// timers nor the control socket wait longer than that behind a flood,
+/// while a busy device still moves 64 packets (up to 64 super-packets of
+/// 64 KiB with offloads) per poll.
+pub const BUDGET: u32 = 64;
 /// Events kept between two drains while someone subscribes.
 const EVENT_RING: usize = 65_536;
 
@@ -88,6 +102,9 @@ pub struct EventLoop {
     pcap: Option<Pcap>,
     started: std::time::Instant,
     counters: LoopCounters,
+    /// Debug lines about single packets (write errors, uncuttable
+    /// super-packets), rate-limited as the firewall's.
+    debug_log_limit: TokenBucket,
     passthrough: bool,
     /// Bytes of virtio-net header in front of every frame (0: offloads off).
     header_len: usize,
@@ -142,6 +159,7 @@ impl EventLoop {
             pcap: None,
             started: std::time::Instant::now(),
             counters: LoopCounters::default(),
+            debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
             passthrough: false,
             header_len,
         };
@@ -197,10 +215,17 @@ impl EventLoop {
             answer: vec![0u8; MAX_FRAME],
             segment: vec![0u8; MAX_FRAME],
         };
+        // Devices known to have packets waiting (their budget ran out).
+        let mut ready = [false; 2];
+        let mut first = Side::Lan;
         loop {
             let now = self.now();
             let deadline = self.fw.next_deadline(now);
-            let timeout = (deadline != Instant::NEVER).then(|| deadline.saturating_since(now));
+            let timeout = if ready.contains(&true) {
+                Some(std::time::Duration::ZERO)
+            } else {
+                (deadline != Instant::NEVER).then(|| deadline.saturating_since(now))
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -210,8 +235,8 @@ impl EventLoop {
             let mut quit = false;
             for event in events.iter() {
                 match event.token() {
-                    LAN => self.drain(Side::Lan, &mut bufs),
-                    WAN => self.drain(Side::Wan, &mut bufs),
+                    LAN => ready[Side::Lan.index()] = true,
+                    WAN => ready[Side::Wan.index()] = true,
                     SIGNALS => {
                         let pending: Vec<i32> = self.signals.pending().collect();
                         for sig in pending {
@@ -232,6 +257,12 @@ impl EventLoop {
                     token => self.serve(token),
                 }
             }
+            for side in [first, first.other()] {
+                if ready[side.index()] {
+                    ready[side.index()] = self.drain(side, &mut bufs, BUDGET);
+                }
+            }
+            first = first.other();
             let now = self.now();
             if self.fw.next_deadline(now) <= now {
                 self.fw.tick(now);
@@ -374,28 +405,26 @@ impl EventLoop {
         }
     }
 
-    fn drain(&mut self, side: Side, bufs: &mut Buffers) {
+    /// Read and handle up to `budget` packets from `side`. Returns true
+    /// when the budget ran out first: more packets may be waiting.
+    fn drain(&mut self, side: Side, bufs: &mut Buffers, budget: u32) -> bool {
         let header_len = self.header_len;
-        let mut now = self.now();
-        let mut handled = 0u32;
-        loop {
+        // One clock read per turn: a turn is well under a millisecond.
+        let now = self.now();
+        for _ in 0..budget {
             let n = match self.devices[side.index()].recv(&mut bufs.packet) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::error!("read from {}: {e}", self.devices[side.index()].name());
-                    return;
+                    return false;
                 }
             };
-            handled += 1;
             if self.passthrough {
                 // The virtio-net header, if any, goes on with the packet.
                 self.write(side.other(), &bufs.packet[..n]);
                 continue;
-            }
-            if handled % CLOCK_EVERY == 0 {
-                now = self.now();
             }
             let vnet = if header_len == 0 {
                 vnet::PLAIN
@@ -414,6 +443,7 @@ impl EventLoop {
                 self.resegment(side, &vnet, n, bufs, now);
             }
         }
+        true
     }
 
     /// Decide one frame (virtio-net header, if any, then the packet) and
@@ -467,10 +497,12 @@ impl EventLoop {
             Ok(c) => c,
             Err(e) => {
                 self.counters.unsegmentable[side.index()] += 1;
-                log::debug!(
-                    "cannot segment a super-packet from {}: {e:?}",
-                    side.as_str()
-                );
+                if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
+                    log::debug!(
+                        "cannot segment a super-packet from {}: {e:?}",
+                        side.as_str()
+                    );
+                }
                 return;
             }
         };
@@ -515,7 +547,9 @@ impl EventLoop {
     fn write(&mut self, side: Side, packet: &[u8]) {
         if let Err(e) = self.devices[side.index()].send(packet) {
             self.counters.tx_errors[side.index()] += 1;
-            log::debug!("write to {}: {e}", self.devices[side.index()].name());
+            if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(self.now()) {
+                log::debug!("write to {}: {e}", self.devices[side.index()].name());
+            }
         }
     }
 

@@ -41,6 +41,9 @@ pub const GC_SLOTS: usize = 16_384;
 /// (`cargo bench` prints the longest step of expiring a full 1M-flow table).
 pub const GC_REMOVALS: usize = 256;
 
+/// Debug lines about single packets (`-v`) per second at most, and their burst.
+pub const DEBUG_LINES_PER_SECOND: u64 = 100;
+
 /// The conntrack table the firewall keeps: with the FTP helper's state.
 pub type Table = Conntrack<FtpState>;
 
@@ -96,6 +99,9 @@ pub struct Firewall {
     stats: Stats,
     answer_limit: TokenBucket,
     table_full_log_limit: TokenBucket,
+    /// Debug lines about single packets (`-v`), so that a flood of
+    /// INVALID packets cannot turn into a flood of log lines.
+    debug_log_limit: TokenBucket,
 }
 
 impl Firewall {
@@ -110,6 +116,7 @@ impl Firewall {
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
             answer_limit: TokenBucket::new(1000, 50),
             table_full_log_limit: TokenBucket::new(1, 5),
+            debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
         }
     }
 
@@ -298,7 +305,9 @@ impl Firewall {
             Ok(p) => p,
             Err(ParseError::Invalid(reason)) => {
                 self.stats.count_invalid(reason);
-                log::debug!("invalid {}: {reason}: {} bytes", side.as_str(), buf.len());
+                if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
+                    log::debug!("invalid {}: {reason}: {} bytes", side.as_str(), buf.len());
+                }
                 return Verdict {
                     invalid: Some(reason),
                     logged: self.settings.log_invalid && self.settings.log_limit.take(now),
@@ -330,7 +339,7 @@ impl Firewall {
         let tracked = self.conntrack.track(&pkt, side, now);
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
-            if log::log_enabled!(log::Level::Debug) {
+            if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
                 let tuple = Tuple::of_packet(&pkt).describe();
                 log::debug!("invalid {}: {reason}: {tuple}", side.as_str());
             }

@@ -280,6 +280,10 @@ pub fn log_line(
     let tuple = packet::parse_with(packet_bytes, vnet)
         .map(|p| Tuple::of_packet(&p).describe())
         .unwrap_or_else(|_| format!("{} bytes unparsable", packet_bytes.len()));
+    if v.fate == Fate::Drop(DropReason::TableFull) {
+        let max = fw.conntrack().config().max;
+        return format!("tunfw: conntrack table full (max {max}), dropping packet: {tuple}");
+    }
     let outcome = match v.fate {
         Fate::Drop(r) => format!("drop reason={r}"),
         Fate::Forward | Fate::Resegment => "accept".to_string(),

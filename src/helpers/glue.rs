@@ -43,7 +43,8 @@ pub enum HelpVerdict {
     Drop,
 }
 
-/// The FTP helper: its counters and the rate limit of its log lines. Its
+/// The FTP helper: its counters and the rate limit of its log lines (every
+/// line about a packet takes a token first, at any level). Its
 /// per-flow state ([`FtpState`]) lives in the conntrack table's pool.
 #[derive(Clone, Debug)]
 pub struct FtpHelper {
@@ -68,13 +69,16 @@ impl FtpHelper {
         &mut self,
         inspected: Inspect,
         describe: impl Fn() -> String,
+        now: Instant,
     ) -> Option<(Command, Option<IpAddr>, u16)> {
         match inspected {
             Inspect::Pass => {}
             Inspect::Incomplete(_) => self.stats.split_commands += 1,
             Inspect::Malformed(c) => {
                 self.stats.malformed += 1;
-                log::debug!("ftp {}: malformed {}", describe(), c.as_str());
+                if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
+                    log::debug!("ftp {}: malformed {}", describe(), c.as_str());
+                }
             }
             Inspect::Overlong => self.stats.overlong += 1,
             Inspect::PortZero(_) => self.stats.refused_port_zero += 1,
@@ -109,7 +113,7 @@ impl FtpHelper {
         };
         let describe = || view.flow.tuple(Dir::Original).describe();
         let inspected = view.state.inspect(dir, seg.seq, seg.payload);
-        let Some((command, addr, port)) = self.announcement(inspected, describe) else {
+        let Some((command, addr, port)) = self.announcement(inspected, describe, now) else {
             return HelpVerdict::Accept;
         };
         self.stats.announcements += 1;
@@ -141,11 +145,13 @@ impl FtpHelper {
         match view.expectations.insert(key, id, timeout, now) {
             Ok(eid) => {
                 view.state.expectation = Some(eid);
-                log::debug!(
-                    "ftp {}: {} expects {peer} -> {announced}:{port}",
-                    describe(),
-                    command.as_str()
-                );
+                if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
+                    log::debug!(
+                        "ftp {}: {} expects {peer} -> {announced}:{port}",
+                        describe(),
+                        command.as_str()
+                    );
+                }
                 HelpVerdict::Accept
             }
             Err(_) => {
