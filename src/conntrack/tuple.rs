@@ -210,3 +210,96 @@ impl FlowKey {
 pub(crate) fn key_hash(hasher: &RandomState, t: &Tuple) -> u64 {
     hasher.hash_one(FlowKey::of(t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    fn t(src: IpAddr, dst: IpAddr, protocol: u8, src_id: u16, dst_id: u16) -> Tuple {
+        Tuple {
+            src,
+            dst,
+            protocol,
+            src_id,
+            dst_id,
+        }
+    }
+
+    #[test]
+    fn a_tuple_and_its_inverse_share_a_key_in_both_families() {
+        let v4 = (
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        let v6 = (
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+        );
+        for (a, b) in [v4, v6] {
+            for (proto, sid, did) in [
+                (PROTO_TCP, 40000, 80),
+                (PROTO_UDP, 53, 53),
+                (PROTO_ICMP, 7, icmp::type_code(icmp::ECHO_REQUEST, 0)),
+                (47, 0, 0),
+            ] {
+                let orig = t(a, b, proto, sid, did);
+                let reply = orig.invert().expect("invertible");
+                assert_eq!(FlowKey::of(&orig), FlowKey::of(&reply), "{orig:?}");
+                assert_eq!(reply.invert(), Some(orig));
+            }
+        }
+    }
+
+    #[test]
+    fn echo_requests_each_way_are_two_flows() {
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        let echo = icmp::type_code(icmp::ECHO_REQUEST, 0);
+        let ab = FlowKey::of(&t(a, b, PROTO_ICMP, 7, echo));
+        let ba = FlowKey::of(&t(b, a, PROTO_ICMP, 7, echo));
+        assert_ne!(ab, ba, "the requester comes first");
+        // An ICMP type without an answer has no inverse (no flow).
+        let unreach = t(
+            a,
+            b,
+            PROTO_ICMP,
+            0,
+            icmp::type_code(icmp::DEST_UNREACHABLE, 3),
+        );
+        assert_eq!(unreach.invert(), None);
+    }
+
+    #[test]
+    fn an_ipv4_key_differs_from_the_ipv6_key_of_the_same_bits() {
+        let v4 = t(
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 2)),
+            PROTO_UDP,
+            1,
+            2,
+        );
+        let v6 = t(
+            IpAddr::V6(Ipv6Addr::from(1u128)),
+            IpAddr::V6(Ipv6Addr::from(2u128)),
+            PROTO_UDP,
+            1,
+            2,
+        );
+        assert_ne!(FlowKey::of(&v4), FlowKey::of(&v6));
+    }
+
+    #[test]
+    fn describe_brackets_ipv6_endpoints() {
+        let v6 = t(
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+            PROTO_TCP,
+            40000,
+            443,
+        );
+        assert_eq!(v6.describe(), "tcp [fd00::1]:40000 -> [fd00::2]:443");
+    }
+}

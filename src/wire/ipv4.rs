@@ -122,3 +122,55 @@ pub fn decrement_ttl(buf: &mut [u8]) {
     let patched = update16(check, old, new);
     buf[CHECKSUM..CHECKSUM + 2].copy_from_slice(&patched.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(ihl_words: u8, total_len: u16) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0] = 0x40 | ihl_words;
+        h[TOTAL_LEN..TOTAL_LEN + 2].copy_from_slice(&total_len.to_be_bytes());
+        h[TTL] = 64;
+        h[PROTOCOL] = 17;
+        h
+    }
+
+    #[test]
+    fn checks_in_the_order_the_reasons_need() {
+        assert_eq!(Header::check(&[]), Err(HeaderError::Truncated));
+        assert_eq!(Header::check(&[0x60]), Err(HeaderError::Version));
+        assert_eq!(Header::check(&[0x45; 10]), Err(HeaderError::Truncated));
+        assert_eq!(Header::check(&header(4, 20)), Err(HeaderError::BadLength));
+        // A quoted header may claim more than is there, or less than itself...
+        assert!(Header::check(&header(5, 1000)).is_ok());
+        assert!(Header::check(&header(5, 0)).is_ok());
+        // ...a packet may not.
+        assert_eq!(
+            Header::check_packet(&header(5, 1000)),
+            Err(HeaderError::Truncated)
+        );
+        assert_eq!(
+            Header::check_packet(&header(5, 0)),
+            Err(HeaderError::BadLength)
+        );
+        // Options claimed but absent.
+        assert_eq!(Header::check(&header(6, 24)), Err(HeaderError::Truncated));
+        let h = Header::check_packet(&header(5, 20)).expect("whole");
+        assert_eq!(
+            (h.header_len, h.total_len, h.protocol, h.ttl),
+            (20, 20, 17, 64)
+        );
+        assert!(!h.is_fragment());
+    }
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_right() {
+        let mut h = header(5, 20);
+        let c = crate::wire::checksum::internet_checksum(&[&h]);
+        h[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        decrement_ttl(&mut h);
+        assert_eq!(h[TTL], 63);
+        assert_eq!(crate::wire::checksum::internet_checksum(&[&h]), 0);
+    }
+}

@@ -107,3 +107,50 @@ impl core::ops::Sub<u32> for SeqNum {
         SeqNum(self.0.wrapping_sub(n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_across_the_wrap() {
+        let near_end = SeqNum(u32::MAX - 10);
+        let wrapped = near_end + 20;
+        assert_eq!(wrapped, SeqNum(9));
+        assert!(near_end.before(wrapped) && wrapped.after(near_end));
+        assert_eq!(wrapped.since(near_end), 20);
+        assert_eq!(wrapped - 20, near_end);
+        assert!(!near_end.before(near_end) && !near_end.after(near_end));
+        // Half the space away is "before" one way only at exactly 2^31.
+        assert!(SeqNum(0).before(SeqNum(0x7fff_ffff)));
+        assert!(SeqNum(0).after(SeqNum(0x8000_0001)));
+    }
+
+    #[test]
+    fn options_stop_at_end_and_at_malformed_lengths() {
+        let opts = [
+            NOP,
+            2,
+            4,
+            5,
+            0xb4,
+            option::WINDOW_SCALE,
+            3,
+            7,
+            option::END,
+            4,
+            2,
+        ];
+        let got: Vec<_> = options(&opts).collect();
+        assert_eq!(
+            got,
+            vec![(2, &[5u8, 0xb4][..]), (option::WINDOW_SCALE, &[7u8][..])]
+        );
+        let truncated = [option::WINDOW_SCALE, 3];
+        assert_eq!(options(&truncated).count(), 0);
+        let zero_len = [option::SACK, 0, 1, 1];
+        assert_eq!(options(&zero_len).count(), 0);
+    }
+
+    const NOP: u8 = option::NOP;
+}
