@@ -67,7 +67,9 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    fn load(&self) -> Result<Config, ConfigError> {
+    /// Read and validate the config ([`Config::load`]: a file is read only
+    /// if it is a regular file of at most 1 MiB, and never blocks).
+    pub fn load(&self) -> Result<Config, ConfigError> {
         match self {
             ConfigSource::Embedded => Config::embedded_default(),
             ConfigSource::File(p) => Config::load(p),

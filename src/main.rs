@@ -321,21 +321,22 @@ fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String),
 }
 
 fn import(file: &Path) -> ExitCode {
-    let (text, name) = if file.as_os_str() == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-            eprintln!("tunfw import-iptables: {e}");
-            return ExitCode::from(1);
-        }
-        (s, "<stdin>".to_string())
+    // A file or standard input, read with the limits of a config file.
+    let (read, name) = if file.as_os_str() == "-" {
+        let name = "<stdin>".to_string();
+        (
+            tunfw::config::read_text(std::io::stdin().lock(), &name),
+            name,
+        )
     } else {
-        match std::fs::read_to_string(file) {
-            Ok(s) => (s, file.display().to_string()),
-            Err(e) => {
-                eprintln!("tunfw import-iptables: {}: {e}", file.display());
-                return ExitCode::from(1);
-            }
-        }
+        (
+            tunfw::config::read_text_file(file),
+            file.display().to_string(),
+        )
+    };
+    let text = match read {
+        Ok(text) => text,
+        Err(e) => return fail(1, format_args!("tunfw import-iptables: {e}")),
     };
     match tunfw::import::translate(&text, &name) {
         Ok(ron) => {

@@ -1,10 +1,12 @@
 //! The RON configuration: rules per direction, default policies, conntrack
 //! limits and timeouts, IPv6 switch and router addresses.
 //!
-//! [`Config::parse`] validates everything (unknown fields, CIDRs, port ranges,
-//! empty state sets, cross-field rule checks, the range of every number) and
-//! reports the first problem as `FILE:LINE:COL: message`. A config that
-//! parses is safe to swap in.
+//! [`Config::load`] reads a file through [`read_text_file`] (a regular file
+//! of at most [`MAX_FILE_BYTES`], never blocking); [`Config::parse`]
+//! validates everything (unknown fields, CIDRs, port ranges, empty state
+//! sets, cross-field rule checks, the range of every number) and reports
+//! the first problem as `FILE:LINE:COL: message`. A config that parses is
+//! safe to swap in.
 //!
 //! Every numeric field has an inclusive range, written in its documentation
 //! and checked while deserializing (the error points at the value):
@@ -22,9 +24,10 @@
 
 mod bounds;
 mod conntrack;
+mod error;
+mod file;
 mod logging;
 
-use core::fmt;
 use core::net::Ipv4Addr;
 
 use serde::de::{self, Deserializer};
@@ -35,37 +38,14 @@ use crate::rules::{Action, Rule};
 pub use conntrack::{
     ConntrackSection, FtpHelperSection, HelpersSection, TcpTimeoutSecs, TimeoutSecs, UdpTimeoutSecs,
 };
+pub use error::ConfigError;
+pub use file::{read_text, read_text_file, MAX_FILE_BYTES};
 pub use logging::{LoggingSection, PcapPackets, PcapSection};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
 /// The name under which errors in the embedded default are reported.
 pub const DEFAULT_CONFIG_NAME: &str = "config/default.ron (embedded)";
-
-/// A configuration error, with where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file name as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// What happens to IPv6 packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -198,16 +178,12 @@ impl Config {
         Config::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
     }
 
-    /// Read and parse a file; an unreadable file is reported at 1:1.
+    /// Read ([`read_text_file`]: only a regular file of at most
+    /// [`MAX_FILE_BYTES`], never blocking) and parse a file; a file that
+    /// cannot be read or is refused is reported at 1:1.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: name.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read: {e}"),
-        })?;
-        Config::parse(&text, &name)
+        let text = read_text_file(path)?;
+        Config::parse(&text, &path.display().to_string())
     }
 }
 
