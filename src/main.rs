@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use tunfw::config::{Config, ConfigError, DEFAULT_CONFIG_NAME};
+use tunfw::config::{Config, ConfigError};
 use tunfw::control;
 use tunfw::device::TunDevice;
 use tunfw::event_loop::{ConfigSource, EventLoop};
@@ -137,9 +137,10 @@ enum CtlCommand {
     Flush,
     /// Remove the flows matching a filter.
     Kill(FilterArgs),
-    /// Reload the config tunfw started with, or FILE; a bad config changes nothing.
+    /// Reload the config tunfw started with, or FILE (this once: later reloads
+    /// and SIGHUP read the start-up config again); a bad config changes nothing.
     Reload {
-        /// The new config file.
+        /// The config file to apply once.
         file: Option<PathBuf>,
     },
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted.
@@ -306,18 +307,9 @@ fn control_path(cli: &Cli, config: &Config) -> Option<PathBuf> {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String), ConfigError> {
-    match path {
-        Some(p) => Ok((
-            Config::load(p)?,
-            ConfigSource::File(p.clone()),
-            p.display().to_string(),
-        )),
-        None => Ok((
-            Config::embedded_default()?,
-            ConfigSource::Embedded,
-            DEFAULT_CONFIG_NAME.to_string(),
-        )),
-    }
+    let source = path.map_or(ConfigSource::Embedded, |p| ConfigSource::File(p.clone()));
+    let name = source.name();
+    Ok((source.load()?, source, name))
 }
 
 fn import(file: &Path) -> ExitCode {
@@ -378,8 +370,12 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
         CtlCommand::Reload { .. } => {
             let s = &value["ok"];
             println!(
-                "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed",
-                s["rules"], s["counters_carried"], s["flows_kept"], s["flows_removed"]
+                "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed; config {}",
+                s["rules"],
+                s["counters_carried"],
+                s["flows_kept"],
+                s["flows_removed"],
+                value["config"].as_str().unwrap_or("?")
             );
         }
         CtlCommand::Events => {}

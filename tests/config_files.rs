@@ -1,13 +1,13 @@
 //! Files tunfw is told to read, from a hostile caller: `--check --config`,
 //! start-up, reload and `import-iptables` on devices, FIFOs, directories
 //! and files over the size limit finish at once with an error at
-//! `FILE:1:1`.
+//! `FILE:1:1`; and `reload FILE` is applied once.
 //!
 //! Every command runs with a deadline: one that hangs fails its case
 //! instead of hanging the test run.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -262,4 +262,24 @@ fn a_reload_source_reads_safely() {
     }
     let good = dir.write("good.ron", DEFAULT);
     assert!(ConfigSource::File(PathBuf::from(&good)).load().is_ok());
+}
+
+/// `reload FILE` reads FILE this once; SIGHUP and a plain `reload` read the
+/// config tunfw started with, whatever was reloaded in between.
+#[test]
+fn reload_file_is_not_sticky() {
+    let startup = ConfigSource::File(PathBuf::from("/etc/tunfw.ron"));
+    let other = PathBuf::from("/tmp/other.ron");
+    assert_eq!(
+        startup.for_reload(Some(other.clone())),
+        ConfigSource::File(other)
+    );
+    assert_eq!(startup.for_reload(None), startup);
+    assert_eq!(startup.for_reload(None).name(), "/etc/tunfw.ron");
+    let embedded = ConfigSource::Embedded;
+    assert_eq!(embedded.for_reload(None), ConfigSource::Embedded);
+    assert_eq!(embedded.name(), tunfw::config::DEFAULT_CONFIG_NAME);
+    assert!(
+        matches!(embedded.for_reload(Some("/x.ron".into())), ConfigSource::File(p) if p == Path::new("/x.ron"))
+    );
 }
