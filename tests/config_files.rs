@@ -1,7 +1,8 @@
 //! Files tunfw is told to read, from a hostile caller: `--check --config`,
-//! start-up, reload and `import-iptables` on devices, FIFOs, directories
-//! and files over the size limit finish at once with an error at
-//! `FILE:1:1`; and `reload FILE` is applied once.
+//! start-up and `import-iptables` on devices, FIFOs, directories and files
+//! over the size limit finish at once with an error at `FILE:1:1`; rule
+//! names are unique; port and address lists are bounded; the iptables
+//! import keeps iptables' port limits; and `reload FILE` is applied once.
 //!
 //! Every command runs with a deadline: one that hangs fails its case
 //! instead of hanging the test run.
@@ -11,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tunfw::config::MAX_FILE_BYTES;
+use tunfw::config::{Config, MAX_FILE_BYTES};
 use tunfw::event_loop::ConfigSource;
+use tunfw::matchers::{MAX_CIDRS, MAX_PORT_ELEMENTS, MULTIPORT_MAX_PORTS};
 
 const DEFAULT: &str = include_str!("../config/default.ron");
 
@@ -106,6 +108,40 @@ fn tunfw(args: &[&str], stdin: Option<Vec<u8>>) -> (i32, String, String) {
         readers.0.join().unwrap(),
         readers.1.join().unwrap(),
     )
+}
+
+/// The 1-based line and column of `needle` in `text` (after `skip` earlier
+/// occurrences), plus `inside` (1 for a string: ron points inside the quote).
+fn position(text: &str, needle: &str, skip: usize, inside: usize) -> String {
+    let i = text
+        .match_indices(needle)
+        .nth(skip)
+        .unwrap_or_else(|| panic!("{needle:?} in the text"))
+        .0;
+    let before = &text[..i];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let col = before[line_start..].chars().count() + 1 + inside;
+    format!("{}:{col}", before.matches('\n').count() + 1)
+}
+
+/// `DEFAULT` with `from` replaced by `to` once (which must change it).
+fn edit(from: &str, to: &str) -> String {
+    let text = DEFAULT.replacen(from, to, 1);
+    assert_ne!(text, DEFAULT, "the edit of {from:?} did not apply");
+    text
+}
+
+/// `n` port elements: single ports.
+fn ports(n: usize) -> String {
+    (1..=n).map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// `n` addresses as a RON list.
+fn addresses(n: usize) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|i| format!("\"10.0.{}.{}\"", i / 256, i % 256))
+        .collect();
+    format!("[{}]", list.join(", "))
 }
 
 /// What a case expects: exit 0 and `ok`, or exit 2 with an error at
@@ -217,24 +253,224 @@ fn start_up_refuses_them_before_opening_a_device() {
 }
 
 #[test]
-fn import_iptables_reads_safely() {
+fn rule_names_are_unique_and_lists_bounded() {
+    let dir = TempDir::new("lists");
+    let long_ports = edit(
+        "dport: \"21\"",
+        &format!("dport: \"{}\"", ports(MAX_PORT_ELEMENTS + 1)),
+    );
+    let long_helper = edit(
+        "ports: \"21\"",
+        &format!("ports: \"{}\"", ports(MAX_PORT_ELEMENTS + 1)),
+    );
+    let long_src = edit(
+        "(name: \"udp-out\", proto: Udp,",
+        &format!(
+            "(name: \"udp-out\", proto: Udp, src: {},",
+            addresses(MAX_CIDRS + 1)
+        ),
+    );
+    let in_chain = edit("(name: \"tcp-out\"", "(name: \"udp-out\"");
+    let across = edit("(name: \"tcp-in\"", "(name: \"udp-out\"");
+    // inbound written before outbound: the error is at the name later in the file.
+    let inbound_first = "(\n    inbound: (policy: Drop, rules: [(name: \"a\", action: Accept)]),\n    \
+        outbound: (policy: Drop, rules: [(name: \"b\", action: Accept), (name: \"a\", action: Drop)]),\n)\n"
+        .to_string();
+    let cases: Vec<(&str, String, Expect)> = vec![
+        (
+            "a duplicate in one chain",
+            in_chain.clone(),
+            error(
+                position(&in_chain, "\"udp-out\"", 1, 1),
+                "duplicate rule name \"udp-out\": outbound rule 2 has the name of outbound rule 1",
+            ),
+        ),
+        (
+            "a duplicate across the chains",
+            across.clone(),
+            error(
+                position(&across, "\"udp-out\"", 1, 1),
+                "duplicate rule name \"udp-out\": inbound rule 2 has the name of outbound rule 1",
+            ),
+        ),
+        (
+            "inbound written first",
+            inbound_first.clone(),
+            error(
+                position(&inbound_first, "\"a\"", 1, 1),
+                "duplicate rule name \"a\": outbound rule 2 has the name of inbound rule 1",
+            ),
+        ),
+        (
+            "65 port elements",
+            long_ports.clone(),
+            error(
+                position(&long_ports, "1,2,3,", 0, 0),
+                "more than 64 ports or ranges",
+            ),
+        ),
+        (
+            "65 FTP helper ports",
+            long_helper.clone(),
+            error(
+                position(&long_helper, "1,2,3,", 0, 0),
+                "more than 64 ports or ranges",
+            ),
+        ),
+        (
+            "257 addresses",
+            long_src.clone(),
+            error(
+                position(&long_src, "\"10.0.1.0\"", 0, 1),
+                "more than 256 addresses in one list",
+            ),
+        ),
+        (
+            "64 port elements",
+            edit("dport: \"21\"", &format!("dport: \"{}\"", ports(64))),
+            Expect::Ok,
+        ),
+        (
+            "256 addresses",
+            edit(
+                "(name: \"udp-out\",",
+                &format!("(name: \"udp-out\", src: {},", addresses(256)),
+            ),
+            Expect::Ok,
+        ),
+        (
+            "unnamed rules",
+            edit("(name: \"tcp-out\", ", "(").replacen("(name: \"udp-out\", ", "(", 1),
+            Expect::Ok,
+        ),
+    ];
+    for (i, (what, text, expect)) in cases.into_iter().enumerate() {
+        let path = dir.write(&format!("{i}.ron"), &text);
+        let (code, out, err) = tunfw(&["--check", "--config", &path], None);
+        match expect {
+            Expect::Ok => assert_eq!((code, out.contains(": ok (")), (0, true), "{what}: {err}"),
+            Expect::Error { at, message } => {
+                assert_eq!(code, 2, "{what}: {err}");
+                let prefix = format!("{path}:{at}: ");
+                assert!(
+                    err.starts_with(&prefix),
+                    "{what}: expected {prefix}…, got {err}"
+                );
+                assert!(
+                    err.contains(message),
+                    "{what}: expected {message:?}, got {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn import_iptables_reads_safely_and_keeps_iptables_port_limits() {
     let dir = TempDir::new("import");
     let fifo = dir.fifo("rules.fifo");
-    for (path, message) in [
-        ("/dev/zero", "not a regular file (a character device)"),
-        (fifo.as_str(), "not a regular file (a FIFO)"),
-    ] {
-        let (code, _, err) = tunfw(&["import-iptables", path], None);
-        assert_eq!(code, 1, "{path}: {err}");
-        let prefix = format!("tunfw import-iptables: {path}:1:1: {message}");
+    let rule =
+        |opts: &str| format!("iptables -P INPUT DROP\niptables -A INPUT -p tcp {opts} -j ACCEPT\n");
+    let multiport = |n: usize| rule(&format!("-m multiport --dports {}", ports(n)));
+    // Seven ranges and one port: 15 slots, a range counting as two.
+    let ranges: Vec<String> = (0..7)
+        .map(|i| format!("{}:{}", 100 * i + 1, 100 * i + 2))
+        .collect();
+    let ranged = |last: &str| {
+        rule(&format!(
+            "-m multiport --dports {},{last}",
+            ranges.join(",")
+        ))
+    };
+    let files: Vec<(&str, String, i32, &str)> = vec![
+        (
+            "/dev/zero",
+            "/dev/zero".into(),
+            1,
+            "/dev/zero:1:1: not a regular file",
+        ),
+        (
+            "a FIFO",
+            fifo.clone(),
+            1,
+            ":1:1: not a regular file (a FIFO)",
+        ),
+        (
+            "16 multiport ports",
+            dir.write("16.ipt", multiport(16)),
+            2,
+            ":2: --dports: more than 15 ports",
+        ),
+        (
+            "15 multiport ports",
+            dir.write("15.ipt", multiport(MULTIPORT_MAX_PORTS)),
+            0,
+            "",
+        ),
+        (
+            "7 ranges and a port",
+            dir.write("r15.ipt", ranged("900")),
+            0,
+            "",
+        ),
+        (
+            "7 ranges and 2 ports",
+            dir.write("r16.ipt", ranged("900,901")),
+            2,
+            ":2: --dports: more than 15",
+        ),
+        (
+            "--dport 1,2",
+            dir.write("list.ipt", rule("--dport 1,2")),
+            2,
+            ":2: --dport takes one port or one range, as iptables",
+        ),
+        (
+            "--dports without multiport",
+            dir.write("nomp.ipt", rule("--dports 1,2")),
+            2,
+            ":2: --dports needs -m multiport",
+        ),
+        (
+            "--dport 1024:",
+            dir.write("range.ipt", rule("--dport 1024:")),
+            0,
+            "",
+        ),
+        (
+            "-s with 257 addresses",
+            dir.write(
+                "src.ipt",
+                rule(&format!(
+                    "-s {}",
+                    (0..257)
+                        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            ),
+            2,
+            ":2: -s: more than 256 addresses",
+        ),
+    ];
+    for (what, path, want, message) in files {
+        let (code, out, err) = tunfw(&["import-iptables", &path], None);
+        assert_eq!(code, want, "{what}: {err}");
         assert!(
-            err.starts_with(&prefix),
-            "{path}: expected {prefix}, got {err}"
+            err.contains(message),
+            "{what}: expected {message:?}, got {err}"
         );
+        if want == 0 {
+            Config::parse(&out, "imported").unwrap_or_else(|e| panic!("{what}: {e}"));
+        } else {
+            assert!(
+                err.starts_with(&path) || err.starts_with("tunfw import-iptables: "),
+                "{err}"
+            );
+        }
     }
     // Standard input has the same limit.
-    let rule = b"iptables -P INPUT DROP\niptables -A INPUT -p tcp --dport 22 -j ACCEPT\n";
-    let mut big = rule.to_vec();
+    let mut big = multiport(15).into_bytes();
     big.resize(MAX_FILE_BYTES + 1, b'\n');
     let (code, _, err) = tunfw(&["import-iptables", "-"], Some(big));
     assert_eq!(code, 1, "{err}");
@@ -242,9 +478,9 @@ fn import_iptables_reads_safely() {
         err.contains("<stdin>:1:1: more than 1048576 bytes: over the limit"),
         "{err}"
     );
-    let (code, out, err) = tunfw(&["import-iptables", "-"], Some(rule.to_vec()));
+    let (code, out, err) = tunfw(&["import-iptables", "-"], Some(multiport(15).into_bytes()));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("dport: \"22\""), "{out}");
+    assert!(out.contains(&format!("dport: \"{}\"", ports(15))), "{out}");
 }
 
 /// The reload path reads through the same function: a FIFO or a device

@@ -4,9 +4,9 @@
 //! [`Config::load`] reads a file through [`read_text_file`] (a regular file
 //! of at most [`MAX_FILE_BYTES`], never blocking); [`Config::parse`]
 //! validates everything (unknown fields, CIDRs, port ranges, empty state
-//! sets, cross-field rule checks, the range of every number) and reports
-//! the first problem as `FILE:LINE:COL: message`. A config that parses is
-//! safe to swap in.
+//! sets, cross-field rule checks, the range of every number, the length of
+//! every list, unique rule names) and reports the first problem as
+//! `FILE:LINE:COL: message`. A config that parses is safe to swap in.
 //!
 //! Every numeric field has an inclusive range, written in its documentation
 //! and checked while deserializing (the error points at the value):
@@ -21,12 +21,21 @@
 //! | `helpers.ftp.max_control_flows` | 1 to 65,536 |
 //! | `logging.per_second` | 1 to 1,000,000 |
 //! | `logging.burst` | 0 (no log lines) to 1,000,000 |
+//!
+//! and so does every list: a port spec (`sport`, `dport`,
+//! `helpers.ftp.ports`) has at most [`MAX_PORT_ELEMENTS`] ports or ranges,
+//! an address list (`src`, `dst`) at most [`MAX_CIDRS`] blocks.
+//!
+//! [`MAX_PORT_ELEMENTS`]: crate::matchers::MAX_PORT_ELEMENTS
+//! [`MAX_CIDRS`]: crate::matchers::MAX_CIDRS
 
 mod bounds;
 mod conntrack;
 mod error;
 mod file;
 mod logging;
+mod names;
+mod ron_text;
 
 use core::net::Ipv4Addr;
 
@@ -161,16 +170,26 @@ fn default_offload() -> bool {
 
 impl Config {
     /// Parse and validate `text`; errors name `file`, line and column.
+    /// Beyond each field's own checks, rule names are unique in the whole
+    /// config.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        let config = ron_text::options()
             .from_str::<Config>(text)
             .map_err(|e| ConfigError {
                 file: file.to_string(),
                 line: e.span.start.line,
                 col: e.span.start.col,
                 message: e.code.to_string(),
-            })
+            })?;
+        names::check_unique(
+            [
+                ("outbound", &config.outbound.rules),
+                ("inbound", &config.inbound.rules),
+            ],
+            text,
+            file,
+        )?;
+        Ok(config)
     }
 
     /// The embedded default configuration.
