@@ -212,12 +212,13 @@ fn check(path: Option<&PathBuf>) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     println!(
-        "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {})",
+        "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {}; tables at most {})",
         config.outbound.rules.len(),
         config.outbound.policy,
         config.inbound.rules.len(),
         config.inbound.policy,
-        config.conntrack.max
+        config.conntrack.max,
+        config.table_memory().total_human()
     );
     ExitCode::SUCCESS
 }

@@ -5,8 +5,9 @@
 //! of at most [`MAX_FILE_BYTES`], never blocking); [`Config::parse`]
 //! validates everything (unknown fields, CIDRs, port ranges, empty state
 //! sets, cross-field rule checks, the range of every number, the length of
-//! every list, unique rule names) and reports the first problem as
-//! `FILE:LINE:COL: message`. A config that parses is safe to swap in.
+//! every list, unique rule names, the memory budget) and reports the first
+//! problem as `FILE:LINE:COL: message`. A config that parses is safe to
+//! swap in.
 //!
 //! Every numeric field has an inclusive range, written in its documentation
 //! and checked while deserializing (the error points at the value):
@@ -24,7 +25,9 @@
 //!
 //! and so does every list: a port spec (`sport`, `dport`,
 //! `helpers.ftp.ports`) has at most [`MAX_PORT_ELEMENTS`] ports or ranges,
-//! an address list (`src`, `dst`) at most [`MAX_CIDRS`] blocks.
+//! an address list (`src`, `dst`) at most [`MAX_CIDRS`] blocks. The tables
+//! the sizes above allocate must fit [`MEMORY_BUDGET_BYTES`] together
+//! ([`TableMemory`]); the error points at `conntrack.max`.
 //!
 //! [`MAX_PORT_ELEMENTS`]: crate::matchers::MAX_PORT_ELEMENTS
 //! [`MAX_CIDRS`]: crate::matchers::MAX_CIDRS
@@ -34,6 +37,7 @@ mod conntrack;
 mod error;
 mod file;
 mod logging;
+mod memory;
 mod names;
 mod ron_text;
 
@@ -43,6 +47,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::rules::{Action, Rule};
+use ron_text::Step;
 
 pub use conntrack::{
     ConntrackSection, FtpHelperSection, HelpersSection, TcpTimeoutSecs, TimeoutSecs, UdpTimeoutSecs,
@@ -50,6 +55,7 @@ pub use conntrack::{
 pub use error::ConfigError;
 pub use file::{read_text, read_text_file, MAX_FILE_BYTES};
 pub use logging::{LoggingSection, PcapPackets, PcapSection};
+pub use memory::{TableMemory, MEMORY_BUDGET_BYTES};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
@@ -171,7 +177,8 @@ fn default_offload() -> bool {
 impl Config {
     /// Parse and validate `text`; errors name `file`, line and column.
     /// Beyond each field's own checks, rule names are unique in the whole
-    /// config.
+    /// config and the tables it sizes fit [`MEMORY_BUDGET_BYTES`]
+    /// ([`TableMemory`]).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let config = ron_text::options()
             .from_str::<Config>(text)
@@ -189,7 +196,29 @@ impl Config {
             text,
             file,
         )?;
+        config
+            .table_memory()
+            .check(MEMORY_BUDGET_BYTES)
+            .map_err(|message| {
+                let max = [Step::Field("conntrack"), Step::Field("max")];
+                let (line, col) = ron_text::locate(text, &max).unwrap_or((1, 1));
+                ConfigError {
+                    file: file.to_string(),
+                    line,
+                    col,
+                    message,
+                }
+            })?;
         Ok(config)
+    }
+
+    /// The worst-case memory of the tables this config sizes.
+    pub fn table_memory(&self) -> TableMemory {
+        TableMemory::for_sizes(
+            self.conntrack.max,
+            self.conntrack.expectation_max,
+            self.helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows),
+        )
     }
 
     /// The embedded default configuration.
