@@ -25,7 +25,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::config::{Config, ConfigError, PcapPackets};
+use crate::config::{Config, ConfigError, PcapPackets, DEFAULT_CONFIG_NAME};
 use crate::conntrack::events::Event;
 use crate::control::{error_answer, Answer, ControlServer, Request};
 use crate::device::TunDevice;
@@ -57,8 +57,8 @@ pub const BUDGET: u32 = 64;
 /// Events kept between two drains while someone subscribes.
 const EVENT_RING: usize = 65_536;
 
-/// Where the running config came from, for reloads.
-#[derive(Clone, Debug)]
+/// Where a config comes from: the embedded default or a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
     /// The embedded default.
     Embedded,
@@ -67,11 +67,30 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    fn load(&self) -> Result<Config, ConfigError> {
+    /// Read and validate the config ([`Config::load`]: a file is read only
+    /// if it is a regular file of at most 1 MiB, and never blocks).
+    pub fn load(&self) -> Result<Config, ConfigError> {
         match self {
             ConfigSource::Embedded => Config::embedded_default(),
             ConfigSource::File(p) => Config::load(p),
         }
+    }
+
+    /// The name errors and log lines give it: the path as given, or the
+    /// embedded default's name.
+    pub fn name(&self) -> String {
+        match self {
+            ConfigSource::Embedded => DEFAULT_CONFIG_NAME.to_string(),
+            ConfigSource::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// What a reload reads when `self` is the config tunfw started with and
+    /// `file` the one `ctl reload FILE` names, if any: that file, this once;
+    /// otherwise (SIGHUP, a plain `reload`) the start-up config again. A
+    /// `reload FILE` never becomes the source of later reloads.
+    pub fn for_reload(&self, file: Option<PathBuf>) -> ConfigSource {
+        file.map_or_else(|| self.clone(), ConfigSource::File)
     }
 }
 
@@ -96,7 +115,9 @@ pub struct EventLoop {
     poll: Poll,
     devices: [TunDevice; 2],
     fw: Firewall,
-    source: ConfigSource,
+    /// The config tunfw started with: what SIGHUP and a plain `reload`
+    /// read (see [`ConfigSource::for_reload`]). Never replaced.
+    startup: ConfigSource,
     signals: Signals,
     control: Option<ControlServer>,
     pcap: Option<Pcap>,
@@ -153,7 +174,7 @@ impl EventLoop {
             poll,
             devices: [lan, wan],
             fw: Firewall::new(config),
-            source,
+            startup: source,
             signals,
             control,
             pcap: None,
@@ -277,12 +298,10 @@ impl EventLoop {
         }
     }
 
-    /// Reload from `file`, or from where the running config came from.
-    fn reload(&mut self, file: Option<PathBuf>) -> Result<ReloadSummary, String> {
-        let source = match file {
-            Some(p) => ConfigSource::File(p),
-            None => self.source.clone(),
-        };
+    /// Reload from `file` once, or from the start-up config; returns what
+    /// changed and the name of the config read.
+    fn reload(&mut self, file: Option<PathBuf>) -> Result<(ReloadSummary, String), String> {
+        let source = self.startup.for_reload(file);
         let config = match source.load() {
             Ok(c) => c,
             Err(e) => {
@@ -295,15 +314,15 @@ impl EventLoop {
             return Err(e.to_string());
         }
         let summary = self.fw.reload(&config, self.now());
-        self.source = source;
+        let name = source.name();
         log::info!(
-            "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed by recheck",
+            "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed by recheck; config {name}",
             summary.rules,
             summary.counters_carried,
             summary.flows_kept,
             summary.flows_removed
         );
-        Ok(summary)
+        Ok((summary, name))
     }
 
     fn serve(&mut self, token: Token) {
@@ -373,7 +392,9 @@ impl EventLoop {
                 json(serde_json::json!({ "removed": ids.len() }))
             }
             Request::Reload(file) => match self.reload(file) {
-                Ok(summary) => json(serde_json::json!({ "ok": summary })),
+                Ok((summary, config)) => {
+                    json(serde_json::json!({ "ok": summary, "config": config }))
+                }
                 Err(e) => error_answer(&e),
             },
             Request::Events => return Answer::Subscribe,

@@ -10,8 +10,16 @@
 //! `-p tcp --dport N -j CT --helper ftp`. Anything else (negation,
 //! interfaces, other targets or matches) is an error that names the line:
 //! a config that silently means something else is worse than none.
+//!
+//! Ports keep iptables' limits: `--sport`/`--dport` take one port or one
+//! range (the tcp and udp matches), a list needs `-m multiport` and holds
+//! at most [`MULTIPORT_MAX_PORTS`] ports, a range counting as two (as
+//! `xt_multiport` stores it). Address lists keep the config's bound,
+//! [`MAX_CIDRS`].
 
 use std::fmt::Write as _;
+
+use crate::matchers::{PortSpec, MAX_CIDRS, MAX_PORT_ELEMENTS, MULTIPORT_MAX_PORTS};
 
 /// An import error: line number (1-based) and what cannot be translated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +184,11 @@ impl Import {
         text: &str,
     ) -> Result<(), String> {
         if table == "raw" {
+            if self.ftp_ports.len() == MAX_PORT_ELEMENTS {
+                return Err(format!(
+                    "raw table: more than {MAX_PORT_ELEMENTS} helper ports, the most a port spec takes"
+                ));
+            }
             self.ftp_ports.push(raw_helper(rest)?);
             return Ok(());
         }
@@ -291,7 +304,15 @@ fn raw_helper(words: &[String]) -> Result<String, String> {
         i += 2;
     }
     match (proto, dport, target, helper) {
-        (Some("tcp"), Some(port), Some("CT"), Some("ftp")) => Ok(port.to_string()),
+        (Some("tcp"), Some(port), Some("CT"), Some("ftp")) => {
+            if port.contains(',') {
+                return Err("raw table: --dport takes one port or one range \
+                            (a line per helper port)"
+                    .into());
+            }
+            PortSpec::parse(port).map_err(|e| format!("raw table: --dport: {e}"))?;
+            Ok(port.to_string())
+        }
         _ => Err("raw table: only -p tcp --dport N -j CT --helper ftp".into()),
     }
 }
@@ -349,6 +370,7 @@ fn icmp_type(v: &str) -> Result<(u8, Option<u8>), String> {
 fn rule_fields(words: &[String]) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut action = None;
+    let mut multiport = false;
     let mut i = 0;
     while i < words.len() {
         let w = words[i].as_str();
@@ -357,7 +379,8 @@ fn rule_fields(words: &[String]) -> Result<Vec<String>, String> {
             "-j" | "--jump" => {
                 action = Some(target(val.ok_or_else(|| format!("{w} needs a value"))?)?)
             }
-            _ => option(w, val, &mut fields)?,
+            "-m" | "--match" if val == Some("multiport") => multiport = true,
+            _ => option(w, val, multiport, &mut fields)?,
         }
         i += 2;
     }
@@ -368,23 +391,29 @@ fn rule_fields(words: &[String]) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// One option of a rule other than `-j`, with its value if any: the fields
-/// it adds, or why it cannot be translated.
-fn option(w: &str, val: Option<&str>, fields: &mut Vec<String>) -> Result<(), String> {
+/// One option of a rule other than `-j` and `-m multiport` (`multiport`:
+/// whether that came earlier), with its value if any: the fields it adds,
+/// or why it cannot be translated.
+fn option(
+    w: &str,
+    val: Option<&str>,
+    multiport: bool,
+    fields: &mut Vec<String>,
+) -> Result<(), String> {
     let need = || val.ok_or_else(|| format!("{w} needs a value"));
     match w {
         "!" => return Err("negation (!) cannot be translated".into()),
         "-p" | "--protocol" => fields.extend(proto(need()?)?),
-        "-s" | "--source" | "--src" => fields.push(format!("src: {}", cidrs(need()?))),
-        "-d" | "--destination" | "--dst" => fields.push(format!("dst: {}", cidrs(need()?))),
-        "--sport" | "--source-port" | "--sports" | "--source-ports" => {
-            fields.push(format!("sport: \"{}\"", need()?))
-        }
-        "--dport" | "--destination-port" | "--dports" | "--destination-ports" => {
-            fields.push(format!("dport: \"{}\"", need()?))
+        "-s" | "--source" | "--src" => fields.push(format!("src: {}", cidrs(w, need()?)?)),
+        "-d" | "--destination" | "--dst" => fields.push(format!("dst: {}", cidrs(w, need()?)?)),
+        "--sport" | "--source-port" => fields.push(ports("sport", w, need()?, None)?),
+        "--dport" | "--destination-port" => fields.push(ports("dport", w, need()?, None)?),
+        "--sports" | "--source-ports" => fields.push(ports("sport", w, need()?, Some(multiport))?),
+        "--dports" | "--destination-ports" => {
+            fields.push(ports("dport", w, need()?, Some(multiport))?)
         }
         "-m" | "--match" => match need()? {
-            "state" | "conntrack" | "tcp" | "udp" | "icmp" | "multiport" => {}
+            "state" | "conntrack" | "tcp" | "udp" | "icmp" => {}
             m => return Err(format!("match module {m:?} is not supported")),
         },
         "--state" | "--ctstate" => fields.push(states(need()?)?),
@@ -402,6 +431,39 @@ fn option(w: &str, val: Option<&str>, fields: &mut Vec<String>) -> Result<(), St
         other => return Err(format!("option {other:?} is not supported")),
     }
     Ok(())
+}
+
+/// A port option's RON field (`sport` or `dport`). `multiport` is `None`
+/// for the tcp/udp match's `--sport`/`--dport` (one port or one range),
+/// else whether `-m multiport` came before this `--sports`/`--dports` (at
+/// most [`MULTIPORT_MAX_PORTS`], a range counting as two).
+fn ports(field: &str, w: &str, v: &str, multiport: Option<bool>) -> Result<String, String> {
+    match multiport {
+        None if v.contains(',') => {
+            return Err(format!(
+                "{w} takes one port or one range, as iptables \
+                 (a list needs -m multiport --{field}s)"
+            ))
+        }
+        Some(false) => return Err(format!("{w} needs -m multiport before it (as iptables)")),
+        Some(true) => {
+            // Counted on the text, so that a list of any length gets this message.
+            let slots: usize = v
+                .split(',')
+                .take(MULTIPORT_MAX_PORTS + 1)
+                .map(|p| if p.contains(':') { 2 } else { 1 })
+                .sum();
+            if slots > MULTIPORT_MAX_PORTS {
+                return Err(format!(
+                    "{w}: more than {MULTIPORT_MAX_PORTS} ports (a range counts as two), \
+                     the most iptables' multiport takes"
+                ));
+            }
+        }
+        None => {}
+    }
+    PortSpec::parse(v).map_err(|e| format!("{w}: {e}"))?;
+    Ok(format!("{field}: \"{v}\""))
 }
 
 /// `-p`: the `proto` field, none for `all`.
@@ -443,7 +505,13 @@ fn reject_with(r: &str) -> Result<(), String> {
     }
 }
 
-fn cidrs(v: &str) -> String {
+/// `-s`/`-d` (option `w`): a RON list of at most [`MAX_CIDRS`] addresses.
+fn cidrs(w: &str, v: &str) -> Result<String, String> {
+    if v.split(',').nth(MAX_CIDRS).is_some() {
+        return Err(format!(
+            "{w}: more than {MAX_CIDRS} addresses, the most a tunfw address list takes"
+        ));
+    }
     let list: Vec<String> = v.split(',').map(|c| format!("\"{c}\"")).collect();
-    format!("[{}]", list.join(", "))
+    Ok(format!("[{}]", list.join(", ")))
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use tunfw::config::{Config, ConfigError, DEFAULT_CONFIG_NAME};
+use tunfw::config::{Config, ConfigError};
 use tunfw::control;
 use tunfw::device::TunDevice;
 use tunfw::event_loop::{ConfigSource, EventLoop};
@@ -137,9 +137,10 @@ enum CtlCommand {
     Flush,
     /// Remove the flows matching a filter.
     Kill(FilterArgs),
-    /// Reload the config tunfw started with, or FILE; a bad config changes nothing.
+    /// Reload the config tunfw started with, or FILE (this once: later reloads
+    /// and SIGHUP read the start-up config again); a bad config changes nothing.
     Reload {
-        /// The new config file.
+        /// The config file to apply once.
         file: Option<PathBuf>,
     },
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted.
@@ -211,12 +212,13 @@ fn check(path: Option<&PathBuf>) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     println!(
-        "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {})",
+        "{config_name}: ok ({} outbound rules, policy {:?}; {} inbound rules, policy {:?}; conntrack max {}; tables at most {})",
         config.outbound.rules.len(),
         config.outbound.policy,
         config.inbound.rules.len(),
         config.inbound.policy,
-        config.conntrack.max
+        config.conntrack.max,
+        config.table_memory().total_human()
     );
     ExitCode::SUCCESS
 }
@@ -306,36 +308,28 @@ fn control_path(cli: &Cli, config: &Config) -> Option<PathBuf> {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String), ConfigError> {
-    match path {
-        Some(p) => Ok((
-            Config::load(p)?,
-            ConfigSource::File(p.clone()),
-            p.display().to_string(),
-        )),
-        None => Ok((
-            Config::embedded_default()?,
-            ConfigSource::Embedded,
-            DEFAULT_CONFIG_NAME.to_string(),
-        )),
-    }
+    let source = path.map_or(ConfigSource::Embedded, |p| ConfigSource::File(p.clone()));
+    let name = source.name();
+    Ok((source.load()?, source, name))
 }
 
 fn import(file: &Path) -> ExitCode {
-    let (text, name) = if file.as_os_str() == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-            eprintln!("tunfw import-iptables: {e}");
-            return ExitCode::from(1);
-        }
-        (s, "<stdin>".to_string())
+    // A file or standard input, read with the limits of a config file.
+    let (read, name) = if file.as_os_str() == "-" {
+        let name = "<stdin>".to_string();
+        (
+            tunfw::config::read_text(std::io::stdin().lock(), &name),
+            name,
+        )
     } else {
-        match std::fs::read_to_string(file) {
-            Ok(s) => (s, file.display().to_string()),
-            Err(e) => {
-                eprintln!("tunfw import-iptables: {}: {e}", file.display());
-                return ExitCode::from(1);
-            }
-        }
+        (
+            tunfw::config::read_text_file(file),
+            file.display().to_string(),
+        )
+    };
+    let text = match read {
+        Ok(text) => text,
+        Err(e) => return fail(1, format_args!("tunfw import-iptables: {e}")),
     };
     match tunfw::import::translate(&text, &name) {
         Ok(ron) => {
@@ -377,8 +371,12 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
         CtlCommand::Reload { .. } => {
             let s = &value["ok"];
             println!(
-                "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed",
-                s["rules"], s["counters_carried"], s["flows_kept"], s["flows_removed"]
+                "reloaded: {} rules, {} rule counters carried over, {} flows kept, {} removed; config {}",
+                s["rules"],
+                s["counters_carried"],
+                s["flows_kept"],
+                s["flows_removed"],
+                value["config"].as_str().unwrap_or("?")
             );
         }
         CtlCommand::Events => {}

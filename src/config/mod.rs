@@ -1,10 +1,13 @@
 //! The RON configuration: rules per direction, default policies, conntrack
 //! limits and timeouts, IPv6 switch and router addresses.
 //!
-//! [`Config::parse`] validates everything (unknown fields, CIDRs, port ranges,
-//! empty state sets, cross-field rule checks, the range of every number) and
-//! reports the first problem as `FILE:LINE:COL: message`. A config that
-//! parses is safe to swap in.
+//! [`Config::load`] reads a file through [`read_text_file`] (a regular file
+//! of at most [`MAX_FILE_BYTES`], never blocking); [`Config::parse`]
+//! validates everything (unknown fields, CIDRs, port ranges, empty state
+//! sets, cross-field rule checks, the range of every number, the length of
+//! every list, unique rule names, the memory budget) and reports the first
+//! problem as `FILE:LINE:COL: message`. A config that parses is safe to
+//! swap in.
 //!
 //! Every numeric field has an inclusive range, written in its documentation
 //! and checked while deserializing (the error points at the value):
@@ -19,53 +22,45 @@
 //! | `helpers.ftp.max_control_flows` | 1 to 65,536 |
 //! | `logging.per_second` | 1 to 1,000,000 |
 //! | `logging.burst` | 0 (no log lines) to 1,000,000 |
+//!
+//! and so does every list: a port spec (`sport`, `dport`,
+//! `helpers.ftp.ports`) has at most [`MAX_PORT_ELEMENTS`] ports or ranges,
+//! an address list (`src`, `dst`) at most [`MAX_CIDRS`] blocks. The tables
+//! the sizes above allocate must fit [`MEMORY_BUDGET_BYTES`] together
+//! ([`TableMemory`]); the error points at `conntrack.max`.
+//!
+//! [`MAX_PORT_ELEMENTS`]: crate::matchers::MAX_PORT_ELEMENTS
+//! [`MAX_CIDRS`]: crate::matchers::MAX_CIDRS
 
 mod bounds;
 mod conntrack;
+mod error;
+mod file;
 mod logging;
+mod memory;
+mod names;
+mod ron_text;
 
-use core::fmt;
 use core::net::Ipv4Addr;
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::rules::{Action, Rule};
+use ron_text::Step;
 
 pub use conntrack::{
     ConntrackSection, FtpHelperSection, HelpersSection, TcpTimeoutSecs, TimeoutSecs, UdpTimeoutSecs,
 };
+pub use error::ConfigError;
+pub use file::{read_text, read_text_file, MAX_FILE_BYTES};
 pub use logging::{LoggingSection, PcapPackets, PcapSection};
+pub use memory::{TableMemory, MEMORY_BUDGET_BYTES};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
 /// The name under which errors in the embedded default are reported.
 pub const DEFAULT_CONFIG_NAME: &str = "config/default.ron (embedded)";
-
-/// A configuration error, with where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file name as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// What happens to IPv6 packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -181,16 +176,49 @@ fn default_offload() -> bool {
 
 impl Config {
     /// Parse and validate `text`; errors name `file`, line and column.
+    /// Beyond each field's own checks, rule names are unique in the whole
+    /// config and the tables it sizes fit [`MEMORY_BUDGET_BYTES`]
+    /// ([`TableMemory`]).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        let config = ron_text::options()
             .from_str::<Config>(text)
             .map_err(|e| ConfigError {
                 file: file.to_string(),
                 line: e.span.start.line,
                 col: e.span.start.col,
                 message: e.code.to_string(),
-            })
+            })?;
+        names::check_unique(
+            [
+                ("outbound", &config.outbound.rules),
+                ("inbound", &config.inbound.rules),
+            ],
+            text,
+            file,
+        )?;
+        config
+            .table_memory()
+            .check(MEMORY_BUDGET_BYTES)
+            .map_err(|message| {
+                let max = [Step::Field("conntrack"), Step::Field("max")];
+                let (line, col) = ron_text::locate(text, &max).unwrap_or((1, 1));
+                ConfigError {
+                    file: file.to_string(),
+                    line,
+                    col,
+                    message,
+                }
+            })?;
+        Ok(config)
+    }
+
+    /// The worst-case memory of the tables this config sizes.
+    pub fn table_memory(&self) -> TableMemory {
+        TableMemory::for_sizes(
+            self.conntrack.max,
+            self.conntrack.expectation_max,
+            self.helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows),
+        )
     }
 
     /// The embedded default configuration.
@@ -198,16 +226,12 @@ impl Config {
         Config::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
     }
 
-    /// Read and parse a file; an unreadable file is reported at 1:1.
+    /// Read ([`read_text_file`]: only a regular file of at most
+    /// [`MAX_FILE_BYTES`], never blocking) and parse a file; a file that
+    /// cannot be read or is refused is reported at 1:1.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: name.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read: {e}"),
-        })?;
-        Config::parse(&text, &name)
+        let text = read_text_file(path)?;
+        Config::parse(&text, &path.display().to_string())
     }
 }
 
