@@ -600,3 +600,91 @@ fn lost_line_format() {
         b"{\"event\":\"LOST\",\"lost\":9885}\n"
     );
 }
+
+#[test]
+fn turned_away_means_the_request_was_never_read() {
+    use std::io::Error;
+    use tunfw::control::{turned_away, ALL_BUSY, EVICTED};
+    assert!(turned_away(&Error::from(ErrorKind::BrokenPipe)));
+    assert!(turned_away(&Error::from(ErrorKind::ConnectionReset)));
+    assert!(turned_away(&Error::other(EVICTED)));
+    assert!(turned_away(&Error::other(format!("{ALL_BUSY}; try later"))));
+    // Refusals after the request was read are final.
+    assert!(!turned_away(&Error::other(
+        "too many event subscribers (8); try later"
+    )));
+    assert!(!turned_away(&Error::other("busy: 5 bytes of answers wait")));
+    assert!(!turned_away(&Error::from(ErrorKind::ConnectionRefused)));
+}
+
+#[test]
+fn query_is_answered_by_a_server_in_another_thread() {
+    // The blocking client against the real server loop with real time.
+    let path = std::env::temp_dir().join(format!(
+        "tunfw-control-test-{}-query.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let server_path = path.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(64);
+        let mut server = ControlServer::bind(&server_path, 16).unwrap();
+        server.register(poll.registry(), LISTENER).unwrap();
+        ready_tx.send(()).unwrap();
+        let start = std::time::Instant::now();
+        let mut answer = |req: Result<Request, String>, _: &ControlCounters| match req {
+            Ok(Request::Stats) => Answer::Once(b"{\"n\":1}".to_vec()),
+            _ => Answer::Once(b"{}".to_vec()),
+        };
+        while start.elapsed() < Duration::from_secs(5) {
+            poll.poll(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            let now = Instant::from_millis(start.elapsed().as_millis() as u64);
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => server.listener_ready(),
+                    token => server.handle(token, now, &mut answer),
+                }
+            }
+            if server.next_deadline() <= now {
+                server.tick(now, &mut answer);
+            }
+            if server.counters().accepted >= 1 && server.client_count() == 0 {
+                return;
+            }
+        }
+    });
+    ready_rx.recv().unwrap();
+    let value = tunfw::control::query(&path, "stats").expect("answered");
+    assert_eq!(value["n"], 1);
+    server.join().unwrap();
+}
+
+#[test]
+fn query_sends_again_a_request_turned_away_unread() {
+    // A stand-in server: the first two connections are closed unread (as an
+    // eviction does), the third is answered.
+    let path = std::env::temp_dir().join(format!(
+        "tunfw-control-test-{}-retry.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (s, _) = listener.accept().unwrap();
+            drop(s);
+        }
+        let (mut s, _) = listener.accept().unwrap();
+        let mut line = [0u8; 6];
+        s.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"stats\n");
+        s.write_all(b"{\"n\":3}\n").unwrap();
+    });
+    let value = tunfw::control::query(&path, "stats").expect("answered on the third try");
+    assert_eq!(value["n"], 3);
+    server.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+}
