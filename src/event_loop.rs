@@ -27,7 +27,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, ConfigError, PcapPackets, DEFAULT_CONFIG_NAME};
 use crate::conntrack::events::Event;
-use crate::control::{error_answer, Answer, ControlServer, Request};
+use crate::control::{error_answer, Answer, ControlCounters, ControlServer, Request};
 use crate::device::TunDevice;
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::pcap::PcapWriter;
@@ -241,7 +241,7 @@ impl EventLoop {
         let mut first = Side::Lan;
         loop {
             let now = self.now();
-            let deadline = self.fw.next_deadline(now);
+            let deadline = self.fw.next_deadline(now).min(self.control_deadline());
             let timeout = if ready.contains(&true) {
                 Some(std::time::Duration::ZERO)
             } else {
@@ -272,10 +272,10 @@ impl EventLoop {
                     }
                     CONTROL => {
                         if let Some(c) = self.control.as_mut() {
-                            c.accept(self.poll.registry());
+                            c.listener_ready();
                         }
                     }
-                    token => self.serve(token),
+                    token => self.serve(Some(token)),
                 }
             }
             for side in [first, first.other()] {
@@ -287,6 +287,9 @@ impl EventLoop {
             let now = self.now();
             if self.fw.next_deadline(now) <= now {
                 self.fw.tick(now);
+            }
+            if self.control_deadline() <= now {
+                self.serve(None);
             }
             self.publish_events();
             if let Some(p) = self.pcap.as_mut() {
@@ -325,15 +328,25 @@ impl EventLoop {
         Ok((summary, name))
     }
 
-    fn serve(&mut self, token: Token) {
+    /// When the control server's housekeeping is next due.
+    fn control_deadline(&self) -> Instant {
+        self.control
+            .as_ref()
+            .map_or(Instant::NEVER, ControlServer::next_deadline)
+    }
+
+    /// Serve the control client `token`, or (`None`) run the control
+    /// server's housekeeping: accepts and deadlines.
+    fn serve(&mut self, token: Option<Token>) {
         let Some(mut control) = self.control.take() else {
             return;
         };
-        if control.owns(token) {
-            let registry = self.poll.registry().try_clone();
-            if let Ok(registry) = registry {
-                control.handle(&registry, token, |req| self.answer(req));
-            }
+        let now = self.now();
+        let mut answer = |req, counters: &ControlCounters| self.answer(req, counters);
+        match token {
+            Some(token) if control.owns(token) => control.handle(token, now, &mut answer),
+            Some(_) => {}
+            None => control.tick(now, &mut answer),
         }
         if control.has_subscribers() {
             self.fw.conntrack_mut().events.enable(EVENT_RING);
@@ -343,8 +356,9 @@ impl EventLoop {
         self.control = Some(control);
     }
 
-    fn answer(&mut self, req: Result<Request, String>) -> Answer {
+    fn answer(&mut self, req: Result<Request, String>, control: &ControlCounters) -> Answer {
         let now = self.now();
+        self.counters.control = *control;
         self.fw.conntrack_mut().set_clock(now);
         let fw = &self.fw;
         let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
@@ -402,6 +416,7 @@ impl EventLoop {
     }
 
     fn publish_events(&mut self) {
+        let now = self.now();
         let Some(control) = self.control.as_mut() else {
             return;
         };
@@ -416,9 +431,7 @@ impl EventLoop {
             out.push(b'\n');
         });
         if !out.is_empty() {
-            if let Ok(registry) = self.poll.registry().try_clone() {
-                control.broadcast(&registry, &out);
-            }
+            control.broadcast(now, &out);
         }
         // The last subscriber may have gone: stop recording.
         if !control.has_subscribers() {
@@ -576,7 +589,11 @@ impl EventLoop {
 
     /// One line of counters: what the exit prints.
     pub fn summary(&self) -> String {
-        let counters = report::counters(&self.fw, &self.counters);
+        let mut shell = self.counters;
+        if let Some(c) = self.control.as_ref() {
+            shell.control = c.counters();
+        }
+        let counters = report::counters(&self.fw, &shell);
         let nonzero: Vec<String> = counters
             .iter()
             .filter(|(_, v)| *v != 0)

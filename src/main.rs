@@ -2,6 +2,7 @@
 //! running one, import iptables rules, print the man page and completions.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -143,7 +144,8 @@ enum CtlCommand {
         /// The config file to apply once.
         file: Option<PathBuf>,
     },
-    /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted.
+    /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted; a
+    /// {"event":"LOST","lost":N} line counts events dropped while this reader was behind.
     Events,
 }
 
@@ -469,23 +471,58 @@ fn print_rules(value: serde_json::Value) {
 }
 
 fn events(path: &Path) -> ExitCode {
-    let mut stream = match control::connect(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tunfw ctl: {e}");
-            return ExitCode::from(1);
+    let mut wait = std::time::Duration::from_millis(10);
+    for _ in 0..control::CLIENT_RETRIES {
+        match subscribe(path) {
+            Err(e) if control::turned_away(&e) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            done => return print_events(done),
         }
-    };
-    if let Err(e) = stream.write_all(b"events\n") {
-        eprintln!("tunfw ctl: {e}");
-        return ExitCode::from(1);
     }
+    print_events(subscribe(path))
+}
+
+/// Connect and ask for events; the stream and its first line (`None` at
+/// the end of the stream). An error line is an error.
+fn subscribe(path: &Path) -> std::io::Result<(BufReader<UnixStream>, Option<String>)> {
+    let mut stream = control::connect(path)?;
+    stream.write_all(b"events\n")?;
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    if reader.read_line(&mut first)? == 0 {
+        return Ok((reader, None));
+    }
+    let first = first.trim_end_matches('\n').to_string();
+    if first.contains("\"error\"") {
+        let value: serde_json::Value = serde_json::from_str(&first).unwrap_or_default();
+        let message = value["error"].as_str().unwrap_or(&first).to_string();
+        return Err(std::io::Error::other(message));
+    }
+    Ok((reader, Some(first)))
+}
+
+/// `ctl events`: print event lines as they come, until interrupted or the
+/// server hangs up.
+fn print_events(subscribed: std::io::Result<(BufReader<UnixStream>, Option<String>)>) -> ExitCode {
+    let (reader, first) = match subscribed {
+        Ok(s) => s,
+        Err(e) => return fail(1, format_args!("tunfw ctl: {e}")),
+    };
     let stdout = std::io::stdout();
-    for line in BufReader::new(stream).lines() {
+    for line in first.into_iter().map(Ok).chain(reader.lines()) {
         let Ok(line) = line else { break };
         if line.contains("\"error\"") {
             eprintln!("tunfw ctl: {line}");
             return ExitCode::from(1);
+        }
+        if let Some(lost) = lost_events(&line) {
+            // The JSON line stays on stdout for programs; people get a note.
+            eprintln!(
+                "tunfw ctl: {lost} events lost: this reader fell more than {} KiB behind",
+                control::MAX_BACKLOG / 1024
+            );
         }
         let mut out = stdout.lock();
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
@@ -493,4 +530,13 @@ fn events(path: &Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The count of a `{"event":"LOST","lost":N}` line (see `control::lost_line`).
+fn lost_events(line: &str) -> Option<u64> {
+    if !line.contains("\"LOST\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    (value["event"] == "LOST").then(|| value["lost"].as_u64())?
 }

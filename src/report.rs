@@ -8,6 +8,7 @@ use crate::conntrack::events::Event;
 use crate::conntrack::flow::{Flow, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::{Dir, Tuple};
+use crate::control::ControlCounters;
 use crate::filter::Firewall;
 use crate::packet;
 use crate::side::Side;
@@ -29,10 +30,13 @@ pub struct LoopCounters {
     /// Super-packets sent back to be cut that could not be segmented (all
     /// of it, or the rest of it from the segment that failed, dropped).
     pub unsegmentable: [u64; 2],
+    /// The control server's counters, as of its last request.
+    pub control: ControlCounters,
 }
 
 /// Named counters in a fixed order: `in.lan`, `forwarded.wan`, `drop.REASON`,
-/// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`, `loop.*`.
+/// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`, `loop.*`,
+/// `control.*`.
 /// Counters that are zero are included, so a name's presence never depends
 /// on traffic.
 pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
@@ -118,7 +122,23 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
             out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));
         }
     }
+    push_control(&shell.control, &mut out);
     out
+}
+
+/// The control server's counters, `control.*`.
+fn push_control(c: &ControlCounters, out: &mut Vec<(String, u64)>) {
+    for (name, value) in [
+        ("accepted", c.accepted),
+        ("closed_idle", c.closed_idle),
+        ("evicted", c.evicted),
+        ("events_lost", c.events_lost),
+        ("closed_slow", c.closed_slow),
+        ("refused", c.refused),
+        ("clients", c.clients),
+    ] {
+        out.push((format!("control.{name}"), value));
+    }
 }
 
 /// One flow as `conntrack -L` shows it.
