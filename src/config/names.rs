@@ -1,11 +1,12 @@
-//! Rule names are unique in the whole config, across both chains.
+//! Rule names are unique within each chain.
 //!
 //! A reload carries a rule's packet and byte counters over to the rule of
-//! the same name (see `Chain::inherit_counters`), and `ctl rules`, the log
-//! lines and the counters name rules by it; two rules of one name would
-//! make each of those ambiguous. Unique in the whole config rather than per
-//! chain because it is the simpler rule to state and to grep for. Rules
-//! without a name are not affected.
+//! the same name in the same chain (see `Chain::inherit_counters`), and
+//! `ctl rules` and the log lines name a rule by its chain and name; two
+//! rules of one name in a chain would make each of those ambiguous. One
+//! name in each chain is allowed (an `ssh` rule outbound and one inbound,
+//! as iptables' chains each have their own rules). Rules without a name
+//! are not affected.
 
 use std::collections::HashMap;
 
@@ -24,8 +25,8 @@ pub(super) fn check_unique(
     text: &str,
     file: &str,
 ) -> Result<(), ConfigError> {
-    let mut seen: HashMap<&str, Place> = HashMap::new();
     for (chain, rules) in chains {
+        let mut seen: HashMap<&str, Place> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             let Some(name) = rule.name.as_deref() else {
                 continue;
@@ -66,7 +67,7 @@ fn duplicate(text: &str, file: &str, name: &str, a: Place, b: Place) -> ConfigEr
         col: pos.1,
         message: format!(
             "duplicate rule name {name:?}: {} has the name of {}; names must be unique \
-             in the whole config (a reload carries counters over by name)",
+             in a chain (a reload carries counters over by name)",
             rule(second),
             rule(first)
         ),
