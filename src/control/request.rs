@@ -1,0 +1,152 @@
+//! The control protocol's requests: one line, a verb and `key=value`
+//! arguments, and the flow filters of `flows` and `kill`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::conntrack::flow::Flow;
+use crate::conntrack::tuple::Dir;
+use crate::wire::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
+/// Which flows a `flows` or `kill` request means. Absent fields match all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowFilter {
+    /// IP protocol number.
+    pub protocol: Option<u8>,
+    /// TCP state name (`ESTABLISHED`, ...), or `ASSURED` / `UNREPLIED`.
+    pub state: Option<String>,
+    /// An address on either end of the flow.
+    pub addr: Option<IpAddr>,
+    /// A port on either end of the flow.
+    pub port: Option<u16>,
+}
+
+impl FlowFilter {
+    /// Parse `key=value` words.
+    pub fn parse(words: &[&str]) -> Result<FlowFilter, String> {
+        let mut f = FlowFilter::default();
+        for w in words {
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| format!("bad filter {w:?}: use key=value"))?;
+            match k {
+                "proto" => {
+                    f.protocol = Some(match v.to_ascii_lowercase().as_str() {
+                        "tcp" => PROTO_TCP,
+                        "udp" => PROTO_UDP,
+                        "icmp" => PROTO_ICMP,
+                        n => n.parse().map_err(|_| format!("bad proto {v:?}"))?,
+                    })
+                }
+                "state" => f.state = Some(v.to_ascii_uppercase()),
+                "addr" => f.addr = Some(v.parse().map_err(|_| format!("bad addr {v:?}"))?),
+                "port" => f.port = Some(v.parse().map_err(|_| format!("bad port {v:?}"))?),
+                _ => return Err(format!("unknown filter {k:?}: proto, state, addr, port")),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == FlowFilter::default()
+    }
+
+    /// Whether `flow` matches.
+    pub fn matches(&self, flow: &Flow) -> bool {
+        let t = &flow.tuple(Dir::Original);
+        if self.protocol.is_some_and(|p| p != t.protocol) {
+            return false;
+        }
+        if self.addr.is_some_and(|a| a != t.src && a != t.dst) {
+            return false;
+        }
+        let ported = matches!(t.protocol, PROTO_TCP | PROTO_UDP);
+        if self
+            .port
+            .is_some_and(|p| !ported || (p != t.src_id && p != t.dst_id))
+        {
+            return false;
+        }
+        match self.state.as_deref() {
+            None => true,
+            Some("ASSURED") => flow.assured,
+            Some("UNREPLIED") => !flow.seen_reply,
+            Some(s) => flow.tcp_state().is_some_and(|st| st.as_str() == s),
+        }
+    }
+}
+
+/// A request the event loop must answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Counters.
+    Stats,
+    /// Conntrack table, filtered.
+    Flows(FlowFilter),
+    /// Pending expectations.
+    Expectations,
+    /// Rules with counters.
+    Rules,
+    /// Remove every flow.
+    Flush,
+    /// Remove matching flows.
+    Kill(FlowFilter),
+    /// Reload the config (from this file, or the one tunfw started with).
+    Reload(Option<PathBuf>),
+    /// Subscribe to flow events.
+    Events,
+}
+
+impl Request {
+    /// Parse a request line.
+    pub fn parse(line: &str) -> Result<Request, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&verb, args)) = words.split_first() else {
+            return Err("empty request".into());
+        };
+        let no_args = |r: Request| {
+            if args.is_empty() {
+                Ok(r)
+            } else {
+                Err(format!("{verb} takes no arguments"))
+            }
+        };
+        match verb {
+            "stats" => no_args(Request::Stats),
+            "expectations" => no_args(Request::Expectations),
+            "rules" => no_args(Request::Rules),
+            "flush" => no_args(Request::Flush),
+            "events" => no_args(Request::Events),
+            "flows" => Ok(Request::Flows(FlowFilter::parse(args)?)),
+            "kill" => {
+                let f = FlowFilter::parse(args)?;
+                if f.is_empty() {
+                    return Err("kill needs a filter (use flush to remove every flow)".into());
+                }
+                Ok(Request::Kill(f))
+            }
+            "reload" => match args {
+                [] => Ok(Request::Reload(None)),
+                [file] => Ok(Request::Reload(Some(PathBuf::from(file)))),
+                _ => Err("reload takes at most one file".into()),
+            },
+            _ => Err(format!(
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events"
+            )),
+        }
+    }
+}
+
+/// How the event loop answers a request.
+pub enum Answer {
+    /// One JSON document, then close.
+    Once(Vec<u8>),
+    /// Keep the connection open and stream events to it.
+    Subscribe,
+}
+
+/// An error message as the JSON answer.
+pub fn error_answer(message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default()
+}
