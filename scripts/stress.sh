@@ -16,9 +16,10 @@
 # latency (median and worst of 20 calls), tunfw's CPU, and how late the
 # expiry timer removes a UDP flow (5 s timeout) created before the flood.
 # Prints one line per scenario. TUNFW_BIN selects the binary (to compare).
-# Pings cross the flooded device queue one way or the other (a round trip
-# uses both), so some are lost in the kernel's queue before tunfw reads
-# them whatever tunfw does; what tunfw decides is how long they wait.
+# Pings cross the flooded device one way or the other (a round trip uses
+# both), so some are lost in that TUN device's ring before tunfw reads
+# anything (the line gives the ring's tx_dropped: the pings' loss follows
+# the flood's); what tunfw decides is how long the others wait.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_FLOOD=10
@@ -61,6 +62,12 @@ ctl_latency() {
     printf '%s\n' "${all[@]}" | sort -n | awk '{a[NR]=$1} END {printf "ctl ms median %d worst %d", a[int((NR+1)/2)], a[NR]}'
 }
 
+# queue_dropped NS DEV: packets TUN device DEV in namespace NS dropped on
+# transmit (its ring towards tunfw was full: tunfw had not read them yet).
+queue_dropped() {
+    ip netns exec "$1" cat "/sys/class/net/$2/statistics/tx_dropped"
+}
+
 # run NAME FLOOD-NS FLOOD-ARGS...: one scenario.
 run() {
     local name=$1 ns=$2
@@ -87,7 +94,8 @@ run() {
     ip netns exec "$ns" timeout "$SECONDS_PER_FLOOD" hping3 -q "$@" >/dev/null 2>&1 &
     FLOOD_PID=$!
     sleep 1
-    local cpu0 cpu1
+    local cpu0 cpu1 dev=tfw-lan
+    [ "$ns" = "$NS_SERVER" ] && dev=tfw-wan
     cpu0=$(awk '{print $14 + $15}' "/proc/$TUNFW_PID/stat")
     local pings
     pings=$(in_client ping -q -i 0.01 -c 200 -W 1 "$SERVER_IP" 2>&1 | tail -2)
@@ -103,7 +111,7 @@ run() {
     loss=$(grep -o '[0-9.]*% packet loss' <<<"$pings")
     rtt=$(grep -o 'rtt.*' <<<"$pings" | cut -d' ' -f4)
     fwd=$(tunfw_ctl stats | awk '$1=="forwarded.lan"||$1=="forwarded.wan"||$1=="drop.total"{printf "%s=%s ", $1, $2}')
-    echo "$name: pings ${loss:-?} rtt min/avg/max/mdev ${rtt:-?} ms; $ctl; expiry late by ${gone_ms} ms; tunfw cpu $((cpu1 - cpu0)) ticks; $fwd"
+    echo "$name: pings ${loss:-?} rtt min/avg/max/mdev ${rtt:-?} ms; $ctl; expiry late by ${gone_ms} ms; tunfw cpu $((cpu1 - cpu0)) ticks; dropped in the flooded device's kernel queue $(queue_dropped "$ns" "$dev"); $fwd"
     tunfw_stop
 }
 
