@@ -122,6 +122,34 @@ t_udp_reply_after_timeout_blocked() {
     [ ! -s "$late" ] || { note "late reply reached the client"; return 1; }
 }
 
+# A flood that tunfw forwards (ESTABLISHED: the server floods the reply
+# tuple of a UDP flow the client opened) must not starve the other side or
+# the control socket: the event loop serves each device in turns with a
+# budget. The old loop (drain one device until it is empty) let the
+# client's pings wait tens to hundreds of milliseconds here.
+t_forwarded_flood_other_side_served() {
+    local fwd_before rtt_avg rtt_max replies t0 t1 worst=0 i ms out
+    in_client python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("'$CLIENT_IP'", 40011)); s.sendto(b"x", ("'$SERVER_IP'", 7013))'
+    wait_until eval "tunfw_ctl flows | grep -q ':40011 '" || { note "no flow to flood"; return 1; }
+    fwd_before=$(ctr forwarded.wan)
+    bg in_server timeout 6 hping3 -q --udp --flood -s 7013 -k -p 40011 -d 100 $CLIENT_IP
+    # Measure once the flood runs at full rate (200,000 packets forwarded).
+    wait_grew forwarded.wan $((fwd_before + 200000)) || { note "the flood did not cross tunfw"; return 1; }
+    out=$(in_client ping -q -i 0.02 -c 100 -W 1 $SERVER_IP 2>&1)
+    for i in 1 2 3 4 5; do
+        t0=$(date +%s%N)
+        timeout 2 "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" stats >/dev/null || { note "ctl did not answer"; return 1; }
+        t1=$(date +%s%N)
+        ms=$(((t1 - t0) / 1000000))
+        [ $ms -gt $worst ] && worst=$ms
+    done
+    replies=$(grep -o '[0-9]* received' <<<"$out" | cut -d' ' -f1)
+    rtt_avg=$(grep -o 'rtt [^=]*= [0-9./]*' <<<"$out" | cut -d/ -f5 | cut -d. -f1)
+    rtt_max=$(grep -o 'rtt [^=]*= [0-9./]*' <<<"$out" | cut -d/ -f6 | cut -d. -f1)
+    note "during the flood ($(($(ctr forwarded.wan) - fwd_before)) packets forwarded): $replies/100 pings answered, RTT avg ${rtt_avg:-?} max ${rtt_max:-?} ms; ctl stats worst $worst ms"
+    [ "${replies:-0}" -ge 50 ] && [ -n "$rtt_avg" ] && [ "$rtt_avg" -lt 20 ] && [ "$rtt_max" -lt 250 ] && [ $worst -lt 1000 ]
+}
+
 # --- TCP -------------------------------------------------------------------
 # With offloads on, the server's TCP hands tunfw super-packets (several
 # segments in one read, checksum left to the device); with them off, none.
@@ -288,6 +316,7 @@ suite_pass() {
     check icmp_port_unreachable_is_related t_udp_closed_port_unreachable_related
     check icmp_router_unreachable_is_related t_router_unreachable_related
     check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
+    check forwarded_flood_other_side_served t_forwarded_flood_other_side_served
 
     ftp_suite
     import_suite

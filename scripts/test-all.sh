@@ -20,7 +20,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 need=(ip:iproute2 ss:iproute2 socat:socat curl:curl traceroute:traceroute ping:iputils-ping
-      python3:python3 setpriv:util-linux vsftpd:vsftpd tcpdump:tcpdump iptables:iptables)
+      python3:python3 setpriv:util-linux vsftpd:vsftpd tcpdump:tcpdump iptables:iptables
+      hping3:hping3)
 missing=()
 for pair in "${need[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
