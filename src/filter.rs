@@ -60,13 +60,12 @@ pub struct ReloadSummary {
     pub flows_removed: usize,
 }
 
-/// Everything a config sets in the firewall, built by one function at
-/// start and on reload.
+/// Everything a config sets in the firewall outside the conntrack table
+/// (whose settings the table keeps: [`table_config`]), built by one
+/// function at start and on reload.
 struct Settings {
     /// The chain of packets from each side (index [`Side::index`]).
     chains: [Chain; 2],
-    conntrack: ConntrackConfig,
-    helpers: HelperConfig,
     ipv6: Ipv6Mode,
     /// Source address of the ICMP errors sent to each side.
     router: [Option<Ipv4Addr>; 2],
@@ -75,13 +74,19 @@ struct Settings {
     on_reload: OnReload,
 }
 
+/// The conntrack table's settings in `cfg`.
+fn table_config(cfg: &Config) -> (ConntrackConfig, HelperConfig) {
+    (
+        cfg.conntrack.to_conntrack_config(),
+        cfg.helpers.to_helper_config(),
+    )
+}
+
 impl Settings {
     fn of(cfg: &Config) -> Settings {
         let chain = |c: &crate::config::ChainConfig| Chain::new(c.rules.clone(), c.policy, c.log);
         Settings {
             chains: [chain(&cfg.outbound), chain(&cfg.inbound)],
-            conntrack: cfg.conntrack.to_conntrack_config(),
-            helpers: cfg.helpers.to_helper_config(),
             ipv6: cfg.ipv6,
             router: [cfg.router.lan, cfg.router.wan],
             log_limit: TokenBucket::new(cfg.logging.per_second, cfg.logging.burst),
@@ -107,11 +112,11 @@ pub struct Firewall {
 impl Firewall {
     /// A firewall with an empty table, built from a validated config.
     pub fn new(cfg: &Config) -> Firewall {
-        let settings = Settings::of(cfg);
+        let (table, helpers) = table_config(cfg);
         Firewall {
-            conntrack: Conntrack::new(settings.conntrack, settings.helpers.clone()),
+            conntrack: Conntrack::new(table, helpers),
             ftp: FtpHelper::default(),
-            settings,
+            settings: Settings::of(cfg),
             stats: Stats::default(),
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
             answer_limit: TokenBucket::new(1000, 50),
@@ -130,8 +135,8 @@ impl Firewall {
         for (new, old) in settings.chains.iter_mut().zip(&self.settings.chains) {
             counters_carried += new.inherit_counters(old);
         }
-        self.conntrack
-            .reconfigure(settings.conntrack, settings.helpers.clone());
+        let (table, helpers) = table_config(cfg);
+        self.conntrack.reconfigure(table, helpers);
         self.settings = settings;
         let mut flows_removed = 0;
         if self.settings.on_reload == OnReload::Recheck {
@@ -324,7 +329,11 @@ impl Firewall {
         };
 
         if let (true, Transport::Tcp(seg)) = (vnet.is_gso(), pkt.transport) {
-            if self.settings.helpers.may_read(seg.src_port, seg.dst_port) {
+            if self
+                .conntrack
+                .helpers()
+                .may_read(seg.src_port, seg.dst_port)
+            {
                 return Verdict::new(Fate::Resegment, None);
             }
         }
