@@ -5,12 +5,14 @@
 //! no clock, never panics and never allocates: the event loop, tests, fuzzers
 //! and benchmarks all drive it the same way.
 //!
-//! Order, as in the kernel: parse (malformed packets are dropped here), TTL
-//! check (a router may not forward TTL <= 1), conntrack (PREROUTING), the
+//! Order, as in the kernel: the IPv6 switch, parse (malformed packets are
+//! dropped here), IPv6 scope (a router forwards no link-local, loopback,
+//! multicast or unspecified address), TTL or hop-limit check (a router may
+//! not forward TTL <= 1), conntrack (PREROUTING), the
 //! chain of the side the packet came from (FORWARD), then confirmation of a
 //! new flow only if the rules accepted its first packet, and the helper.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::answer;
 use crate::chain::{Chain, Decider};
@@ -32,7 +34,7 @@ use crate::time::Instant;
 use crate::verdict::{Fate, Verdict};
 use crate::wire::tcp::{flags, SeqNum};
 use crate::wire::vnet::{self, VnetHeader};
-use crate::wire::{icmp, ipv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::{icmp, icmpv6, ipv4, ipv6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// How many table slots one expiry step looks at at most (bounds event-loop pauses).
 pub const GC_SLOTS: usize = 16_384;
@@ -69,6 +71,8 @@ struct Settings {
     ipv6: Ipv6Mode,
     /// Source address of the ICMP errors sent to each side.
     router: [Option<Ipv4Addr>; 2],
+    /// Source address of the ICMPv6 errors sent to each side.
+    router6: [Option<Ipv6Addr>; 2],
     log_limit: TokenBucket,
     log_invalid: bool,
     on_reload: OnReload,
@@ -89,6 +93,7 @@ impl Settings {
             chains: [chain(&cfg.outbound), chain(&cfg.inbound)],
             ipv6: cfg.ipv6,
             router: [cfg.router.lan, cfg.router.wan],
+            router6: [cfg.router.lan6, cfg.router.wan6],
             log_limit: TokenBucket::new(cfg.logging.per_second, cfg.logging.burst),
             log_invalid: cfg.logging.invalid,
             on_reload: cfg.on_reload,
@@ -182,14 +187,19 @@ impl Firewall {
                 dst_port: t.dst_id,
                 payload: &[],
             }),
-            (PROTO_ICMP, ProtoState::Icmp) => {
+            (PROTO_ICMP | PROTO_ICMPV6, ProtoState::Icmp) => {
                 let (icmp_type, code) = icmp::split_type_code(t.dst_id);
-                Transport::Icmp(IcmpInfo {
+                let info = IcmpInfo {
                     icmp_type,
                     code,
                     ident: t.src_id,
                     body: &[],
-                })
+                };
+                if t.protocol == PROTO_ICMP {
+                    Transport::Icmp(info)
+                } else {
+                    Transport::Icmpv6(info)
+                }
             }
             _ => Transport::Other,
         };
@@ -248,8 +258,9 @@ impl Firewall {
     }
 
     /// Decide one packet read from `side`. `buf` holds exactly the packet; it is
-    /// modified in place when forwarded (TTL). An answer (RST, ICMP error) is
-    /// written to `answer`, which should hold at least 576 bytes.
+    /// modified in place when forwarded (TTL, hop limit). An answer (RST,
+    /// ICMP or ICMPv6 error) is written to `answer`, which should hold at
+    /// least 1280 bytes.
     pub fn process(
         &mut self,
         side: Side,
@@ -306,6 +317,13 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
+        if buf.first().is_some_and(|b| b >> 4 == 6) {
+            match self.settings.ipv6 {
+                Ipv6Mode::Track => {}
+                Ipv6Mode::Drop => return Verdict::dropped(DropReason::Ipv6Disabled, None),
+                Ipv6Mode::Pass => return forward_ipv6(buf),
+            }
+        }
         let pkt = match packet::parse_with(buf, vnet) {
             Ok(p) => p,
             Err(ParseError::Invalid(reason)) => {
@@ -320,13 +338,12 @@ impl Firewall {
                 };
             }
             Err(ParseError::Fragment) => return Verdict::dropped(DropReason::Fragment, None),
-            Err(ParseError::Ipv6) => {
-                return match self.settings.ipv6 {
-                    Ipv6Mode::Drop => Verdict::dropped(DropReason::Ipv6Disabled, None),
-                    Ipv6Mode::Pass => forward_ipv6(buf),
-                };
-            }
         };
+        if let (IpAddr::V6(src), IpAddr::V6(dst)) = (pkt.ip.src, pkt.ip.dst) {
+            if !ipv6::is_forwardable(src.octets()) || !ipv6::is_forwardable(dst.octets()) {
+                return Verdict::dropped(DropReason::Ipv6Scope, None);
+            }
+        }
 
         if let (true, Transport::Tcp(seg)) = (vnet.is_gso(), pkt.transport) {
             if self
@@ -381,7 +398,10 @@ impl Firewall {
             wants_log && self.settings.log_limit.take(now)
         };
         if verdict.forwards() {
-            ipv4::decrement_ttl(buf);
+            match pkt.ip.src {
+                IpAddr::V4(_) => ipv4::decrement_ttl(buf),
+                IpAddr::V6(_) => ipv6::decrement_hop_limit(buf),
+            }
         }
         verdict
     }
@@ -411,8 +431,17 @@ impl Firewall {
         Verdict::new(Fate::Forward, state)
     }
 
-    /// An ICMP time exceeded answering a packet whose TTL ran out, when a
-    /// router address is configured for `side`; its length, or 0.
+    /// The router address of `side` in the family of `pkt`, if configured.
+    fn router_address(&self, side: Side, pkt: &Packet<'_>) -> Option<IpAddr> {
+        match pkt.ip.src {
+            IpAddr::V4(_) => self.settings.router[side.index()].map(IpAddr::V4),
+            IpAddr::V6(_) => self.settings.router6[side.index()].map(IpAddr::V6),
+        }
+    }
+
+    /// An ICMP (ICMPv6) time exceeded answering a packet whose TTL (hop
+    /// limit) ran out, when a router address of its family is configured
+    /// for `side`; its length, or 0.
     fn time_exceeded(
         &mut self,
         pkt: &Packet<'_>,
@@ -421,18 +450,22 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> usize {
-        let Some(src) = self.settings.router[side.index()] else {
+        let Some(src) = self.router_address(side, pkt) else {
             return 0;
         };
         if !self.answer_allowed(now) {
             return 0;
         }
-        self.icmp_error(pkt, original, icmp::TIME_EXCEEDED, 0, src, answer)
+        let (ty, code) = match src {
+            IpAddr::V4(_) => (icmp::TIME_EXCEEDED, 0),
+            IpAddr::V6(_) => (icmpv6::TIME_EXCEEDED, icmpv6::CODE_HOP_LIMIT),
+        };
+        self.icmp_error(pkt, original, ty, code, src, answer)
     }
 
-    /// The answer of a reject rule: a TCP RST, or ICMP port unreachable
-    /// (from the side's router address, else the packet's destination);
-    /// its length, or 0.
+    /// The answer of a reject rule: a TCP RST, or ICMP (ICMPv6) port
+    /// unreachable (from the side's router address of the packet's family,
+    /// else the packet's destination); its length, or 0.
     fn reject(
         &mut self,
         pkt: &Packet<'_>,
@@ -449,15 +482,12 @@ impl Firewall {
             self.stats.sent_tcp_rst += u64::from(built.is_some());
             return built.unwrap_or(0);
         }
-        let own = match pkt.ip.dst {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
+        let src = self.router_address(side, pkt).unwrap_or(pkt.ip.dst);
+        let (ty, code) = match src {
+            IpAddr::V4(_) => (icmp::DEST_UNREACHABLE, icmp::CODE_PORT_UNREACHABLE),
+            IpAddr::V6(_) => (icmpv6::DEST_UNREACHABLE, icmpv6::CODE_PORT_UNREACHABLE),
         };
-        let Some(src) = self.settings.router[side.index()].or(own) else {
-            return 0;
-        };
-        let code = icmp::CODE_PORT_UNREACHABLE;
-        self.icmp_error(pkt, original, icmp::DEST_UNREACHABLE, code, src, answer)
+        self.icmp_error(pkt, original, ty, code, src, answer)
     }
 
     /// Whether the answer rate limit lets one more answer out (counted when not).
@@ -474,7 +504,7 @@ impl Firewall {
         original: &[u8],
         icmp_type: u8,
         code: u8,
-        src: Ipv4Addr,
+        src: IpAddr,
         answer: &mut [u8],
     ) -> usize {
         let built = answer::icmp_error(pkt, original, icmp_type, code, src, answer);

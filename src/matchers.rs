@@ -9,6 +9,34 @@ use core::net::IpAddr;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+/// An IP family: what a rule's addresses (or its ICMP protocol) tie it to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// `IPv4` or `IPv6`, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
 /// An address block: address and prefix length; host bits are masked off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
@@ -41,6 +69,11 @@ impl Cidr {
             addr: mask(addr, prefix),
             prefix,
         })
+    }
+
+    /// The block's family.
+    pub fn family(&self) -> Family {
+        Family::of(self.addr)
     }
 
     /// Whether `ip` lies inside this block (never across address families).
@@ -94,6 +127,24 @@ pub const MAX_CIDRS: usize = 256;
 pub struct CidrList(pub Vec<Cidr>);
 
 impl CidrList {
+    /// The family of the blocks when they all have one, `Err` naming both
+    /// when the list mixes them.
+    pub fn family(&self) -> Result<Option<Family>, String> {
+        let mut found = None;
+        for c in &self.0 {
+            match found {
+                Some((f, first)) if f != c.family() => {
+                    return Err(format!(
+                        "{first} and {c} are of two families: a rule matches IPv4 or IPv6, write two rules"
+                    ))
+                }
+                Some(_) => {}
+                None => found = Some((c.family(), c)),
+            }
+        }
+        Ok(found.map(|(f, _)| f))
+    }
+
     /// Whether `ip` is in any of the blocks.
     pub fn matches(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))

@@ -1,5 +1,6 @@
-//! Packet parsing: IPv4 with TCP, UDP and ICMP, on the checked header of
-//! [`crate::wire::ipv4`] and smoltcp's transport views.
+//! Packet parsing: IPv4 and IPv6 with TCP, UDP, ICMP and ICMPv6, on the
+//! checked headers of [`crate::wire::ipv4`] and [`crate::wire::ipv6`] and
+//! smoltcp's transport views.
 //!
 //! [`parse`] never panics and never allocates. On success every field of
 //! [`Packet`] was read from bytes that exist (lengths were checked against the
@@ -8,16 +9,16 @@
 //! smoltcp's `*Repr::parse`, which rejects packets a firewall must still
 //! classify (illegal TCP flags, odd options).
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::wire::{IpAddress, TcpPacket, UdpPacket};
 
 use crate::stats::InvalidReason;
-use crate::wire::checksum::internet_checksum;
+use crate::wire::checksum::{fold, internet_checksum, pseudo_header_v6, sum};
 use crate::wire::ipv4::{Header, HeaderError};
 use crate::wire::tcp::{self as tcp_wire, flags, SeqNum};
 use crate::wire::vnet::{self, VnetHeader};
-use crate::wire::{be16, icmp, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::{be16, icmp, ipv6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// The network-layer facts of a parsed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,12 +29,15 @@ pub struct IpInfo {
     pub dst: IpAddr,
     /// Time to live (hop limit).
     pub ttl: u8,
-    /// IP protocol number of the payload.
+    /// IP protocol number of the payload (for IPv6, of the upper layer
+    /// after the extension headers).
     pub protocol: u8,
-    /// Length of the IP header in bytes.
+    /// Length of the IP header in bytes: for IPv6, the fixed header and the
+    /// extension headers before the upper-layer header.
     pub header_len: usize,
-    /// Total length of the packet in bytes (the IP total length field; trailing
-    /// bytes of the buffer beyond it are ignored).
+    /// Total length of the packet in bytes (the IPv4 total length field, or
+    /// 40 + the IPv6 payload length; trailing bytes of the buffer beyond it
+    /// are ignored).
     pub total_len: usize,
 }
 
@@ -104,8 +108,10 @@ pub enum Transport<'a> {
     Tcp(TcpInfo<'a>),
     /// UDP datagram.
     Udp(UdpInfo<'a>),
-    /// ICMP message.
+    /// ICMP (v4) message.
     Icmp(IcmpInfo<'a>),
+    /// ICMPv6 message.
+    Icmpv6(IcmpInfo<'a>),
     /// Any other IP protocol: tracked by addresses and protocol only.
     Other,
 }
@@ -135,18 +141,21 @@ impl Packet<'_> {
 pub enum ParseError {
     /// The packet is malformed: INVALID with this reason.
     Invalid(InvalidReason),
-    /// An IPv6 packet (forwarding of IPv6 is a config switch).
-    Ipv6,
-    /// An IPv4 fragment (tunfw does not reassemble).
+    /// A fragment of an IPv4 or IPv6 datagram (tunfw does not reassemble).
     Fragment,
 }
 
-/// Parse an IP packet as read from a TUN device without packet-info header
-/// and without virtio-net header: every checksum is verified.
+/// Parse an IP packet (either family) as read from a TUN device without
+/// packet-info header and without virtio-net header: every checksum is
+/// verified.
 ///
 /// Guarantees: never panics on any input; returns `Err(Invalid(_))` for
 /// truncated headers, header lengths that contradict the buffer, bad IPv4
-/// header checksums, bad TCP/ICMP checksums and bad non-zero UDP checksums.
+/// header checksums, IPv6 extension-header chains that are truncated or end
+/// in No Next Header (Linux's `ipv6_skip_exthdr` fails on both), bad
+/// TCP/ICMP/ICMPv6 checksums and bad non-zero UDP checksums. An IPv6
+/// packet's protocol and header length are those of the upper layer found
+/// after the extension headers.
 pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
     parse_with(buf, &vnet::PLAIN)
 }
@@ -159,12 +168,17 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
 /// otherwise). The IPv4 header checksum is always verified. The payload of a
 /// super-packet is all of its segments' payloads.
 pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseError> {
+    if buf.first().is_some_and(|b| b >> 4 == 6) {
+        parse_v6(buf, vnet)
+    } else {
+        parse_v4(buf, vnet)
+    }
+}
+
+fn parse_v4<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseError> {
     let invalid = |r| Err(ParseError::Invalid(r));
     let ip = match Header::check_packet(buf) {
         Ok(h) => h,
-        Err(HeaderError::Version) if buf.first().is_some_and(|b| b >> 4 == 6) => {
-            return Err(ParseError::Ipv6)
-        }
         Err(HeaderError::Version) | Err(HeaderError::BadLength) => {
             return invalid(InvalidReason::IpBadHeader)
         }
@@ -179,10 +193,9 @@ pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, Pa
     if ip.is_fragment() {
         return Err(ParseError::Fragment);
     }
-    let (src, dst) = (Ipv4Addr::from(ip.src), Ipv4Addr::from(ip.dst));
     let info = IpInfo {
-        src: IpAddr::V4(src),
-        dst: IpAddr::V4(dst),
+        src: IpAddr::V4(Ipv4Addr::from(ip.src)),
+        dst: IpAddr::V4(Ipv4Addr::from(ip.dst)),
         ttl: ip.ttl,
         protocol: ip.protocol,
         header_len: ip.header_len,
@@ -194,22 +207,76 @@ pub fn parse_with<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, Pa
         vnet::GSO_UDP_L4 | vnet::GSO_UDP => ip.protocol == PROTO_UDP && vnet.gso_size > 0,
         _ => false,
     };
+    transport(info, buf, vnet, gso_ok)
+}
+
+fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseError> {
+    let invalid = |r| Err(ParseError::Invalid(r));
+    let ip = match ipv6::Header::check_packet(buf) {
+        Ok(h) => h,
+        Err(ipv6::HeaderError::Truncated) => return invalid(InvalidReason::IpTruncated),
+        Err(_) => return invalid(InvalidReason::IpBadHeader),
+    };
+    let buf = &buf[..ip.total_len];
+    let chain = match ipv6::walk(buf, ip.next_header) {
+        Ok(c) => c,
+        Err(ipv6::HeaderError::NoNextHeader) => return invalid(InvalidReason::Ipv6NoNextHeader),
+        Err(_) => return invalid(InvalidReason::Ipv6BadExtHeader),
+    };
+    if chain.is_fragment() {
+        return Err(ParseError::Fragment);
+    }
+    let info = IpInfo {
+        src: IpAddr::V6(Ipv6Addr::from(ip.src)),
+        dst: IpAddr::V6(Ipv6Addr::from(ip.dst)),
+        ttl: ip.hop_limit,
+        protocol: chain.protocol,
+        header_len: chain.offset,
+        total_len: ip.total_len,
+    };
+    let gso_ok = match vnet.gso() {
+        vnet::GSO_NONE => true,
+        vnet::GSO_TCPV6 => chain.protocol == PROTO_TCP && vnet.gso_size > 0,
+        vnet::GSO_UDP_L4 => chain.protocol == PROTO_UDP && vnet.gso_size > 0,
+        _ => false,
+    };
+    transport(info, buf, vnet, gso_ok)
+}
+
+/// The transport layer of the packet `buf` (cut to its total length) whose
+/// network layer is `ip`.
+fn transport<'a>(
+    ip: IpInfo,
+    buf: &'a [u8],
+    vnet: &VnetHeader,
+    gso_ok: bool,
+) -> Result<Packet<'a>, ParseError> {
     if !gso_ok {
-        return invalid(InvalidReason::VnetBadGso);
+        return Err(ParseError::Invalid(InvalidReason::VnetBadGso));
     }
     let payload = &buf[ip.header_len..];
     // Where each protocol's checksum field sits in its header.
     let trusted = |field: usize| vnet.transport_checksum_trusted(ip.header_len, field);
-    let transport = match ip.protocol {
-        PROTO_TCP => Transport::Tcp(parse_tcp(payload, src, dst, trusted(tcp_wire::CHECKSUM))?),
-        PROTO_UDP => Transport::Udp(parse_udp(payload, src, dst, trusted(UDP_CHECKSUM))?),
-        PROTO_ICMP => Transport::Icmp(parse_icmp(payload, trusted(ICMP_CHECKSUM))?),
+    let (src, dst) = (IpAddress::from(ip.src), IpAddress::from(ip.dst));
+    let transport = match (ip.protocol, ip.src) {
+        (PROTO_TCP, _) => {
+            Transport::Tcp(parse_tcp(payload, src, dst, trusted(tcp_wire::CHECKSUM))?)
+        }
+        (PROTO_UDP, _) => Transport::Udp(parse_udp(payload, src, dst, trusted(UDP_CHECKSUM))?),
+        (PROTO_ICMP, IpAddr::V4(_)) => {
+            Transport::Icmp(parse_icmp(payload, 0, trusted(ICMP_CHECKSUM))?)
+        }
+        (PROTO_ICMPV6, IpAddr::V6(s)) => {
+            let IpAddr::V6(d) = ip.dst else {
+                return Err(ParseError::Invalid(InvalidReason::IpBadHeader));
+            };
+            let len = payload.len() as u32;
+            let pseudo = pseudo_header_v6(s.octets(), d.octets(), PROTO_ICMPV6, len);
+            Transport::Icmpv6(parse_icmp(payload, pseudo, trusted(ICMP_CHECKSUM))?)
+        }
         _ => Transport::Other,
     };
-    Ok(Packet {
-        ip: info,
-        transport,
-    })
+    Ok(Packet { ip, transport })
 }
 
 /// Length of the UDP header.
@@ -221,13 +288,13 @@ const ICMP_CHECKSUM: usize = 2;
 
 fn parse_tcp(
     seg: &[u8],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddress,
+    dst: IpAddress,
     checksum_trusted: bool,
 ) -> Result<TcpInfo<'_>, ParseError> {
     let tcp = TcpPacket::new_checked(seg)
         .map_err(|_| ParseError::Invalid(InvalidReason::TcpTruncated))?;
-    if !checksum_trusted && !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
+    if !checksum_trusted && !tcp.verify_checksum(&src, &dst) {
         return Err(ParseError::Invalid(InvalidReason::TcpBadChecksum));
     }
     let header_len = usize::from(tcp.header_len());
@@ -245,8 +312,8 @@ fn parse_tcp(
 
 fn parse_udp(
     dgram: &[u8],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddress,
+    dst: IpAddress,
     checksum_trusted: bool,
 ) -> Result<UdpInfo<'_>, ParseError> {
     let (Some(len), true) = (
@@ -261,7 +328,7 @@ fn parse_udp(
     let dgram = &dgram[..len];
     let udp = UdpPacket::new_checked(dgram)
         .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
-    if !checksum_trusted && !udp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
+    if !checksum_trusted && !udp.verify_checksum(&src, &dst) {
         return Err(ParseError::Invalid(InvalidReason::UdpBadChecksum));
     }
     Ok(UdpInfo {
@@ -271,11 +338,13 @@ fn parse_udp(
     })
 }
 
-fn parse_icmp(msg: &[u8], checksum_trusted: bool) -> Result<IcmpInfo<'_>, ParseError> {
+/// An ICMP or ICMPv6 message; `pseudo` is the sum of the pseudo-header its
+/// checksum covers (0 for ICMPv4, which has none).
+fn parse_icmp(msg: &[u8], pseudo: u64, checksum_trusted: bool) -> Result<IcmpInfo<'_>, ParseError> {
     let (Some(body), Some(ident)) = (msg.get(icmp::HEADER_LEN..), be16(msg, 4)) else {
         return Err(ParseError::Invalid(InvalidReason::IcmpTruncated));
     };
-    if !cfg!(fuzzing) && !checksum_trusted && internet_checksum(&[msg]) != 0 {
+    if !cfg!(fuzzing) && !checksum_trusted && !fold(pseudo + sum(msg)) != 0 {
         return Err(ParseError::Invalid(InvalidReason::IcmpBadChecksum));
     }
     Ok(IcmpInfo {

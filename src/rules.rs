@@ -1,5 +1,8 @@
 //! One rule: the matches a packet must pass (protocol, addresses, ports,
-//! conntrack state, ICMP type) and its target. Chains of rules are in
+//! conntrack state, ICMP or ICMPv6 type) and its target. One ruleset serves
+//! both families, as nftables' `inet` family: a rule's addresses (and an
+//! ICMP or ICMPv6 protocol) tie it to one family, a rule without them
+//! matches both. Chains of rules are in
 //! [`crate::chain`].
 //!
 //! Matching is allocation-free: every list a rule needs was built when the
@@ -9,9 +12,9 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::conntrack::state::CtState;
-use crate::matchers::{CidrList, PortSpec};
+use crate::matchers::{CidrList, Family, PortSpec};
 use crate::packet::{Packet, Transport};
-use crate::wire::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// What to do with a matching packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,8 +35,10 @@ pub enum Proto {
     Tcp,
     /// UDP (17).
     Udp,
-    /// ICMP (1).
+    /// ICMP (1), over IPv4 only.
     Icmp,
+    /// ICMPv6 (58), over IPv6 only.
+    Icmpv6,
     /// Any IP protocol by number.
     Number(u8),
 }
@@ -45,8 +50,25 @@ impl Proto {
             Proto::Tcp => PROTO_TCP,
             Proto::Udp => PROTO_UDP,
             Proto::Icmp => PROTO_ICMP,
+            Proto::Icmpv6 => PROTO_ICMPV6,
             Proto::Number(n) => n,
         }
+    }
+
+    /// The family the protocol ties a rule to: ICMP is IPv4's, ICMPv6 is
+    /// IPv6's; `None` for the others (both families).
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Proto::Icmp => Some(Family::V4),
+            Proto::Icmpv6 => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// Whether a packet of `pkt`'s protocol and family is this protocol.
+    pub fn matches(self, pkt: &Packet<'_>) -> bool {
+        self.number() == pkt.ip.protocol
+            && self.family().is_none_or(|f| f == Family::of(pkt.ip.src))
     }
 }
 
@@ -65,16 +87,10 @@ impl StateSet {
         self.0 & state.bit() != 0
     }
 
-    /// The states in the set, in the order NEW, ESTABLISHED, RELATED, INVALID.
+    /// The states in the set, in the order NEW, ESTABLISHED, RELATED,
+    /// INVALID, UNTRACKED.
     pub fn states(self) -> impl Iterator<Item = CtState> {
-        [
-            CtState::New,
-            CtState::Established,
-            CtState::Related,
-            CtState::Invalid,
-        ]
-        .into_iter()
-        .filter(move |s| self.contains(*s))
+        CtState::ALL.into_iter().filter(move |s| self.contains(*s))
     }
 }
 
@@ -83,7 +99,7 @@ impl<'de> Deserialize<'de> for StateSet {
         let states = Vec::<CtState>::deserialize(d)?;
         if states.is_empty() {
             return Err(de::Error::custom(
-                "empty state set: name at least one of New, Established, Related, Invalid",
+                "empty state set: name at least one of New, Established, Related, Invalid, Untracked",
             ));
         }
         Ok(StateSet::of(&states))
@@ -137,19 +153,53 @@ impl Rule {
         {
             return Err("sport/dport need proto: Tcp or proto: Udp".into());
         }
-        if (self.icmp_type.is_some() || self.icmp_code.is_some()) && proto != Some(PROTO_ICMP) {
-            return Err("icmp_type/icmp_code need proto: Icmp".into());
+        if (self.icmp_type.is_some() || self.icmp_code.is_some())
+            && !matches!(self.proto, Some(Proto::Icmp) | Some(Proto::Icmpv6))
+        {
+            return Err("icmp_type/icmp_code need proto: Icmp or proto: Icmpv6".into());
         }
+        self.family()?;
         if self.icmp_code.is_some() && self.icmp_type.is_none() {
             return Err("icmp_code needs icmp_type".into());
         }
         Ok(())
     }
 
+    /// The family the rule matches: that of its addresses and of its
+    /// protocol (ICMP, ICMPv6), `None` for both families (as a rule of
+    /// nftables' `inet` family without addresses); `Err` when they disagree.
+    pub fn family(&self) -> Result<Option<Family>, String> {
+        let mut found: Option<(Family, &str)> = None;
+        let lists = [("src", &self.src), ("dst", &self.dst)];
+        let from_lists = lists.into_iter().filter_map(|(what, list)| {
+            let list = list.as_ref()?;
+            Some(list.family().map(|f| f.map(|f| (f, what))))
+        });
+        let from_proto = self
+            .proto
+            .and_then(Proto::family)
+            .map(|f| Ok(Some((f, "proto"))));
+        for next in from_lists.chain(from_proto) {
+            let Some((f, what)) = next? else { continue };
+            match found {
+                Some((g, first)) if g != f => {
+                    return Err(format!(
+                        "the rule mixes families: {first} is {} and {what} is {}",
+                        g.as_str(),
+                        f.as_str()
+                    ))
+                }
+                Some(_) => {}
+                None => found = Some((f, what)),
+            }
+        }
+        Ok(found.map(|(f, _)| f))
+    }
+
     /// Whether the packet, in conntrack state `state`, matches this rule.
     pub fn matches(&self, pkt: &Packet<'_>, state: CtState) -> bool {
         if let Some(p) = self.proto {
-            if p.number() != pkt.ip.protocol {
+            if !p.matches(pkt) {
                 return false;
             }
         }
@@ -179,7 +229,7 @@ impl Rule {
             }
         }
         if let Some(t) = self.icmp_type {
-            let Transport::Icmp(i) = pkt.transport else {
+            let (Transport::Icmp(i) | Transport::Icmpv6(i)) = pkt.transport else {
                 return false;
             };
             if i.icmp_type != t || self.icmp_code.is_some_and(|c| c != i.code) {
@@ -196,6 +246,7 @@ impl Rule {
             Some(Proto::Tcp) => out += " -p tcp",
             Some(Proto::Udp) => out += " -p udp",
             Some(Proto::Icmp) => out += " -p icmp",
+            Some(Proto::Icmpv6) => out += " -p icmpv6",
             Some(Proto::Number(n)) => out += &format!(" -p {n}"),
             None => {}
         }
@@ -211,9 +262,13 @@ impl Rule {
         if let Some(p) = &self.dport {
             out += &format!(" --dport {p}");
         }
+        let icmp_type = match self.proto {
+            Some(Proto::Icmpv6) => "--icmpv6-type",
+            _ => "--icmp-type",
+        };
         match (self.icmp_type, self.icmp_code) {
-            (Some(t), Some(c)) => out += &format!(" --icmp-type {t}/{c}"),
-            (Some(t), None) => out += &format!(" --icmp-type {t}"),
+            (Some(t), Some(c)) => out += &format!(" {icmp_type} {t}/{c}"),
+            (Some(t), None) => out += &format!(" {icmp_type} {t}"),
             _ => {}
         }
         if let Some(s) = self.state {

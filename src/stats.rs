@@ -50,6 +50,11 @@ reason_enum! {
         IpBadHeader => "ip_bad_header",
         /// IPv4 header checksum wrong.
         IpBadChecksum => "ip_bad_checksum",
+        /// An IPv6 extension header runs past the end of the packet.
+        Ipv6BadExtHeader => "ipv6_bad_ext_header",
+        /// The IPv6 extension-header chain ends in No Next Header (59):
+        /// there is no transport to track (Linux's `ipv6_skip_exthdr` fails).
+        Ipv6NoNextHeader => "ipv6_no_next_header",
         /// TCP header shorter than 20 bytes or than its data offset.
         TcpTruncated => "tcp_truncated",
         /// TCP checksum wrong.
@@ -107,9 +112,12 @@ reason_enum! {
         RuleReject => "rule_reject",
         /// TTL was 0 or 1 on arrival: a router may not forward it.
         TtlExceeded => "ttl_exceeded",
-        /// IPv6 packet while IPv6 forwarding is off.
+        /// IPv6 packet while IPv6 forwarding is off (`ipv6: Drop`).
         Ipv6Disabled => "ipv6_disabled",
-        /// IPv4 fragment: tunfw does not reassemble (see README).
+        /// IPv6 packet from or to an address a router never forwards:
+        /// unspecified, loopback, multicast or link-local.
+        Ipv6Scope => "ipv6_scope",
+        /// IPv4 or IPv6 fragment: tunfw does not reassemble (see README).
         Fragment => "fragment",
         /// New flow while the table was full and no entry could be evicted.
         TableFull => "table_full",

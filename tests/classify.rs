@@ -287,16 +287,19 @@ fn fragments_and_ipv6_are_dropped_and_counted() {
     p[10..12].copy_from_slice(&c.to_be_bytes());
     assert_eq!(h.out(p).drop_reason(), Some(DropReason::Fragment));
 
-    let mut v6 = vec![0u8; 48];
-    v6[0] = 0x60;
-    v6[7] = 64;
+    let v6 = udp(CLIENT6, SERVER6, 1, 2, b"v6");
+    let drop = TRACKING_CONFIG.replace("router:", "ipv6: Drop, router:");
+    let mut h = Harness::with_config(&drop);
     assert_eq!(
         h.out(v6.clone()).drop_reason(),
         Some(DropReason::Ipv6Disabled)
     );
     let pass = TRACKING_CONFIG.replace("router:", "ipv6: Pass, router:");
     let mut h = Harness::with_config(&pass);
-    assert!(h.out(v6).forwards());
+    let v = h.out(v6);
+    assert!(v.forwards());
+    assert_eq!(v.state, None, "Pass forwards untracked");
+    assert_eq!(h.fw.conntrack().len(), 0);
 }
 
 // ---------------------------------------------------------------- router duties

@@ -47,7 +47,7 @@ const DEFAULT: &str = include_str!("../config/default.ron");
 fn check_accepts_the_embedded_default_and_the_file() {
     let (code, out, _) = tunfw(&["--check"]);
     assert_eq!(code, 0);
-    assert!(out.contains("ok (6 outbound rules"), "{out}");
+    assert!(out.contains("ok (7 outbound rules"), "{out}");
     let (code, _, _) = tunfw(&["--check", "--config", "config/default.ron"]);
     assert_eq!(code, 0);
 }

@@ -110,6 +110,9 @@ pub struct TimeoutSecs {
     /// ICMP queries; 1 to 4,320,000 s.
     #[serde(deserialize_with = "timeout")]
     pub icmp: u64,
+    /// ICMPv6 queries; 1 to 4,320,000 s.
+    #[serde(deserialize_with = "timeout")]
+    pub icmpv6: u64,
     /// Other protocols; 1 to 4,320,000 s.
     #[serde(deserialize_with = "timeout")]
     pub generic: u64,
@@ -121,6 +124,7 @@ impl Default for TimeoutSecs {
             tcp: TcpTimeoutSecs::default(),
             udp: UdpTimeoutSecs::default(),
             icmp: crate::conntrack::icmp::DEFAULT_TIMEOUT.as_secs(),
+            icmpv6: crate::conntrack::icmp::DEFAULT_V6_TIMEOUT.as_secs(),
             generic: crate::conntrack::generic::DEFAULT_TIMEOUT.as_secs(),
         }
     }
@@ -194,6 +198,7 @@ impl ConntrackSection {
                 replied: secs(t.udp.replied),
             },
             icmp_timeout: secs(t.icmp),
+            icmpv6_timeout: secs(t.icmpv6),
             generic_timeout: secs(t.generic),
             expectation_max: self.expectation_max,
         }
@@ -290,6 +295,7 @@ mod tests {
             ("udp.unreplied", t.udp.unreplied),
             ("udp.replied", t.udp.replied),
             ("icmp", t.icmp),
+            ("icmpv6", t.icmpv6),
             ("generic", t.generic),
         ] {
             TIMEOUT_SECS.assert_default(what, n);

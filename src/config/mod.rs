@@ -41,7 +41,7 @@ mod memory;
 mod names;
 mod ron_text;
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -65,10 +65,14 @@ pub const DEFAULT_CONFIG_NAME: &str = "config/default.ron (embedded)";
 /// What happens to IPv6 packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum Ipv6Mode {
-    /// Drop and count them (default).
+    /// Track and filter them as IPv4 (default): one table, one ruleset.
     #[default]
+    Track,
+    /// Drop and count them all.
     Drop,
-    /// Forward them untracked and unfiltered (hop limit decremented).
+    /// Forward them untracked and unfiltered (hop limit decremented): no
+    /// rule, no conntrack, no answer; for a link whose IPv6 is filtered
+    /// elsewhere.
     Pass,
 }
 
@@ -82,6 +86,12 @@ pub struct RouterAddresses {
     /// Source of errors sent to the WAN side.
     #[serde(default)]
     pub wan: Option<Ipv4Addr>,
+    /// Source of ICMPv6 errors sent to the LAN side (hop limit exceeded, reject).
+    #[serde(default)]
+    pub lan6: Option<Ipv6Addr>,
+    /// Source of ICMPv6 errors sent to the WAN side.
+    #[serde(default)]
+    pub wan6: Option<Ipv6Addr>,
 }
 
 /// One direction's rules and default policy.

@@ -176,7 +176,7 @@ mod tests {
         let (line, col) = at("65536");
         assert_eq!(locate(DEFAULT, &max), Some((line, col)));
         // Past every other field and rule; a string points inside its quotes.
-        let name = [Field("inbound"), Field("rules"), Index(5), Field("name")];
+        let name = [Field("inbound"), Field("rules"), Index(6), Field("name")];
         let (line, col) = at("ftp-passive-data-in");
         assert_eq!(locate(DEFAULT, &name), Some((line, col)));
         let ports = [Field("helpers"), Field("ftp"), Field("ports")];
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn a_missing_value_is_none() {
         for path in [
-            &[Field("outbound"), Field("rules"), Index(6), Field("name")][..],
+            &[Field("outbound"), Field("rules"), Index(7), Field("name")][..],
             &[Field("outbound"), Field("rules"), Index(0), Field("dport")][..],
             &[Field("colour")][..],
             &[Field("ipv6"), Field("x")][..],

@@ -19,6 +19,8 @@ pub struct ConntrackConfig {
     pub udp: UdpTimeouts,
     /// ICMP query timeout.
     pub icmp_timeout: Duration,
+    /// ICMPv6 query timeout.
+    pub icmpv6_timeout: Duration,
     /// Timeout of other protocols.
     pub generic_timeout: Duration,
     /// Maximum number of pending expectations (`nf_ct_expect_max`).
@@ -32,6 +34,7 @@ impl Default for ConntrackConfig {
             tcp: TcpConfig::default(),
             udp: UdpTimeouts::default(),
             icmp_timeout: icmp::DEFAULT_TIMEOUT,
+            icmpv6_timeout: icmp::DEFAULT_V6_TIMEOUT,
             generic_timeout: generic::DEFAULT_TIMEOUT,
             expectation_max: 1024,
         }

@@ -13,10 +13,22 @@ pub enum CtState {
     Related,
     /// Could not be tracked.
     Invalid,
+    /// Never tracked, by design: IPv6 neighbour discovery and multicast
+    /// listener messages (`--state UNTRACKED`).
+    Untracked,
 }
 
 impl CtState {
-    /// A bit for state sets: NEW=1, ESTABLISHED=2, RELATED=4, INVALID=8.
+    /// Every state, in the order above.
+    pub const ALL: [CtState; 5] = [
+        CtState::New,
+        CtState::Established,
+        CtState::Related,
+        CtState::Invalid,
+        CtState::Untracked,
+    ];
+
+    /// A bit for state sets: NEW=1, ESTABLISHED=2, RELATED=4, INVALID=8, UNTRACKED=16.
     pub fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -28,6 +40,7 @@ impl CtState {
             CtState::Established => "ESTABLISHED",
             CtState::Related => "RELATED",
             CtState::Invalid => "INVALID",
+            CtState::Untracked => "UNTRACKED",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Classification: every packet is NEW, ESTABLISHED, RELATED or INVALID, as
-//! Linux conntrack and `xt_state` see it.
+//! Classification: every packet is NEW, ESTABLISHED, RELATED, INVALID or
+//! UNTRACKED, as Linux conntrack and `xt_state` see it.
 //!
 //! [`Conntrack::track`] runs before the rules (the kernel's PREROUTING): it
 //! updates existing flows and returns a *pending* flow for a NEW packet.
@@ -12,7 +12,7 @@ use core::time::Duration;
 use super::events::EventKind;
 use super::expect::ExpectKey;
 use super::flow::{Flow, FlowId, HelperSlot, ProtoState};
-use super::icmp::embedded_tuple;
+use super::icmp::{embedded_tuple, embedded_tuple_v6};
 use super::state::CtState;
 use super::table::{Conntrack, HelperState};
 use super::tcp::{TcpConn, TcpOutcome};
@@ -22,7 +22,7 @@ use crate::packet::{Packet, Transport};
 use crate::side::Side;
 use crate::stats::InvalidReason;
 use crate::time::Instant;
-use crate::wire::{icmp, PROTO_TCP};
+use crate::wire::{icmp, icmpv6, PROTO_TCP};
 
 /// The flow a tracked packet belongs to.
 // A pending flow is carried by value: boxing it would allocate for every new
@@ -95,10 +95,23 @@ impl<S: HelperState> Conntrack<S> {
     /// or prepare a new one.
     pub fn track(&mut self, pkt: &Packet<'_>, side: Side, now: Instant) -> Tracked {
         self.last_now = now;
-        if let Transport::Icmp(i) = pkt.transport {
-            if icmp::is_error(i.icmp_type) {
-                return self.track_icmp_error(pkt, i.body, now);
+        match pkt.transport {
+            Transport::Icmp(i) if icmp::is_error(i.icmp_type) => {
+                return self.track_icmp_error(pkt, embedded_tuple(i.body), now);
             }
+            // Linux never tracks neighbour discovery and MLD.
+            Transport::Icmpv6(i) if icmpv6::is_untracked(i.icmp_type) => {
+                return Tracked {
+                    state: CtState::Untracked,
+                    invalid: None,
+                    dir: Dir::Original,
+                    flow: FlowRef::None,
+                };
+            }
+            Transport::Icmpv6(i) if icmpv6::is_error(i.icmp_type) => {
+                return self.track_icmp_error(pkt, embedded_tuple_v6(i.body), now);
+            }
+            _ => {}
         }
         let tuple = Tuple::of_packet(pkt);
         let found = self.lookup(&tuple, now);
@@ -185,6 +198,7 @@ impl<S: HelperState> Conntrack<S> {
                     kill: false,
                 }
             }
+            (ProtoState::Icmp, Transport::Icmpv6(_)) => Step::refresh(cfg.icmpv6_timeout),
             (ProtoState::Icmp, _) => Step::refresh(cfg.icmp_timeout),
             // A TCP flow's tuple says protocol 6, and the parser gives every
             // such packet a TCP transport: the second arm is the compiler's.
@@ -260,6 +274,16 @@ impl<S: HelperState> Conntrack<S> {
                 }
                 (ProtoState::Icmp, cfg.icmp_timeout)
             }
+            Transport::Icmpv6(i) => {
+                if icmpv6::is_query_reply(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUnsolicitedReply);
+                }
+                // An unknown informational type cannot start a flow.
+                if !icmpv6::is_query_request(i.icmp_type) {
+                    return Err(InvalidReason::IcmpUntrackedType);
+                }
+                (ProtoState::Icmp, cfg.icmpv6_timeout)
+            }
             Transport::Other => (ProtoState::Generic, cfg.generic_timeout),
         };
         // Only an ICMP type without an answer has no inverse, and those
@@ -287,10 +311,16 @@ impl<S: HelperState> Conntrack<S> {
         Ok(flow)
     }
 
-    /// An ICMP error is RELATED to the flow of the packet it quotes, when
-    /// its outer destination is where that packet came from.
-    fn track_icmp_error(&mut self, pkt: &Packet<'_>, body: &[u8], now: Instant) -> Tracked {
-        let inner = match embedded_tuple(body) {
+    /// An ICMP or ICMPv6 error is RELATED to the flow of the packet it
+    /// quotes (`quoted`: its tuple as sent), when its outer destination is
+    /// where that packet came from.
+    fn track_icmp_error(
+        &mut self,
+        pkt: &Packet<'_>,
+        quoted: Result<Tuple, InvalidReason>,
+        now: Instant,
+    ) -> Tracked {
+        let inner = match quoted {
             Ok(t) => t,
             Err(reason) => return Tracked::invalid(reason),
         };

@@ -8,7 +8,7 @@ use std::collections::hash_map::RandomState;
 use serde::Serialize;
 
 use crate::packet::{Packet, Transport};
-use crate::wire::{icmp, protocol_name, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::{icmp, icmpv6, protocol_name, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// Direction of a packet relative to its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -37,9 +37,9 @@ impl Dir {
 /// A flow key in one direction, as the kernel's `nf_conntrack_tuple`, for
 /// either IP family (40 bytes).
 ///
-/// For TCP and UDP the ids are the ports; for ICMP queries `src_id` is the
-/// identifier and `dst_id` is the type and code ([`icmp::type_code`]); for
-/// other protocols both are 0.
+/// For TCP and UDP the ids are the ports; for ICMP and ICMPv6 queries
+/// `src_id` is the identifier and `dst_id` is the type and code
+/// ([`icmp::type_code`]); for other protocols both are 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Tuple {
     /// Source address.
@@ -60,7 +60,9 @@ impl Tuple {
         let (src_id, dst_id) = match pkt.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
             Transport::Udp(u) => (u.src_port, u.dst_port),
-            Transport::Icmp(i) => (i.ident, icmp::type_code(i.icmp_type, i.code)),
+            Transport::Icmp(i) | Transport::Icmpv6(i) => {
+                (i.ident, icmp::type_code(i.icmp_type, i.code))
+            }
             Transport::Other => (0, 0),
         };
         Tuple {
@@ -77,9 +79,10 @@ impl Tuple {
     pub fn invert(&self) -> Option<Tuple> {
         let (src_id, dst_id) = match self.protocol {
             PROTO_TCP | PROTO_UDP => (self.dst_id, self.src_id),
-            PROTO_ICMP => {
+            PROTO_ICMP | PROTO_ICMPV6 => {
                 let (ty, code) = icmp::split_type_code(self.dst_id);
-                (self.src_id, icmp::type_code(icmp::inverse_type(ty)?, code))
+                let answer = query_inverse(self.protocol, ty)?;
+                (self.src_id, icmp::type_code(answer, code))
             }
             _ => (0, 0),
         };
@@ -101,15 +104,37 @@ impl Tuple {
                 Endpoint(self.src, self.src_id),
                 Endpoint(self.dst, self.dst_id)
             ),
-            PROTO_ICMP => {
+            PROTO_ICMP | PROTO_ICMPV6 => {
                 let (ty, code) = icmp::split_type_code(self.dst_id);
                 format!(
-                    "icmp {} -> {} id {} type {ty}/{code}",
-                    self.src, self.dst, self.src_id
+                    "{} {} -> {} id {} type {ty}/{code}",
+                    protocol_name(self.protocol),
+                    self.src,
+                    self.dst,
+                    self.src_id
                 )
             }
             p => format!("proto {p} {} -> {}", self.src, self.dst),
         }
+    }
+}
+
+/// The type answering query type `ty` of the ICMP-like `protocol` (ICMP or
+/// ICMPv6), and back; `None` for other types and protocols.
+fn query_inverse(protocol: u8, ty: u8) -> Option<u8> {
+    match protocol {
+        PROTO_ICMP => icmp::inverse_type(ty),
+        PROTO_ICMPV6 => icmpv6::inverse_type(ty),
+        _ => None,
+    }
+}
+
+/// Whether `ty` is a query reply of the ICMP-like `protocol`.
+fn is_query_reply(protocol: u8, ty: u8) -> bool {
+    match protocol {
+        PROTO_ICMP => icmp::is_query_reply(ty),
+        PROTO_ICMPV6 => icmpv6::is_query_reply(ty),
+        _ => false,
     }
 }
 
@@ -174,10 +199,10 @@ impl FlowKey {
     pub(crate) fn of(t: &Tuple) -> FlowKey {
         let v4 = t.src.is_ipv4() && t.dst.is_ipv4();
         let (src, dst) = (bits(t.src), bits(t.dst));
-        if t.protocol == PROTO_ICMP {
+        if matches!(t.protocol, PROTO_ICMP | PROTO_ICMPV6) {
             let (ty, code) = icmp::split_type_code(t.dst_id);
-            let (requester, responder, ty) = match icmp::inverse_type(ty) {
-                Some(request) if icmp::is_query_reply(ty) => (dst, src, request),
+            let (requester, responder, ty) = match query_inverse(t.protocol, ty) {
+                Some(request) if is_query_reply(t.protocol, ty) => (dst, src, request),
                 _ => (src, dst, ty),
             };
             return FlowKey {
@@ -241,6 +266,8 @@ mod tests {
                 (PROTO_TCP, 40000, 80),
                 (PROTO_UDP, 53, 53),
                 (PROTO_ICMP, 7, icmp::type_code(icmp::ECHO_REQUEST, 0)),
+                (PROTO_ICMPV6, 7, icmp::type_code(icmpv6::ECHO_REQUEST, 0)),
+                (PROTO_ICMPV6, 9, icmp::type_code(icmpv6::NI_QUERY, 1)),
                 (47, 0, 0),
             ] {
                 let orig = t(a, b, proto, sid, did);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::conntrack::flow::Flow;
 use crate::conntrack::tuple::Dir;
-use crate::wire::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// Which flows a `flows` or `kill` request means. Absent fields match all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +35,7 @@ impl FlowFilter {
                         "tcp" => PROTO_TCP,
                         "udp" => PROTO_UDP,
                         "icmp" => PROTO_ICMP,
+                        "icmpv6" => PROTO_ICMPV6,
                         n => n.parse().map_err(|_| format!("bad proto {v:?}"))?,
                     })
                 }

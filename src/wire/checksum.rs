@@ -41,6 +41,12 @@ pub fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, len: u16) -> u
     sum(&src) + sum(&dst) + u64::from(protocol) + u64::from(len)
 }
 
+/// The sum of the IPv6 pseudo-header (RFC 8200 8.1) for an upper-layer
+/// packet of `len` bytes of `protocol` between `src` and `dst`; not folded.
+pub fn pseudo_header_v6(src: [u8; 16], dst: [u8; 16], protocol: u8, len: u32) -> u64 {
+    sum(&src) + sum(&dst) + u64::from(protocol) + u64::from(len >> 16) + u64::from(len & 0xffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

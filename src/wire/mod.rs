@@ -1,11 +1,13 @@
 //! Facts about bytes on the wire, with no state: protocol numbers, header
-//! offsets, TCP flags, ICMP types, checksums, the checked IPv4 header view
-//! and the virtio-net header. Every other module reads packets through
+//! offsets, TCP flags, ICMP and ICMPv6 types, checksums, the checked IPv4
+//! and IPv6 header views and the virtio-net header. Every other module reads packets through
 //! these; nothing here imports from the rest of the crate.
 
 pub mod checksum;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod vnet;
 

@@ -2,7 +2,7 @@
 //! harness that drives the pure packet path with an injected clock.
 #![allow(dead_code, unused_imports)]
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use tunfw::config::Config;
@@ -16,8 +16,43 @@ use tunfw::wire::checksum::internet_checksum;
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 1, 0, 0, 0, 0, 2);
+pub const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 2, 0, 0, 0, 0, 2);
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 3, 0, 0, 0, 0, 1);
 
 pub use tunfw::wire::tcp::flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
+
+/// An IP packet of `src`'s family (IPv6: no extension headers).
+fn ip_packet(src: IpAddr, dst: IpAddr, proto: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4(s, d, proto, ttl, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6(s, d, u8::from(proto), &[], ttl, payload),
+        _ => panic!("mixed families"),
+    }
+}
+
+/// An IPv6 packet whose fixed header's next header is `next`, followed by
+/// the raw extension headers `ext` and `payload`.
+pub fn ipv6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    ext: &[u8],
+    hop: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 40];
+    buf[0] = 0x60;
+    let len = (ext.len() + payload.len()) as u16;
+    buf[4..6].copy_from_slice(&len.to_be_bytes());
+    buf[6] = next;
+    buf[7] = hop;
+    buf[8..24].copy_from_slice(&src.octets());
+    buf[24..40].copy_from_slice(&dst.octets());
+    buf.extend_from_slice(ext);
+    buf.extend_from_slice(payload);
+    buf
+}
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 20 + payload.len()];
@@ -49,7 +84,8 @@ pub struct Seg {
     pub payload: Vec<u8>,
 }
 
-pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, s: &Seg) -> Vec<u8> {
+pub fn tcp(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, s: &Seg) -> Vec<u8> {
+    let (src, dst) = (src.into(), dst.into());
     let mut opts = s.options.clone();
     while opts.len() % 4 != 0 {
         opts.push(0);
@@ -69,15 +105,15 @@ pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, s: &Seg) -> Vec<u8> {
     }
     seg[13] = s.flags;
     let mut t = TcpPacket::new_unchecked(&mut seg);
-    t.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
-    ipv4(src, dst, IpProtocol::Tcp, 64, &seg)
+    t.fill_checksum(&IpAddress::from(src), &IpAddress::from(dst));
+    ip_packet(src, dst, IpProtocol::Tcp, 64, &seg)
 }
 
 /// A TCP segment without options, window 65000.
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_segment(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
     sport: u16,
     dport: u16,
     seq: u32,
@@ -101,7 +137,14 @@ pub fn tcp_segment(
     )
 }
 
-pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp(
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (src, dst) = (src.into(), dst.into());
     let mut d = vec![0u8; 8 + payload.len()];
     {
         let mut u = UdpPacket::new_unchecked(&mut d);
@@ -109,46 +152,85 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8])
         u.set_dst_port(dport);
         u.set_len((8 + payload.len()) as u16);
         u.payload_mut().copy_from_slice(payload);
-        u.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+        u.fill_checksum(&IpAddress::from(src), &IpAddress::from(dst));
     }
-    ipv4(src, dst, IpProtocol::Udp, 64, &d)
+    ip_packet(src, dst, IpProtocol::Udp, 64, &d)
 }
 
+/// An ICMP message, or an ICMPv6 message between IPv6 addresses (its
+/// checksum over the pseudo-header).
 pub fn icmp(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
     icmp_type: u8,
     code: u8,
     rest: [u8; 4],
     body: &[u8],
 ) -> Vec<u8> {
+    let (src, dst) = (src.into(), dst.into());
     let mut m = vec![icmp_type, code, 0, 0];
     m.extend_from_slice(&rest);
     m.extend_from_slice(body);
-    let c = internet_checksum(&[&m]);
+    let c = icmp_checksum(src, dst, &m);
     m[2..4].copy_from_slice(&c.to_be_bytes());
-    ipv4(src, dst, IpProtocol::Icmp, 64, &m)
+    let proto = if src.is_ipv4() {
+        IpProtocol::Icmp
+    } else {
+        IpProtocol::Icmpv6
+    };
+    ip_packet(src, dst, proto, 64, &m)
 }
 
-pub fn echo(src: Ipv4Addr, dst: Ipv4Addr, icmp_type: u8, id: u16, seq: u16) -> Vec<u8> {
+/// The checksum of ICMP message `m` (ICMPv6: with the pseudo-header).
+pub fn icmp_checksum(src: IpAddr, dst: IpAddr, m: &[u8]) -> u16 {
+    match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let len = m.len() as u32;
+            let pseudo = tunfw::wire::checksum::pseudo_header_v6(s.octets(), d.octets(), 58, len);
+            !tunfw::wire::checksum::fold(pseudo + tunfw::wire::checksum::sum(m))
+        }
+        _ => internet_checksum(&[m]),
+    }
+}
+
+pub fn echo(
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
+    icmp_type: u8,
+    id: u16,
+    seq: u16,
+) -> Vec<u8> {
     let [a, b] = id.to_be_bytes();
     let [c, d] = seq.to_be_bytes();
     icmp(src, dst, icmp_type, 0, [a, b, c, d], b"ping-payload")
 }
 
-/// An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`.
-pub fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+/// An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`
+/// (ICMPv6: the first 48).
+pub fn icmp_error(
+    from: impl Into<IpAddr>,
+    to: impl Into<IpAddr>,
+    icmp_type: u8,
+    code: u8,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let from = from.into();
+    let keep = if from.is_ipv4() { 28 } else { 48 };
     icmp(
         from,
         to,
         icmp_type,
         code,
         [0; 4],
-        &quoted[..quoted.len().min(28)],
+        &quoted[..quoted.len().min(keep)],
     )
 }
 
 pub fn with_ttl(mut pkt: Vec<u8>, ttl: u8) -> Vec<u8> {
+    if pkt[0] >> 4 == 6 {
+        pkt[7] = ttl;
+        return pkt;
+    }
     let mut ip = Ipv4Packet::new_unchecked(&mut pkt);
     ip.set_hop_limit(ttl);
     ip.fill_checksum();
@@ -159,7 +241,7 @@ pub fn with_ttl(mut pkt: Vec<u8>, ttl: u8) -> Vec<u8> {
 /// ways, INVALID is dropped by the policy. Tests of the tracker use it so that
 /// the verdict shows the conntrack state directly.
 pub const TRACKING_CONFIG: &str = r#"(
-    router: (lan: "10.0.1.1", wan: "10.0.2.1"),
+    router: (lan: "10.0.1.1", wan: "10.0.2.1", lan6: "fd00:0:1::1", wan6: "fd00:0:2::1"),
     outbound: (policy: Drop, rules: [(state: [New, Established, Related], action: Accept)]),
     inbound: (policy: Drop, rules: [(state: [New, Established, Related], action: Accept)]),
 )"#;
@@ -228,10 +310,16 @@ impl Harness {
     }
 }
 
-pub fn tuple(proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Tuple {
+pub fn tuple(
+    proto: u8,
+    src: impl Into<IpAddr>,
+    sport: u16,
+    dst: impl Into<IpAddr>,
+    dport: u16,
+) -> Tuple {
     Tuple {
-        src: IpAddr::V4(src),
-        dst: IpAddr::V4(dst),
+        src: src.into(),
+        dst: dst.into(),
         protocol: proto,
         src_id: sport,
         dst_id: dport,
