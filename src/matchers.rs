@@ -9,12 +9,15 @@ use core::net::IpAddr;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-/// An IP family: what a rule's addresses (or its ICMP protocol) tie it to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// An IP family: what a rule's addresses (or its ICMP protocol, or its
+/// `family` field: `Ipv4`, `Ipv6`) tie it to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 pub enum Family {
     /// IPv4.
+    #[serde(rename = "Ipv4")]
     V4,
     /// IPv6.
+    #[serde(rename = "Ipv6")]
     V6,
 }
 

@@ -113,6 +113,11 @@ pub struct Rule {
     /// Optional name, shown with the rule's counters.
     #[serde(default)]
     pub name: Option<String>,
+    /// IP family (`Ipv4` or `Ipv6`, as nftables' `meta nfproto`): a rule
+    /// without addresses matches both unless this ties it to one. Must
+    /// agree with the addresses and the protocol.
+    #[serde(default)]
+    pub family: Option<Family>,
     /// IP protocol.
     #[serde(default)]
     pub proto: Option<Proto>,
@@ -179,7 +184,8 @@ impl Rule {
             .proto
             .and_then(Proto::family)
             .map(|f| Ok(Some((f, "proto"))));
-        for next in from_lists.chain(from_proto) {
+        let from_field = self.family.map(|f| Ok(Some((f, "family"))));
+        for next in from_field.into_iter().chain(from_lists).chain(from_proto) {
             let Some((f, what)) = next? else { continue };
             match found {
                 Some((g, first)) if g != f => {
@@ -198,6 +204,9 @@ impl Rule {
 
     /// Whether the packet, in conntrack state `state`, matches this rule.
     pub fn matches(&self, pkt: &Packet<'_>, state: CtState) -> bool {
+        if self.family.is_some_and(|f| f != Family::of(pkt.ip.src)) {
+            return false;
+        }
         if let Some(p) = self.proto {
             if !p.matches(pkt) {
                 return false;
@@ -242,6 +251,11 @@ impl Rule {
     /// A one-line iptables-like description, for listings.
     pub fn describe(&self) -> String {
         let mut out = String::new();
+        match self.family {
+            Some(Family::V4) => out += " -4",
+            Some(Family::V6) => out += " -6",
+            None => {}
+        }
         match self.proto {
             Some(Proto::Tcp) => out += " -p tcp",
             Some(Proto::Udp) => out += " -p udp",
