@@ -585,3 +585,49 @@ fn one_table_holds_both_families() {
         CtState::Established
     ));
 }
+
+#[test]
+fn operations_cover_ipv6() {
+    use tunfw::control::FlowFilter;
+    let mut h = Harness::tracking();
+    h.out(udp(CLIENT, SERVER, 5000, 53, b"q4"));
+    h.out(udp(CLIENT6, SERVER6, 5000, 53, b"q6"));
+    h.out(echo(CLIENT6, SERVER6, ECHO_REQ, 4, 1));
+    let flows: Vec<_> = h.fw.conntrack().flows(h.now).copied().collect();
+    let count = |words: &[&str]| {
+        let f = FlowFilter::parse(words).unwrap();
+        flows.iter().filter(|fl| f.matches(fl)).count()
+    };
+    assert_eq!(count(&["family=6"]), 2);
+    assert_eq!(count(&["family=4"]), 1);
+    assert_eq!(count(&["addr=fd00:0:2::2"]), 2);
+    assert_eq!(count(&["proto=icmpv6"]), 1);
+    assert_eq!(count(&["family=6", "port=53"]), 1);
+    assert!(FlowFilter::parse(&["family=5"]).is_err());
+    // Listings and logs name IPv6 endpoints in brackets.
+    let views = tunfw::report::flows(&h.fw, h.now, |_| true);
+    let v6: Vec<_> = views.iter().filter(|v| v.family == "ipv6").collect();
+    assert_eq!(v6.len(), 2);
+    assert!(v6
+        .iter()
+        .any(|v| v.original == "udp [fd00:0:1::2]:5000 -> [fd00:0:2::2]:53"));
+    assert!(v6
+        .iter()
+        .any(|v| v.proto == "icmpv6" && v.reply.contains("type 129/0")));
+    let mut p = udp(CLIENT6, SERVER6, 1, 2, b"log");
+    let mut answer = vec![0u8; 1500];
+    let before = p.clone();
+    let v =
+        h.fw.process(tunfw::side::Side::Lan, &mut p, &mut answer, h.now);
+    let vnet = tunfw::wire::vnet::PLAIN;
+    let line = tunfw::report::log_line(&h.fw, tunfw::side::Side::Lan, &vnet, &before, &v);
+    assert!(
+        line.contains("udp [fd00:0:1::2]:1 -> [fd00:0:2::2]:2"),
+        "{line}"
+    );
+    // Counters per family.
+    let st = h.fw.stats();
+    assert_eq!(st.ipv6_in[0], 3);
+    assert_eq!(st.ipv6_forwarded[0], 3);
+    assert_eq!(st.packets_in[0], 4);
+}
