@@ -110,9 +110,12 @@ enum Command {
 /// Flow filters, as conntrack -L's.
 #[derive(clap::Args, Debug, Clone, Default)]
 struct FilterArgs {
-    /// Protocol: tcp, udp, icmp or a number.
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number.
     #[arg(long, short = 'p')]
     proto: Option<String>,
+    /// IP family: 4 or 6 (conntrack -f ipv4 / ipv6).
+    #[arg(long, short = 'f')]
+    family: Option<String>,
     /// TCP state (ESTABLISHED, TIME_WAIT, ...), or ASSURED / UNREPLIED.
     #[arg(long)]
     state: Option<String>,
@@ -138,6 +141,9 @@ impl FilterArgs {
         }
         if let Some(p) = self.port {
             w.push(format!("port={p}"));
+        }
+        if let Some(f) = &self.family {
+            w.push(format!("family={f}"));
         }
         w.join(" ")
     }

@@ -166,6 +166,77 @@ fn packet_path_does_not_allocate() {
 }
 
 #[test]
+fn ipv6_packet_path_does_not_allocate() {
+    let cfg = TRACKING_CONFIG.replace("router:", "conntrack: (max: 256), router:");
+    let mut h = Harness::with_config(&cfg);
+    let seg = |sport, dport, seq, ack, flags, payload: &[u8]| Seg {
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window: 64000,
+        payload: payload.to_vec(),
+        ..Seg::default()
+    };
+    let mut bufs: Vec<(tunfw::side::Side, Vec<u8>)> = Vec::new();
+    let (lan, wan) = (tunfw::side::Side::Lan, tunfw::side::Side::Wan);
+    bufs.push((lan, tcp(CLIENT6, SERVER6, &seg(999, 80, 1, 0, SYN, b""))));
+    bufs.push((
+        wan,
+        tcp(SERVER6, CLIENT6, &seg(80, 999, 100, 2, SYN | ACK, b"")),
+    ));
+    for i in 0..500u32 {
+        let s = seg(999, 80, 2 + i * 100, 101, ACK | PSH, &[7; 100]);
+        bufs.push((lan, tcp(CLIENT6, SERVER6, &s)));
+    }
+    let probe = udp(CLIENT6, SERVER6, 1, 9, b"x");
+    bufs.push((lan, probe.clone()));
+    bufs.push((wan, icmp_error(SERVER6, CLIENT6, 1, 4, &probe)));
+    for p in 0..1000u16 {
+        bufs.push((lan, udp(CLIENT6, SERVER6, 10_000 + p, 53, b"q")));
+    }
+    for s in 0..100u16 {
+        bufs.push((lan, echo(CLIENT6, SERVER6, 128, 3, s)));
+    }
+    bufs.push((lan, icmp(CLIENT6, SERVER6, 135, 0, [0; 4], &[0; 16])));
+    bufs.push((lan, with_ttl(udp(CLIENT6, SERVER6, 2, 9, b"x"), 1)));
+    let mut ext = vec![0x60u8; 48];
+    ext[6] = 0; // hop-by-hop whose length runs past the end
+    ext[4..6].copy_from_slice(&8u16.to_be_bytes());
+    ext[41] = 200;
+    bufs.push((lan, ext));
+    let mut answer = vec![0u8; 2048];
+
+    let (forwarded, allocations) = counted(|| {
+        let mut fwd = 0;
+        for (side, buf) in bufs.iter_mut() {
+            let v = h.fw.process(*side, buf, &mut answer, h.now);
+            fwd += usize::from(v.forwards());
+            h.now = tunfw::time::Instant::from_millis(h.now.total_millis() + 1);
+        }
+        h.now = h.now + core::time::Duration::from_secs(1_000_000);
+        while h.fw.next_deadline(h.now) <= h.now {
+            h.fw.tick(h.now);
+        }
+        fwd
+    });
+    assert_eq!(allocations, 0, "the IPv6 packet path allocated");
+    assert!(
+        forwarded > 1500,
+        "the workload really ran ({forwarded} forwarded)"
+    );
+    assert!(
+        h.fw.conntrack().stats.early_drop > 0,
+        "the table filled and evicted"
+    );
+    assert!(
+        h.fw.stats().sent_icmp > 0,
+        "an ICMPv6 time exceeded was built"
+    );
+}
+
+#[test]
 fn ftp_helper_path_does_not_allocate() {
     let mut h = Harness::default_config();
     let seg = tcp_segment;
