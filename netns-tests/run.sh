@@ -5,6 +5,11 @@
 # Every allowed check also shows tunfw forwarded the traffic (its counters);
 # every blocked check shows tunfw's drop counter moving; the last checks stop
 # tunfw and show that nothing passes without it.
+#
+# Environment: TOPO_PREFIX names the namespaces (default tunfwt: ${TOPO_PREFIX}-*
+# and, for the kernel parity check, ${TOPO_PREFIX}p-*); OFFLOAD_PASSES="on off"
+# (the default) runs every check with offloads on and with --offload off,
+# OFFLOAD_PASSES=on only the first pass; PARITY=0 skips the kernel parity check.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -331,8 +336,10 @@ suite_pass() {
 
     ops_suite
 
-    echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
-    check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+    if [ "${PARITY:-1}" != 0 ]; then
+        echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
+        check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+    fi
 
     # The servers of this pass live in namespaces the next pass replaces.
     local pid
@@ -343,9 +350,11 @@ suite_pass() {
 
 # The parity seed is fixed (parity.sh's DEFAULT_SEED) so a red run replays as it
 # ran; its first line, shown below, names it. Fresh seeds: scripts/parity-campaign.sh.
+# Its namespaces are ${TOPO_PREFIX}p-* (PARITY_PREFIX overrides), so that suites
+# run side by side under different TOPO_PREFIX values do not share them.
 t_kernel_parity() {
     local out rc=0
-    out=$(PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" \
+    out=$(PARITY_PREFIX="${PARITY_PREFIX:-${TOPO_PREFIX}p}" PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" \
         --seed "${PARITY_SEED:-20261201}" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
     grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]
