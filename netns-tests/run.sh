@@ -293,10 +293,12 @@ t_stopped_nothing_passes() {
 
 # ---------------------------------------------------------------------------
 TEST_CONFIG=$TOPO_DIR/test.ron
-sed -e 's/router: (lan: None, wan: None)/router: (lan: "'$TUNFW_LAN_IP'", wan: "'$TUNFW_WAN_IP'")/' \
+sed -e 's/router: (lan: None, wan: None, lan6: None, wan6: None)/router: (lan: "'$TUNFW_LAN_IP'", wan: "'$TUNFW_WAN_IP'", lan6: "'$TUNFW_LAN6'", wan6: "'$TUNFW_WAN6'")/' \
     -e 's/udp: (unreplied: 30, replied: 120)/udp: (unreplied: 2, replied: 120)/' \
     "$ROOT/config/default.ron" >"$TEST_CONFIG"
-if cmp -s "$TEST_CONFIG" "$ROOT/config/default.ron" || ! "$TUNFW_BIN" --check --config "$TEST_CONFIG" >/dev/null; then
+# Each substitution must have taken (a changed default silently kept the old text).
+if ! grep -q "router: (lan: \"$TUNFW_LAN_IP\", .*lan6: \"$TUNFW_LAN6\"" "$TEST_CONFIG" ||
+    ! grep -q 'udp: (unreplied: 2,' "$TEST_CONFIG" || ! "$TUNFW_BIN" --check --config "$TEST_CONFIG" >/dev/null; then
     echo "could not derive the test config from config/default.ron" >&2
     exit 2
 fi
