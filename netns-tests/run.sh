@@ -76,6 +76,12 @@ grew() { local now; now=$(ctr "$1"); [ "$now" != missing ] && [ "$now" -gt "$2" 
 # wait_grew NAME BEFORE: wait until the counter is above BEFORE.
 wait_grew() { wait_until grew "$1" "$2" || { note "counter $1 stayed at $(ctr "$1") (was $2)"; return 1; }; }
 listening() { ip netns exec "$1" ss -Hln "$2" "sport = :$3" | grep -q .; }
+# listening_on NS -t|-u ADDR PORT: a socket listens on ADDR:PORT (ADDR v4 or v6).
+listening_on() {
+    local a=$3
+    [[ $a == *:* ]] && a="[$a]"
+    ip netns exec "$1" ss -Hln "$2" "src $a and sport = :$4" | grep -q .
+}
 
 # ---------------------------------------------------------------------------
 # Servers used by the checks.
