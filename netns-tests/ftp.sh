@@ -109,13 +109,24 @@ t_ftp_passes_unrelated() {
     [ "$(ctr expect.created)" = "$before" ] || { note "an expectation was created with the helper off"; return 1; }
 }
 
+# Packets the inbound rules that carry the server's control replies accepted
+# (tcp-in, or ftp-control-in where there is no tcp-in).
+control_replies() {
+    tunfw_ctl rules | awk '$1 == "inbound" && ($5 == "tcp-in" || $5 == "ftp-control-in") { n += $3 } END { print n + 0 }'
+}
+
 # t_ftp_blocked MODE COUNTER [6]: the transfer fails, and tunfw dropped the
-# data connection (COUNTER grew).
+# data connection (COUNTER grew), while the control session went on up to the
+# transfer: the server's replies (220, 230, 257, 229 or 200, ...) came in.
+# (A dropped control connection would grow COUNTER too.)
 t_ftp_blocked() {
-    local mode=$1 counter=$2 before
+    local mode=$1 counter=$2 before control
     before=$(ctr "$counter")
+    control=$(control_replies)
     ! ftp_get "$mode" "${3:-}" || { note "transfer succeeded"; return 1; }
     grew "$counter" "$before" || { note "$counter did not grow"; return 1; }
+    [ $(($(control_replies) - control)) -ge 4 ] ||
+        { note "the control session did not get through: $(cat "$FTP_DIR/curl.err")"; return 1; }
 }
 
 session_dir() {
