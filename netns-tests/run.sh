@@ -4,7 +4,7 @@
 #
 # Every allowed check also shows tunfw forwarded the traffic (its counters);
 # every blocked check shows tunfw's drop counter moving; the last checks stop
-# tunfw and show that nothing passes without it.
+# tunfw and show that nothing passes without it. IPv4 and IPv6 (ipv6.sh).
 #
 # Environment: TOPO_PREFIX names the namespaces (default tunfwt: ${TOPO_PREFIX}-*
 # and, for the kernel parity check, ${TOPO_PREFIX}p-*); OFFLOAD_PASSES="on off"
@@ -21,6 +21,8 @@ source "$ROOT/scripts/netns.sh"
 source "$HERE/ftp.sh"
 # shellcheck source=ops.sh
 source "$HERE/ops.sh"
+# shellcheck source=ipv6.sh
+source "$HERE/ipv6.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -331,6 +333,7 @@ suite_pass() {
     check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
     check forwarded_flood_other_side_served t_forwarded_flood_other_side_served
 
+    ipv6_suite
     ftp_suite
     import_suite
 
@@ -341,6 +344,7 @@ suite_pass() {
     check idle_tunfw_uses_no_cpu t_idle_uses_no_cpu
     check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
     check tunfw_stopped_nothing_passes t_stopped_nothing_passes
+    check tunfw_stopped_nothing_passes_ipv6 t6_stopped_nothing_passes
 
     ops_suite
 
