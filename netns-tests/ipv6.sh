@@ -167,7 +167,7 @@ t6_pmtu_upload_completes_related() {
     v6_upload 7106 15 || return 1
     client_pmtu_1280 || { note "the client did not learn the path MTU"; return 1; }
     [ "$(rule_pkts inbound icmpv6-in)" -gt "$before" ] || { note "icmpv6-in did not count the packet too big"; return 1; }
-    log_since "$lines" | grep -q "accept rule=icmpv6-in dir=inbound state=RELATED icmpv6 $SERVER6 -> $CLIENT6 .*type 2/0" ||
+    wait_until eval "log_since $lines | grep -q 'accept rule=icmpv6-in dir=inbound state=RELATED icmpv6 $SERVER6 -> $CLIENT6 .*type 2/0'" ||
         { note "no RELATED log line for the packet too big:"; log_since "$lines" | sed 's/^/    /'; return 1; }
     log_since "$lines" | grep "type 2/0" | head -1 | sed 's/^/    /'
 }
@@ -181,7 +181,7 @@ t6_pmtu_upload_stalls_without_related() {
     ! v6_upload 7107 4 || { note "the upload completed"; return 1; }
     grew drop.policy_inbound "$before" || { note "drop not counted"; return 1; }
     ! client_pmtu_1280 || { note "the client learnt the path MTU"; return 1; }
-    log_since "$lines" | grep -q "drop reason=policy_inbound rule=policy dir=inbound state=RELATED icmpv6 $SERVER6 -> $CLIENT6 .*type 2/0" ||
+    wait_until eval "log_since $lines | grep -q 'drop reason=policy_inbound rule=policy dir=inbound state=RELATED icmpv6 $SERVER6 -> $CLIENT6 .*type 2/0'" ||
         { note "no log line of a dropped RELATED packet too big:"; log_since "$lines" | sed 's/^/    /'; return 1; }
     log_since "$lines" | grep "type 2/0" | head -1 | sed 's/^/    /'
 }
