@@ -27,6 +27,27 @@
 //! its bytes; evictions and completions free whole queues, each queue
 //! once.
 //!
+//! # Using it
+//!
+//! Give every packet read from a device to [`Reassembler::push`] before
+//! parsing it (or every packet the parser calls a fragment), then:
+//!
+//! * [`Outcome::NotFragment`]: process the packet as it is.
+//! * [`Outcome::Queued`]: nothing to forward; the fragment is held.
+//! * [`Outcome::Dropped`]: drop the packet and count the reason.
+//! * [`Outcome::Complete`]: process [`Reassembler::datagram_mut`] as the
+//!   packet (it is a whole, valid datagram; change it in place). To
+//!   forward it, ask [`Reassembled::forward_size`] with the outgoing
+//!   MTU: `Ok(size)` means write pieces `0..fragment_count(dg, size)` of
+//!   [`refragment`](refragment()) (IPv6: with [`Reassembled::ident`]);
+//!   `Err(mtu)` means drop it and send fragmentation needed / packet too
+//!   big. An ICMP error about the datagram quotes the first fragment:
+//!   [`Reassembler::first_fragment`] writes it (or a prefix of it).
+//!   The buffer is valid until the next push.
+//!
+//! Call [`Reassembler::tick`] when [`Reassembler::next_deadline`] is
+//! due; [`Reassembler::stats`] for counters.
+//!
 //! # The rules, as the kernel has them
 //!
 //! * Queues are keyed IPv4 by (side, source, destination, identification,
@@ -90,7 +111,7 @@ pub mod v4;
 pub mod v6;
 
 pub use config::DefragConfig;
-pub use outcome::{Family, FragDrop, Outcome, Reassembled};
+pub use outcome::{Family, FragDrop, Outcome, Reassembled, IPV6_MIN_MTU};
 pub use reassembler::Reassembler;
 pub use refragment::{fragment_count, refragment, RefragError};
 pub use stats::DefragStats;

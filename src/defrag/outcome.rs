@@ -103,10 +103,46 @@ pub struct Reassembled {
     pub first_len: usize,
     /// How many fragments made it.
     pub fragments: usize,
+    /// IPv4: the datagram carries DF (the largest fragment had it).
+    pub dont_fragment: bool,
     /// The identification its fragments carried (IPv4: the 16-bit field;
     /// IPv6: the fragment header's 32 bits, which the datagram no longer
     /// holds: pass it to [`super::refragment()`]).
     pub ident: u32,
+}
+
+/// The smallest MTU an IPv6 link has (RFC 8200 5, `IPV6_MIN_MTU`).
+pub const IPV6_MIN_MTU: usize = 1280;
+
+impl Reassembled {
+    /// How to send the datagram out of a link of `mtu` bytes, as Linux
+    /// forwards a defragmented datagram: `Ok(size)` to pass to
+    /// [`super::refragment()`], or `Err(mtu)` when it must not be cut
+    /// that small and the sender is owed an ICMP error quoting
+    /// [`super::Reassembler::first_fragment`] (IPv4 fragmentation needed,
+    /// IPv6 packet too big, with `mtu`).
+    ///
+    /// IPv4 (`ip_forward`'s `ip_exceeds_mtu`, `ip_fragment`,
+    /// `ip_do_fragment`): with DF, a largest fragment above `mtu` is an
+    /// error; otherwise the datagram is always cut (even when it would fit
+    /// whole) at the smaller of `mtu` and the largest fragment's size.
+    ///
+    /// IPv6 (`ip6_pkt_too_big`, `ip6_finish_output`, `ip6_fragment`): a
+    /// largest fragment above `mtu` is an error; a datagram no longer than
+    /// it goes whole; a longer one is cut at the largest fragment's size,
+    /// but never below 1,280 bytes (Linux's floor; where the datagram
+    /// then fits, Linux sends it as one atomic fragment, here it goes
+    /// whole).
+    pub fn forward_size(&self, mtu: usize) -> Result<usize, usize> {
+        let max = self.max_fragment_size;
+        match self.family {
+            Family::V4 if self.dont_fragment && max > mtu => Err(mtu),
+            Family::V4 => Ok(max.min(mtu)),
+            Family::V6 if max > mtu => Err(mtu),
+            Family::V6 if self.len <= max => Ok(self.len),
+            Family::V6 => Ok(max.max(IPV6_MIN_MTU).min(mtu)),
+        }
+    }
 }
 
 /// What became of a packet given to [`super::Reassembler::push`].

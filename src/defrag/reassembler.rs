@@ -315,6 +315,7 @@ impl Reassembler {
             max_fragment_size: q.max_size as usize,
             first_len: q.first.len as usize,
             fragments: q.frags().len(),
+            dont_fragment: q.family == Family::V4 && q.max_df_size == q.max_size,
             ident: q.key.ident,
         };
         self.done = Some(Done {

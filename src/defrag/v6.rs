@@ -138,9 +138,6 @@ pub fn read(side: Side, pkt: &[u8]) -> Read<'_> {
     let Some((at, next_header_at)) = find_fragment_header(buf, h.next_header) else {
         return Read::Whole;
     };
-    if transport_truncated(buf, at) {
-        return Read::Drop(FragDrop::Incomplete);
-    }
     let (Some(fh), Some(word), Some(ident)) = (
         buf.get(at..at + FRAGMENT_HEADER_LEN),
         be16(buf, at + 2),
@@ -150,8 +147,13 @@ pub fn read(side: Side, pkt: &[u8]) -> Read<'_> {
     };
     let start = u32::from(word & !7);
     let more = word & 1 != 0;
+    // An atomic fragment is a whole packet before anything else is asked
+    // of it (RFC 6946; `ipv6_frag_rcv` checks this first too).
     if start == 0 && !more {
         return Read::Whole;
+    }
+    if transport_truncated(buf, at) {
+        return Read::Drop(FragDrop::Incomplete);
     }
     let data = &buf[at + FRAGMENT_HEADER_LEN..];
     let mut fragment_header = [0; 8];

@@ -331,3 +331,61 @@ fn the_first_fragment_is_rebuilt_for_icmp_errors() {
     r.push(Side::Lan, &f1, t(0));
     assert_eq!((r.first_fragment(&mut out), r.datagram().len()), (0, 0));
 }
+
+#[test]
+fn forwarding_sizes_as_linux_decides_them() {
+    use crate::defrag::{Family, Reassembled};
+    let dg = |family, len, max, df| Reassembled {
+        family,
+        len,
+        max_fragment_size: max,
+        first_len: max,
+        fragments: 3,
+        ident: 0,
+        dont_fragment: df,
+    };
+    // IPv4: always cut, at the smaller size; DF forbids cutting smaller.
+    assert_eq!(
+        dg(Family::V4, 4000, 1500, false).forward_size(9000),
+        Ok(1500)
+    );
+    assert_eq!(
+        dg(Family::V4, 4000, 1500, false).forward_size(1400),
+        Ok(1400)
+    );
+    assert_eq!(
+        dg(Family::V4, 4000, 1500, true).forward_size(1500),
+        Ok(1500)
+    );
+    assert_eq!(
+        dg(Family::V4, 4000, 1500, true).forward_size(1400),
+        Err(1400)
+    );
+    // IPv6: too big is an error; whole when no longer than the largest
+    // fragment; else cut at it, never below 1,280.
+    assert_eq!(
+        dg(Family::V6, 4000, 1500, false).forward_size(1400),
+        Err(1400)
+    );
+    assert_eq!(
+        dg(Family::V6, 4000, 1500, false).forward_size(9000),
+        Ok(1500)
+    );
+    assert_eq!(
+        dg(Family::V6, 1200, 600, false).forward_size(1500),
+        Ok(1280)
+    );
+    assert_eq!(
+        dg(Family::V6, 1200, 1200, false).forward_size(1500),
+        Ok(1200)
+    );
+    // The reassembler reports DF as it set it.
+    let mut r = Reassembler::new(DefragConfig::default());
+    let d = datagram4(20, 17, 1000, 1, 0, true);
+    r.push(Side::Lan, &frag4(&d, 0, 800, true), t(0));
+    let Outcome::Complete(info) = r.push(Side::Lan, &frag4(&d, 800, 208, false), t(0)) else {
+        panic!("complete");
+    };
+    assert!(info.dont_fragment);
+    assert_eq!(info.forward_size(576), Err(576));
+}
