@@ -21,6 +21,8 @@ source "$ROOT/scripts/netns.sh"
 source "$HERE/ftp.sh"
 # shellcheck source=ops.sh
 source "$HERE/ops.sh"
+# shellcheck source=fragments.sh
+source "$HERE/fragments.sh"
 # shellcheck source=ipv6.sh
 source "$HERE/ipv6.sh"
 
@@ -336,6 +338,7 @@ suite_pass() {
     ipv6_suite
     ftp_suite
     import_suite
+    fragments_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

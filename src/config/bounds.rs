@@ -62,10 +62,11 @@ pub(super) const LOG_BURST: Bounds = Bounds {
     unit: "",
 };
 
-/// Reassembly memory (both thresholds): 64 KiB to 1 GiB, allocated at start.
+/// Reassembly memory (both thresholds): 64 KiB to 256 MiB (64 times
+/// Linux's default), allocated at start.
 pub(super) const DEFRAG_BYTES: Bounds = Bounds {
     min: 65_536,
-    max: 1 << 30,
+    max: 256 << 20,
     unit: " bytes",
 };
 /// A reassembly queue's lifetime: 1 s to 10 minutes (Linux: 30 s IPv4, 60 s IPv6).

@@ -14,7 +14,7 @@ use crate::defrag::DefragConfig;
 #[serde(deny_unknown_fields, default)]
 pub struct DefragSection {
     /// Memory fragments may hold, both families together, 65,536 bytes to
-    /// 1 GiB (default 4 MiB); allocated in full at start.
+    /// 256 MiB (default 4 MiB); allocated in full at start.
     #[serde(deserialize_with = "defrag_bytes")]
     pub high_thresh: usize,
     /// When a fragment would take memory above `high_thresh`, the oldest

@@ -63,10 +63,12 @@ pub struct TableMemory {
     /// The FTP helper's per-flow state (line buffers):
     /// `helpers.ftp.max_control_flows` slots; 0 without the helper.
     pub ftp_helper: u64,
-    /// The reassembler: `defrag.high_thresh` bytes of fragment memory
-    /// (chunks and queue records) and three datagram-sized buffers (the
-    /// reassembled datagram, the firewall's copy of it, its first fragment
-    /// rebuilt for ICMP quotes); 0 unless [`TableMemory::with_defrag`].
+    /// The reassembler: at most twice `defrag.high_thresh` (its chunks,
+    /// `high_thresh` bytes; as many queue records, 888 bytes each, as that
+    /// memory could hold queues, and their index, under `high_thresh`
+    /// again) and three datagram-sized buffers (the reassembled datagram,
+    /// the firewall's copy of it, its first fragment rebuilt for ICMP
+    /// quotes); 0 unless [`TableMemory::with_defrag`].
     pub defrag: u64,
 }
 
@@ -95,7 +97,7 @@ impl TableMemory {
     /// These tables and a reassembler of `high_thresh` bytes.
     pub fn with_defrag(self, high_thresh: usize) -> TableMemory {
         TableMemory {
-            defrag: high_thresh as u64 + 3 * DATAGRAM_BUFFER,
+            defrag: 2 * high_thresh as u64 + 3 * DATAGRAM_BUFFER,
             ..self
         }
     }
