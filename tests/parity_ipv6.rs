@@ -1,0 +1,87 @@
+//! What the kernel parity harness found once it had an IPv6 side
+//! (netns-tests/parity, sequences v6_* and random6_*), each pinned as a
+//! packet sequence with the verdicts Linux 6.18 gives it under the seed
+//! rules (ip6tables/iptables on the nf_tables backend). Where the finding
+//! holds for IPv4 as well, both families are checked.
+
+mod common;
+
+use core::net::IpAddr;
+
+use common::*;
+use tunfw::conntrack::CtState;
+use tunfw::stats::DropReason;
+
+/// A TCP segment with window 29200 and no options.
+#[allow(clippy::too_many_arguments)]
+fn seg(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    tcp(
+        src,
+        dst,
+        &Seg {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 29200,
+            ..Seg::default()
+        },
+    )
+}
+
+fn families() -> [(IpAddr, IpAddr); 2] {
+    [
+        (IpAddr::V4(CLIENT), IpAddr::V4(SERVER)),
+        (IpAddr::V6(CLIENT6), IpAddr::V6(SERVER6)),
+    ]
+}
+
+/// Parity v6_hop_limit_1_fin_then_ack and ttl_1_fin_then_ack: a FIN that
+/// expires at the firewall (hop limit / TTL 1) was still seen by conntrack
+/// in PREROUTING (ip_forward and ip6_forward drop it later), so the
+/// server's FIN/ACK acknowledging it is within the window.
+#[test]
+fn an_expiring_fin_still_moves_the_flow() {
+    for (c, s) in families() {
+        let mut h = Harness::default_config();
+        assert!(h.out(seg(c, s, 40000, 80, 100, 0, SYN)).forwards());
+        assert!(h.inb(seg(s, c, 80, 40000, 5000, 101, SYN | ACK)).forwards());
+        assert!(h.out(seg(c, s, 40000, 80, 101, 5001, ACK)).forwards());
+        let fin = with_ttl(seg(c, s, 40000, 80, 101, 5001, FIN | ACK), 1);
+        let v = h.out(fin);
+        assert_eq!(v.drop_reason(), Some(DropReason::TtlExceeded), "{c}");
+        assert_eq!(v.state, Some(CtState::Established), "{c}: tracked first");
+        let t = tuple(6, c, 40000, s, 80);
+        let (flow, _) = h.flow(&t).expect("tracked");
+        assert_eq!(format!("{:?}", flow.tcp_state().unwrap()), "FinWait", "{c}");
+        // Acknowledges the FIN (102): out of window had the FIN not been seen.
+        let v = h.inb(seg(s, c, 80, 40000, 5001, 102, FIN | ACK));
+        assert!(forwarded(&v, CtState::Established), "{c}: {v:?}");
+    }
+}
+
+/// Parity v6_hop_limit_1_rst_before_synack and ttl_1_rst_before_synack:
+/// the server's RST expires at the firewall but kills the unanswered flow
+/// in conntrack first; the SYN/ACK after it has no flow and is INVALID.
+#[test]
+fn an_expiring_rst_still_kills_the_flow() {
+    for (c, s) in families() {
+        let mut h = Harness::default_config();
+        assert!(h.out(seg(c, s, 40001, 80, 100, 0, SYN)).forwards());
+        let rst = with_ttl(seg(s, c, 80, 40001, 0, 101, RST | ACK), 1);
+        assert_eq!(h.inb(rst).drop_reason(), Some(DropReason::TtlExceeded));
+        assert!(h.flow(&tuple(6, c, 40001, s, 80)).is_none(), "{c}: killed");
+        let v = h.inb(seg(s, c, 80, 40001, 5000, 101, SYN | ACK));
+        assert_eq!(v.state, Some(CtState::Invalid), "{c}");
+        assert!(!v.forwards(), "{c}");
+        // A first packet that expires starts nothing (never confirmed).
+        let syn = with_ttl(seg(c, s, 40002, 80, 100, 0, SYN), 1);
+        let v = h.out(syn);
+        assert_eq!(
+            (v.drop_reason(), v.state),
+            (Some(DropReason::TtlExceeded), Some(CtState::New))
+        );
+        assert!(h.flow(&tuple(6, c, 40002, s, 80)).is_none(), "{c}");
+    }
+}
