@@ -10,7 +10,7 @@ use core::net::IpAddr;
 
 use common::*;
 use tunfw::conntrack::CtState;
-use tunfw::stats::DropReason;
+use tunfw::stats::{DropReason, InvalidReason};
 
 /// A TCP segment with window 29200 and no options.
 #[allow(clippy::too_many_arguments)]
@@ -84,4 +84,47 @@ fn an_expiring_rst_still_kills_the_flow() {
         );
         assert!(h.flow(&tuple(6, c, 40002, s, 80)).is_none(), "{c}");
     }
+}
+
+/// The start of the quoted packet: its IP header and the first `l4` bytes
+/// of its transport header.
+fn quote(pkt: &[u8], l4: usize) -> Vec<u8> {
+    let header = if pkt[0] >> 4 == 6 {
+        40
+    } else {
+        usize::from(pkt[0] & 0x0f) * 4
+    };
+    pkt[..header + l4].to_vec()
+}
+
+/// Parity v6_icmp_error_quote_ports_only and icmp_error_quote_ports_only:
+/// conntrack reads 4 bytes of a quoted TCP or UDP header (its ports,
+/// nf_ct_get_tuple_ports), so an error quoting no more is RELATED; fewer
+/// bytes find nothing.
+#[test]
+fn an_error_quoting_only_the_ports_is_related() {
+    for (c, s) in families() {
+        // Port unreachable: ICMP 3/3, ICMPv6 1/4.
+        let (ty, code) = if c.is_ipv4() { (3, 3) } else { (1, 4) };
+        let mut h = Harness::default_config();
+        let sent = udp(c, s, 40003, 9999, b"q");
+        assert!(h.out(sent.clone()).forwards());
+        let v = h.inb(icmp(s, c, ty, code, [0; 4], &quote(&sent, 4)));
+        assert!(forwarded(&v, CtState::Related), "{c}: {v:?}");
+        let v = h.inb(icmp(s, c, ty, code, [0; 4], &quote(&sent, 3)));
+        assert_eq!(v.invalid, Some(InvalidReason::IcmpErrorBadInner), "{c}");
+        // TCP too.
+        let syn = seg(c, s, 40004, 80, 100, 0, SYN);
+        assert!(h.out(syn.clone()).forwards());
+        let v = h.inb(icmp(s, c, ty, code, [0; 4], &quote(&syn, 4)));
+        assert!(forwarded(&v, CtState::Related), "{c}: {v:?}");
+    }
+    // An ICMP query quoted needs its 8-byte header (icmp_pkt_to_tuple).
+    let mut h = Harness::default_config();
+    let ping = echo(CLIENT6, SERVER6, 128, 7, 1);
+    assert!(h.out(ping.clone()).forwards());
+    let v = h.inb(icmp(SERVER6, CLIENT6, 1, 0, [0; 4], &quote(&ping, 8)));
+    assert!(forwarded(&v, CtState::Related), "{v:?}");
+    let v = h.inb(icmp(SERVER6, CLIENT6, 1, 0, [0; 4], &quote(&ping, 7)));
+    assert_eq!(v.invalid, Some(InvalidReason::IcmpErrorBadInner));
 }
