@@ -210,6 +210,7 @@ impl Firewall {
                 dst: t.dst,
                 ttl: 64,
                 protocol: t.protocol,
+                rule_protocol: t.protocol,
                 header_len: 20,
                 total_len: 20,
             },

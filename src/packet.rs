@@ -30,8 +30,12 @@ pub struct IpInfo {
     /// Time to live (hop limit).
     pub ttl: u8,
     /// IP protocol number of the payload (for IPv6, of the upper layer
-    /// after the extension headers).
+    /// after the extension headers, as conntrack finds it).
     pub protocol: u8,
+    /// The protocol rules match: nftables' `meta l4proto`. The same as
+    /// `protocol`, except for IPv6 behind an Authentication Header: 51 (AH)
+    /// to the rules, which then see no ports (see [`ipv6::Chain::auth`]).
+    pub rule_protocol: u8,
     /// Length of the IP header in bytes: for IPv6, the fixed header and the
     /// extension headers before the upper-layer header.
     pub header_len: usize,
@@ -126,6 +130,12 @@ pub struct Packet<'a> {
 }
 
 impl Packet<'_> {
+    /// Whether rules see the transport header conntrack reads (not the case
+    /// behind an IPv6 AH, see [`IpInfo::rule_protocol`]).
+    pub fn rules_see_transport(&self) -> bool {
+        self.ip.rule_protocol == self.ip.protocol
+    }
+
     /// Source and destination ports for TCP/UDP, `None` otherwise.
     pub fn ports(&self) -> Option<(u16, u16)> {
         match self.transport {
@@ -198,6 +208,7 @@ fn parse_v4<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         dst: IpAddr::V4(Ipv4Addr::from(ip.dst)),
         ttl: ip.ttl,
         protocol: ip.protocol,
+        rule_protocol: ip.protocol,
         header_len: ip.header_len,
         total_len: ip.total_len,
     };
@@ -231,6 +242,7 @@ fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         dst: IpAddr::V6(Ipv6Addr::from(ip.dst)),
         ttl: ip.hop_limit,
         protocol: chain.protocol,
+        rule_protocol: chain.rule_protocol(),
         header_len: chain.offset,
         total_len: ip.total_len,
     };

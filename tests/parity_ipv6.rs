@@ -6,7 +6,7 @@
 
 mod common;
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv6Addr};
 
 use common::*;
 use tunfw::conntrack::CtState;
@@ -127,4 +127,66 @@ fn an_error_quoting_only_the_ports_is_related() {
     assert!(forwarded(&v, CtState::Related), "{v:?}");
     let v = h.inb(icmp(SERVER6, CLIENT6, 1, 0, [0; 4], &quote(&ping, 7)));
     assert_eq!(v.invalid, Some(InvalidReason::IcmpErrorBadInner));
+}
+
+/// An Authentication Header (24 bytes) announcing `next`.
+fn ah(next: u8) -> [u8; 24] {
+    let mut h = [0u8; 24];
+    h[0] = next;
+    h[1] = 4; // (4 + 2) * 4 = 24 bytes
+    h[4..8].copy_from_slice(&0x1000u32.to_be_bytes());
+    h
+}
+
+/// `pkt` (IPv6, no extension headers) with an AH before its transport.
+fn behind_ah(pkt: &[u8]) -> Vec<u8> {
+    let (src, dst) = (addr6(&pkt[8..24]), addr6(&pkt[24..40]));
+    ipv6(src, dst, 51, &ah(pkt[6]), pkt[7], &pkt[40..])
+}
+
+fn addr6(b: &[u8]) -> Ipv6Addr {
+    Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap())
+}
+
+/// Parity v6_ext_ah_tcp: behind an AH, conntrack tracks the TCP segment
+/// (ipv6_skip_exthdr skips AH) but nftables' `meta l4proto` is AH
+/// (ipv6_find_hdr with IP6_FH_F_AUTH), so `-p tcp` rules (meta l4proto tcp)
+/// do not match: the SYN is NEW and dropped by the policy; a rule for
+/// protocol 51 accepts it and the flow is a TCP flow.
+#[test]
+fn rules_see_an_ipv6_packet_behind_ah_as_ah() {
+    let (c, s) = (IpAddr::V6(CLIENT6), IpAddr::V6(SERVER6));
+    let mut h = Harness::default_config();
+    let v = h.out(behind_ah(&seg(c, s, 40005, 80, 100, 0, SYN)));
+    assert_eq!(
+        (v.state, v.drop_reason()),
+        (Some(CtState::New), Some(DropReason::PolicyOutbound))
+    );
+    // An established flow's packets behind AH: tracked, but no tcp rule.
+    assert!(h.out(seg(c, s, 40005, 80, 100, 0, SYN)).forwards());
+    let v = h.inb(behind_ah(&seg(s, c, 80, 40005, 5000, 101, SYN | ACK)));
+    assert_eq!(
+        (v.state, v.drop_reason()),
+        (Some(CtState::Established), Some(DropReason::PolicyInbound))
+    );
+    let (flow, _) = h.flow(&tuple(6, c, 40005, s, 80)).expect("tracked");
+    assert!(flow.seen_reply, "conntrack saw the SYN/ACK behind the AH");
+    // IPv4 has no extension headers: AH there is the protocol itself.
+
+    let cfg = r#"(
+        outbound: (policy: Drop, rules: [
+            (name: "ah", proto: Number(51), state: [New, Established], action: Accept),
+            (name: "ports", proto: Tcp, dport: "80", action: Accept),
+        ]),
+        inbound: (policy: Drop, rules: [(name: "ports", sport: "80", proto: Tcp, action: Accept)]),
+    )"#;
+    let mut h = Harness::with_config(cfg);
+    let v = h.out(behind_ah(&seg(c, s, 40006, 80, 100, 0, SYN)));
+    assert!(forwarded(&v, CtState::New), "{v:?}");
+    assert!(h.flow(&tuple(6, c, 40006, s, 80)).is_some(), "a TCP flow");
+    // Port matches see no ports behind the AH (tcp sport needs l4proto tcp).
+    let v = h.inb(behind_ah(&seg(s, c, 80, 40006, 5000, 101, SYN | ACK)));
+    assert_eq!(v.drop_reason(), Some(DropReason::PolicyInbound));
+    let v = h.inb(seg(s, c, 80, 40006, 5000, 101, SYN | ACK));
+    assert!(forwarded(&v, CtState::Established), "{v:?}");
 }

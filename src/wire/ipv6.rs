@@ -78,6 +78,22 @@ pub struct Chain {
     /// and more-fragments flag. An atomic fragment (0, false) is a whole
     /// packet.
     pub fragment: Option<(u16, bool)>,
+    /// An Authentication Header was crossed. Conntrack skips it (as here),
+    /// but nftables' `meta l4proto` stops there (`ipv6_find_hdr` with
+    /// `IP6_FH_F_AUTH`, in `nf_tables_ipv6.h`): to rules, the packet is AH.
+    pub auth: bool,
+}
+
+impl Chain {
+    /// The protocol rules match, as nftables' `meta l4proto`: AH when the
+    /// walk crossed one, else the upper layer.
+    pub fn rule_protocol(&self) -> u8 {
+        if self.auth {
+            NEXT_AUTH
+        } else {
+            self.protocol
+        }
+    }
 }
 
 impl Chain {
@@ -147,6 +163,7 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
     let mut next = first;
     let mut at = HEADER_LEN;
     let mut fragment = None;
+    let mut auth = false;
     while is_extension(next) {
         if next == NEXT_NONE {
             return Err(HeaderError::NoNextHeader);
@@ -163,6 +180,7 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
             }
             8
         } else if next == NEXT_AUTH {
+            auth = true;
             (usize::from(hdr[1]) + 2) * 4
         } else {
             (usize::from(hdr[1]) + 1) * 8
@@ -177,6 +195,7 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
         protocol: next,
         offset: at,
         fragment,
+        auth,
     })
 }
 
@@ -226,6 +245,10 @@ mod tests {
         let h = Header::check_packet(&p).unwrap();
         let c = walk(&p, h.next_header).unwrap();
         assert_eq!((c.protocol, c.offset, c.fragment), (6, 80, None));
+        assert_eq!(c.rule_protocol(), NEXT_AUTH, "rules see the AH");
+        let p = packet(NEXT_HOP_BY_HOP, &[6, 0, 0, 0, 0, 0, 0, 0], 20);
+        let c = walk(&p, NEXT_HOP_BY_HOP).unwrap();
+        assert_eq!((c.protocol, c.rule_protocol()), (6, 6));
     }
 
     #[test]
