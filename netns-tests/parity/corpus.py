@@ -624,6 +624,39 @@ def fixed6():
     add("v6_esp", [Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_ESP, esp, i)),
                    Step("s", lambda i: ip6(S6_ADDR, C6_ADDR, PROTO_ESP, esp, i)),
                    Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_ESP, esp, i, ext=(ext_hbh(),)))])
+    # Hop-by-Hop options: Linux parses them on every received packet before
+    # PREROUTING (ipv6_parse_hopopts in ip6_rcv_core) and drops the packet
+    # on a bad one; a forwarded packet's Destination Options are not parsed.
+    hbh_cases = [
+        ("pad1_six", bytes([0]) + bytes(6)),  # 6 x Pad1: fine
+        ("pad1_fourteen", bytes([1]) + bytes(14)),  # padding runs over 7 bytes
+        ("padn_nonzero", bytes([0, 1, 4, 0, 0, 7, 0])),
+        ("padn_eight", bytes([1, 1, 12]) + bytes(12)),  # one PadN of 14 bytes
+        ("unknown_skip", bytes([0, 0x1E, 4, 1, 2, 3, 4])),  # action 00: skip
+        ("unknown_discard", bytes([0, 0x5E, 4, 1, 2, 3, 4])),  # 01: discard
+        ("unknown_discard_icmp", bytes([0, 0x9E, 4, 1, 2, 3, 4])),  # 10: discard, param problem
+        ("unknown_discard_icmp_unicast", bytes([0, 0xDE, 4, 1, 2, 3, 4])),  # 11
+        ("router_alert", bytes([0, 5, 2, 0, 0, 1, 0])),
+        ("router_alert_bad_length", bytes([0, 5, 4, 0, 0, 0, 0])),
+        ("jumbo", bytes([0, 0xC2, 4, 0, 1, 0, 0])),
+        ("eight_options", bytes([2]) + bytes([0x1E, 0]) * 8 + bytes([1, 4, 0, 0, 0, 0])),
+        ("nine_options", bytes([2]) + bytes([0x1E, 0]) * 9 + bytes([1, 2, 0, 0])),
+        ("option_overruns", bytes([0, 0x1E, 9, 1, 2, 3, 4])),
+        ("ioam_misaligned", bytes([0, 0x31, 4, 0, 0, 0, 0])),
+        ("ioam_aligned", bytes([0, 1, 0, 0x31, 2, 0, 0])),
+        ("ioam_aligned_short", bytes([0, 1, 0, 0x31, 0, 1, 0])),
+        ("calipso", bytes([1, 7, 10]) + bytes(10) + bytes([1, 0])),
+    ]
+    for what, rest in hbh_cases:
+        cv = conv().handshake()
+        add(f"v6_ext_hbh_{what}", cv.c(ACK | PSH, 10, ext=(ext_raw(NH_HOP, rest),), advance=False).c(ACK | PSH, 10))
+    cv = conv().handshake()
+    add("v6_ext_dst_unknown_discard", cv.c(ACK | PSH, 10, ext=(ext_raw(NH_DST, bytes([0, 0x5E, 4, 1, 2, 3, 4])),))
+        .c(ACK | PSH, 10))
+    cv = conv().handshake()
+    add("v6_ext_hbh_second_in_chain", cv.c(ACK | PSH, 10, ext=(ext_dst(), ext_raw(NH_HOP, bytes([0, 0x5E, 4, 1, 2, 3,
+                                                                                                      4]))))
+        .c(ACK | PSH, 10))
     # Hop limits: 1 is not forwarded (Linux tracks the packet first, in
     # PREROUTING, then ip6_forward drops it), 2 is.
     add("v6_hop_limit_2", conv().c(SYN, hop=2).s(SYN | ACK, hop=2).c(ACK, hop=2).c(ACK | PSH, 10, hop=2))
@@ -645,11 +678,18 @@ def fixed6():
 
 RANDOM6_KINDS = ["tcp", "tcp", "tcp", "udp", "icmp"]
 # Extension-header chains a random packet may carry: mostly well-formed,
-# sometimes one that fails the walk (No Next Header, a length past the end).
+# sometimes one that fails the walk (No Next Header, a length past the end)
+# or carries a hop-by-hop option Linux drops the packet for.
+HBH_ROUTER_ALERT = bytes([0, 5, 2, 0, 0, 1, 0])
+HBH_SKIP = bytes([0, 0x1E, 4, 1, 2, 3, 4])
+HBH_DISCARD = bytes([0, 0x9E, 4, 1, 2, 3, 4])
+HBH_BAD_PADN = bytes([0, 1, 4, 0, 0, 7, 0])
 EXT6_CHOICES = [
     lambda: (ext_hbh(),), lambda: (ext_dst(),), lambda: (ext_dst(2),), lambda: (ext_rh0(),), lambda: (ext_ah(),),
     lambda: (ext_hbh(), ext_dst(), ext_rh0()), lambda: (ext_hbh(), ext_ah()), lambda: (ext_dst(2), ext_ah(), ext_dst()),
     lambda: (ext_dst(), EXT_NONE), lambda: (ext_raw(NH_DST, bytes([255]) + bytes(6)),),
+    lambda: (ext_raw(NH_HOP, HBH_ROUTER_ALERT),), lambda: (ext_raw(NH_HOP, HBH_SKIP), ext_dst()),
+    lambda: (ext_raw(NH_HOP, HBH_DISCARD),), lambda: (ext_raw(NH_HOP, HBH_BAD_PADN), ext_rh0()),
 ]
 ERROR6_CHOICES = [(1, 0), (1, 1), (1, 3), (1, 4), (2, 0), (3, 0), (3, 1), (4, 0), (4, 1), (4, 2), (5, 0),
                   (100, 0), (127, 0)]
