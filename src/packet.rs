@@ -162,7 +162,8 @@ pub enum ParseError {
 /// Guarantees: never panics on any input; returns `Err(Invalid(_))` for
 /// truncated headers, header lengths that contradict the buffer, bad IPv4
 /// header checksums, IPv6 extension-header chains that are truncated or end
-/// in No Next Header (Linux's `ipv6_skip_exthdr` fails on both), bad
+/// in No Next Header (Linux's `ipv6_skip_exthdr` fails on both), a
+/// Hop-by-Hop Options header Linux drops ([`ipv6::check_hop_by_hop`]), bad
 /// TCP/ICMP/ICMPv6 checksums and bad non-zero UDP checksums. An IPv6
 /// packet's protocol and header length are those of the upper layer found
 /// after the extension headers.
@@ -229,6 +230,13 @@ fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         Err(_) => return invalid(InvalidReason::IpBadHeader),
     };
     let buf = &buf[..ip.total_len];
+    if ip.next_header == ipv6::NEXT_HOP_BY_HOP {
+        match ipv6::check_hop_by_hop(buf) {
+            Ok(()) => {}
+            Err(ipv6::HeaderError::BadHopByHop) => return invalid(InvalidReason::Ipv6BadHopByHop),
+            Err(_) => return invalid(InvalidReason::Ipv6BadExtHeader),
+        }
+    }
     let chain = match ipv6::walk(buf, ip.next_header) {
         Ok(c) => c,
         Err(ipv6::HeaderError::NoNextHeader) => return invalid(InvalidReason::Ipv6NoNextHeader),

@@ -190,3 +190,51 @@ fn rules_see_an_ipv6_packet_behind_ah_as_ah() {
     let v = h.inb(seg(s, c, 80, 40006, 5000, 101, SYN | ACK));
     assert!(forwarded(&v, CtState::Established), "{v:?}");
 }
+
+/// `pkt` (IPv6, no extension headers) behind a Hop-by-Hop Options header
+/// holding `options` (6 bytes).
+fn behind_hbh(pkt: &[u8], options: [u8; 6]) -> Vec<u8> {
+    let (src, dst) = (addr6(&pkt[8..24]), addr6(&pkt[24..40]));
+    let mut hbh = vec![pkt[6], 0];
+    hbh.extend_from_slice(&options);
+    ipv6(src, dst, 0, &hbh, pkt[7], &pkt[40..])
+}
+
+/// Parity v6_ext_hbh_*: Linux reads the Hop-by-Hop options of every packet
+/// it receives before netfilter (ipv6_parse_hopopts, ip6_parse_tlv) and
+/// drops it for a bad one, so conntrack never sees it: a RST behind an
+/// unknown option whose action is "discard" does not close the flow.
+/// Options Linux accepts pass.
+#[test]
+fn a_bad_hop_by_hop_option_drops_the_packet_before_conntrack() {
+    let (c, s) = (IpAddr::V6(CLIENT6), IpAddr::V6(SERVER6));
+    let mut h = Harness::default_config();
+    assert!(h.out(seg(c, s, 40007, 80, 100, 0, SYN)).forwards());
+    assert!(h.inb(seg(s, c, 80, 40007, 5000, 101, SYN | ACK)).forwards());
+    assert!(h.out(seg(c, s, 40007, 80, 101, 5001, ACK)).forwards());
+    for (options, reason) in [
+        ([0x9e, 4, 1, 2, 3, 4], "unknown option, discard and answer"),
+        ([0x5e, 4, 1, 2, 3, 4], "unknown option, discard"),
+        ([1, 4, 0, 0, 7, 0], "PadN not zero"),
+        ([5, 4, 0, 0, 0, 0], "router alert of length 4"),
+        ([0xc2, 4, 0, 1, 0, 0], "jumbo payload"),
+        ([0x31, 4, 0, 0, 0, 0], "IOAM not 4-byte aligned"),
+    ] {
+        let v = h.out(behind_hbh(
+            &seg(c, s, 40007, 80, 101, 5001, RST | ACK),
+            options,
+        ));
+        assert_eq!(v.drop_reason(), Some(DropReason::Malformed), "{reason}");
+        assert_eq!(v.invalid, Some(InvalidReason::Ipv6BadHopByHop), "{reason}");
+    }
+    let (flow, _) = h.flow(&tuple(6, c, 40007, s, 80)).expect("still tracked");
+    assert_eq!(format!("{:?}", flow.tcp_state().unwrap()), "Established");
+    for (options, what) in [
+        ([0x1e, 4, 1, 2, 3, 4], "unknown option, skip"),
+        ([5, 2, 0, 0, 1, 0], "router alert"),
+        ([1, 0, 0x31, 0, 1, 0], "IOAM 4-byte aligned, IOAM off"),
+    ] {
+        let v = h.inb(behind_hbh(&seg(s, c, 80, 40007, 5001, 101, ACK), options));
+        assert!(forwarded(&v, CtState::Established), "{what}: {v:?}");
+    }
+}
