@@ -263,6 +263,15 @@ def fixed():
     q = ip(C_ADDR, S_ADDR, 17, udp_dgram(C_ADDR, S_ADDR, p, 9999, b"q"), 0x1111)[:24]
     m = icmp_msg(3, 3, b"\0\0\0\0", q)
     add("icmp_error_quote_ports_only", [udp_step("c", p, 9999), Step("s", lambda i: ip(S_ADDR, C_ADDR, 1, m, i))])
+    p = port()
+    q = bytearray(ip(C_ADDR, S_ADDR, 17, udp_dgram(C_ADDR, S_ADDR, p, 9999, b"q"), 0x1111)[:28])
+    q[0] = 0x05  # version 0, header length 5
+    m2 = icmp_msg(3, 3, b"\0\0\0\0", bytes(q))
+    add("icmp_error_quote_bad_version", [udp_step("c", p, 9999), Step("s", lambda i: ip(S_ADDR, C_ADDR, 1, m2, i))])
+    p = port()
+    short = udp_dgram(C_ADDR, S_ADDR, p, 53, b"q")
+    add("udp_length_short_of_payload", [Step("c", lambda i: ip(C_ADDR, S_ADDR, 17, short + b"pad", i)),
+                                        udp_step("s", 53, p), udp_step("c", p, 53)])
     return seqs
 
 
@@ -521,6 +530,24 @@ def fixed6():
     add("v6_udp_bad_checksum", [udp6_step("c", p, 53, bad_csum=True), udp6_step("s", 53, p)])
     p = port()
     add("v6_udp_zero_checksum", [udp6_step("c", p, 53, zero_csum=True), udp6_step("s", 53, p, zero_csum=True)])
+    # A UDP length shorter than the IP payload: the checksum (RFC 768) covers
+    # the UDP length; conntrack's covers the whole payload (nf_checksum).
+    p = port()
+    short = udp_dgram(C6_ADDR, S6_ADDR, p, 53, b"q")
+    add("v6_udp_length_short_of_payload", [Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_UDP, short + b"pad", i)),
+                                           udp6_step("s", 53, p), udp6_step("c", p, 53)])
+    p = port()
+    whole = struct.pack("!HHHH", p, 53, 9, 0) + b"q" + b"pad"
+    whole = whole[:6] + struct.pack("!H", l4_csum(C6_ADDR, S6_ADDR, PROTO_UDP, whole)) + whole[8:]
+    add("v6_udp_length_short_checksum_over_payload", [
+        Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_UDP, whole, i)), udp6_step("s", 53, p)])
+    # Addresses a router never forwards.
+    for what, src, dst in (("src_link_local", "fe80::50", S6_ADDR), ("src_multicast", "ff02::1", S6_ADDR),
+                           ("src_unspecified", "::", S6_ADDR), ("src_loopback", "::1", S6_ADDR),
+                           ("dst_multicast", C6_ADDR, "ff0e::50")):
+        p = port()
+        d = udp_dgram(src, dst, p, 53, b"q")
+        add(f"v6_scope_{what}", [Step("c", lambda i, src=src, dst=dst, d=d: ip6(src, dst, PROTO_UDP, d, i))])
     # ICMPv6 queries.
     add("v6_icmp_echo", [echo6_step("c", 128, 4001), echo6_step("s", 129, 4001), echo6_step("c", 128, 4001, 2),
                          echo6_step("s", 129, 4001, 2)])
@@ -592,6 +619,11 @@ def fixed6():
         add(f"v6_icmp_error_quote_{what}", [udp6_step("c", p, 9999), icmp6_error_step(
             "s", 1, 4, quote6(C6_ADDR, S6_ADDR, PROTO_UDP, udp_dgram(C6_ADDR, S6_ADDR, p, 9999, b"q"), cut=cut),
             outer_dst=C6_ADDR)])
+    # Conntrack reads the quoted header without checking its version field.
+    p = port()
+    q = bytearray(quote6(C6_ADDR, S6_ADDR, PROTO_UDP, udp_dgram(C6_ADDR, S6_ADDR, p, 9999, b"q")))
+    q[0] = 0x40
+    add("v6_icmp_error_quote_bad_version", [udp6_step("c", p, 9999), icmp6_error_step("s", 1, 4, bytes(q))])
     p = port()
     add("v6_icmp_error_quoting_ext_headers", [udp6_step("c", p, 9999), icmp6_error_step(
         "s", 1, 4, quote6(C6_ADDR, S6_ADDR, PROTO_UDP, udp_dgram(C6_ADDR, S6_ADDR, p, 9999, b"q"),

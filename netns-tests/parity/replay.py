@@ -47,9 +47,10 @@ ETH_P_IPV6 = 0x86DD
 # The key of an IPv6 packet among those seen: its flow label plus this (IPv4
 # packets are keyed by their IP ID, below it).
 V6_KEY = 1 << 20
-# Only IPv6 packets from the harness's prefixes count (not the endpoints' own
-# link-local ND and MLD).
-V6_PREFIX = corpus.aton6("fd00:7f::")[:4]
+# IPv6 packets the firewall itself sends do not count: from its own
+# addresses (ICMPv6 errors, whose flow label is chosen by the kernel), or
+# with flow label 0 (its ND and MLD; the harness never uses label 0).
+V6_FIREWALL = {corpus.aton6("fd00:7f:1::1"), corpus.aton6("fd00:7f:2::1")}
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -102,11 +103,13 @@ class Side:
 
 def packet_key(ip):
     """How the far side knows a packet: the IP ID of IPv4, V6_KEY plus the
-    flow label of IPv6 from the harness's prefixes; None for anything else."""
+    flow label of IPv6 (not the firewall's own, see V6_FIREWALL); None for
+    anything else."""
     if len(ip) >= 20 and ip[0] >> 4 == 4:
         return struct.unpack("!H", ip[4:6])[0]
-    if len(ip) >= 40 and ip[0] >> 4 == 6 and ip[8:12] == V6_PREFIX:
-        return V6_KEY | struct.unpack("!I", ip[0:4])[0] & 0xFFFFF
+    if len(ip) >= 40 and ip[0] >> 4 == 6 and ip[8:24] not in V6_FIREWALL:
+        label = struct.unpack("!I", ip[0:4])[0] & 0xFFFFF
+        return V6_KEY | label if label else None
     return None
 
 
