@@ -14,7 +14,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use smoltcp::wire::{IpAddress, TcpPacket, UdpPacket};
 
 use crate::stats::InvalidReason;
-use crate::wire::checksum::{fold, internet_checksum, pseudo_header_v6, sum};
+use crate::wire::checksum::{fold, internet_checksum, pseudo_header_v4, pseudo_header_v6, sum};
 use crate::wire::ipv4::{Header, HeaderError};
 use crate::wire::tcp::{self as tcp_wire, flags, SeqNum};
 use crate::wire::vnet::{self, VnetHeader};
@@ -282,7 +282,9 @@ fn transport<'a>(
         (PROTO_TCP, _) => {
             Transport::Tcp(parse_tcp(payload, src, dst, trusted(tcp_wire::CHECKSUM))?)
         }
-        (PROTO_UDP, _) => Transport::Udp(parse_udp(payload, src, dst, trusted(UDP_CHECKSUM))?),
+        (PROTO_UDP, _) => {
+            Transport::Udp(parse_udp(payload, ip.src, ip.dst, trusted(UDP_CHECKSUM))?)
+        }
         (PROTO_ICMP, IpAddr::V4(_)) => {
             Transport::Icmp(parse_icmp(payload, 0, trusted(ICMP_CHECKSUM))?)
         }
@@ -330,32 +332,55 @@ fn parse_tcp(
     })
 }
 
+/// `payload`: the whole IP payload from the UDP header on.
 fn parse_udp(
-    dgram: &[u8],
-    src: IpAddress,
-    dst: IpAddress,
+    payload: &[u8],
+    src: IpAddr,
+    dst: IpAddr,
     checksum_trusted: bool,
 ) -> Result<UdpInfo<'_>, ParseError> {
     let (Some(len), true) = (
-        be16(dgram, 4).map(usize::from),
-        dgram.len() >= UDP_HEADER_LEN,
+        be16(payload, 4).map(usize::from),
+        payload.len() >= UDP_HEADER_LEN,
     ) else {
         return Err(ParseError::Invalid(InvalidReason::UdpTruncated));
     };
-    if len < UDP_HEADER_LEN || len > dgram.len() {
+    if len < UDP_HEADER_LEN || len > payload.len() {
         return Err(ParseError::Invalid(InvalidReason::UdpBadLength));
     }
-    let dgram = &dgram[..len];
-    let udp = UdpPacket::new_checked(dgram)
-        .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
-    if !checksum_trusted && !udp.verify_checksum(&src, &dst) {
+    if !checksum_trusted && !udp_checksum_holds(payload, src, dst) {
         return Err(ParseError::Invalid(InvalidReason::UdpBadChecksum));
     }
+    let dgram = &payload[..len];
+    let udp = UdpPacket::new_checked(dgram)
+        .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
     Ok(UdpInfo {
         src_port: udp.src_port(),
         dst_port: udp.dst_port(),
         payload: &dgram[UDP_HEADER_LEN..],
     })
+}
+
+/// Whether the UDP checksum of `payload` (the IP payload from the UDP
+/// header on) holds the way Linux conntrack checks it (`udp_error` in
+/// nf_conntrack_proto_udp.c, through `nf_checksum` in net/netfilter/utils.c):
+/// over the whole IP payload, its length in the pseudo-header, not only the
+/// UDP length's bytes (a datagram shorter than its IP payload is checked
+/// with the bytes after it). A checksum of 0 means none was sent.
+fn udp_checksum_holds(payload: &[u8], src: IpAddr, dst: IpAddr) -> bool {
+    if cfg!(fuzzing) || be16(payload, UDP_CHECKSUM) == Some(0) {
+        return true;
+    }
+    let pseudo = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo_header_v4(s.octets(), d.octets(), PROTO_UDP, payload.len() as u16)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo_header_v6(s.octets(), d.octets(), PROTO_UDP, payload.len() as u32)
+        }
+        _ => return false,
+    };
+    fold(pseudo + sum(payload)) == 0xffff
 }
 
 /// An ICMP or ICMPv6 message; `pseudo` is the sum of the pseudo-header its

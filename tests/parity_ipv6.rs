@@ -238,3 +238,73 @@ fn a_bad_hop_by_hop_option_drops_the_packet_before_conntrack() {
         assert!(forwarded(&v, CtState::Established), "{what}: {v:?}");
     }
 }
+
+/// A UDP datagram `udp` whose IP payload carries `extra` bytes after its
+/// UDP length, its checksum computed over the UDP length only (RFC 768) or
+/// over the whole payload.
+fn udp_with_trailer(udp: &[u8], extra: &[u8], over_payload: bool) -> Vec<u8> {
+    let v6 = udp[0] >> 4 == 6;
+    let header = if v6 { 40 } else { 20 };
+    let mut d = udp[header..].to_vec();
+    d.extend_from_slice(extra);
+    if over_payload {
+        d[6..8].fill(0);
+        let len = d.len();
+        let pseudo = if v6 {
+            tunfw::wire::checksum::pseudo_header_v6(
+                udp[8..24].try_into().unwrap(),
+                udp[24..40].try_into().unwrap(),
+                17,
+                len as u32,
+            )
+        } else {
+            tunfw::wire::checksum::pseudo_header_v4(
+                udp[12..16].try_into().unwrap(),
+                udp[16..20].try_into().unwrap(),
+                17,
+                len as u16,
+            )
+        };
+        let c = !tunfw::wire::checksum::fold(pseudo + tunfw::wire::checksum::sum(&d));
+        d[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+    if v6 {
+        let mut p = udp[..40].to_vec();
+        p[4..6].copy_from_slice(&(d.len() as u16).to_be_bytes());
+        p.extend_from_slice(&d);
+        p
+    } else {
+        let mut p = udp[..20].to_vec();
+        p[2..4].copy_from_slice(&((20 + d.len()) as u16).to_be_bytes());
+        p[10..12].fill(0);
+        let c = tunfw::wire::checksum::internet_checksum(&[&p]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&d);
+        p
+    }
+}
+
+/// Parity v6_udp_length_short_of_payload and udp_length_short_of_payload:
+/// conntrack checks a UDP checksum over the whole IP payload
+/// (nf_checksum: skb->len - dataoff bytes, that length in the
+/// pseudo-header), so a datagram shorter than its payload whose checksum
+/// covers only its UDP length is INVALID; one whose checksum covers the
+/// whole payload is NEW.
+#[test]
+fn a_udp_checksum_covers_the_whole_ip_payload() {
+    for (c, s) in families() {
+        let mut h = Harness::default_config();
+        let rfc = udp_with_trailer(&udp(c, s, 40008, 53, b"q"), b"pad", false);
+        let v = h.out(rfc);
+        assert_eq!(v.invalid, Some(InvalidReason::UdpBadChecksum), "{c}");
+        assert!(!v.forwards());
+        let whole = udp_with_trailer(&udp(c, s, 40009, 53, b"q"), b"pad", true);
+        let v = h.out(whole);
+        assert!(forwarded(&v, CtState::New), "{c}: {v:?}");
+        // No checksum at all: nothing to check.
+        let mut none = udp_with_trailer(&udp(c, s, 40010, 53, b"q"), b"pad", false);
+        let at = if c.is_ipv4() { 26 } else { 46 };
+        none[at..at + 2].fill(0);
+        assert!(forwarded(&h.out(none), CtState::New), "{c}");
+    }
+}
