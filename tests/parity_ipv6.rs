@@ -308,3 +308,21 @@ fn a_udp_checksum_covers_the_whole_ip_payload() {
         assert!(forwarded(&h.out(none), CtState::New), "{c}");
     }
 }
+
+/// Parity v6_icmp_error_quote_bad_version and icmp_error_quote_bad_version:
+/// conntrack reads the quoted header as the error's family without
+/// looking at its version field (ipv4_get_l4proto, ipv6_get_l4proto), so
+/// an error quoting a header with a wrong version is still RELATED.
+#[test]
+fn the_quoted_header_s_version_is_not_read() {
+    for (c, s) in families() {
+        let (ty, code) = if c.is_ipv4() { (3, 3) } else { (1, 4) };
+        let mut h = Harness::default_config();
+        let sent = udp(c, s, 40011, 9999, b"q");
+        assert!(h.out(sent.clone()).forwards());
+        let mut q = quote(&sent, 8);
+        q[0] &= 0x0f; // version 0
+        let v = h.inb(icmp(s, c, ty, code, [0; 4], &q));
+        assert!(forwarded(&v, CtState::Related), "{c}: {v:?}");
+    }
+}

@@ -41,14 +41,15 @@ fn quoted_transport(body: &[u8], offset: usize, protocol: u8) -> Option<&[u8]> {
 /// The tuple of the packet embedded in an ICMP error, exactly as that packet
 /// was sent (not inverted).
 ///
-/// Requires the embedded IPv4 header and, after it, what conntrack reads of
-/// the transport header ([`quoted_transport_len`]: the ports of TCP and UDP,
-/// 8 bytes of ICMP); the embedded packet must not be a non-first fragment,
+/// Requires the embedded IPv4 header (its version field is not read) and,
+/// after it, what conntrack reads of the transport header
+/// ([`quoted_transport_len`]: the ports of TCP and UDP, 8 bytes of ICMP);
+/// the embedded packet must not be a non-first fragment,
 /// and an embedded ICMP message must be a query (an error about an error
 /// matches nothing).
 pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
     let bad = InvalidReason::IcmpErrorBadInner;
-    let ip = Header::check(body).map_err(|_| bad)?;
+    let ip = Header::check_quoted(body).map_err(|_| bad)?;
     let l4 = quoted_transport(body, ip.header_len, ip.protocol).ok_or(bad)?;
     if ip.fragment_offset != 0 {
         return Err(bad);
@@ -63,14 +64,15 @@ pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
     })
 }
 
-/// [`embedded_tuple`] for an ICMPv6 error: the quoted IPv6 header, its
-/// extension headers walked as Linux's `ipv6_skip_exthdr` (within the
-/// quoted bytes), and what conntrack reads of the transport header after
-/// them ([`quoted_transport_len`]); a quoted non-first fragment or an
-/// ICMPv6 message that is not a query matches nothing.
+/// [`embedded_tuple`] for an ICMPv6 error: the quoted IPv6 header (its
+/// version field not read), its extension headers walked as Linux's
+/// `ipv6_skip_exthdr` (within the quoted bytes), and what conntrack reads
+/// of the transport header after them ([`quoted_transport_len`]); a quoted
+/// non-first fragment or an ICMPv6 message that is not a query matches
+/// nothing.
 pub fn embedded_tuple_v6(body: &[u8]) -> Result<Tuple, InvalidReason> {
     let bad = InvalidReason::IcmpErrorBadInner;
-    let ip = ipv6::Header::check(body).map_err(|_| bad)?;
+    let ip = ipv6::Header::check_quoted(body).map_err(|_| bad)?;
     let chain = ipv6::walk(body, ip.next_header).map_err(|_| bad)?;
     if chain.fragment.is_some_and(|(offset, _)| offset != 0) {
         return Err(bad);

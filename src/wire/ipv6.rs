@@ -114,6 +114,14 @@ impl Header {
         if first >> 4 != 6 {
             return Err(HeaderError::Version);
         }
+        Header::check_quoted(b)
+    }
+
+    /// [`Header::check`] for the header an ICMPv6 error quotes, whose
+    /// version field is not read: Linux conntrack reads a quoted header as
+    /// IPv6 because the error is ICMPv6 (`ipv6_get_l4proto` in
+    /// nf_conntrack_core.c checks no version).
+    pub fn check_quoted(b: &[u8]) -> Result<Header, HeaderError> {
         let h = b.get(..HEADER_LEN).ok_or(HeaderError::Truncated)?;
         let payload = usize::from(u16::from_be_bytes([h[PAYLOAD_LEN], h[PAYLOAD_LEN + 1]]));
         let mut src = [0; 16];
