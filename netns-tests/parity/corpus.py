@@ -433,11 +433,20 @@ def ends6(side):
     return (C6_ADDR, S6_ADDR) if side == "c" else (S6_ADDR, C6_ADDR)
 
 
-def udp6_step(side, sport, dport, payload=b"q", bad_csum=False, zero_csum=False, wait=0.0, hop=64, ext=()):
+def udp6_step(side, sport, dport, payload=b"q", bad_csum=False, zero_csum=False, wait=0.0, hop=64, ext=(),
+              trailer=b"", trailer_csum=False):
+    """A UDP datagram from `side`; `trailer`: bytes after it in the IP
+    payload (its UDP length short of the payload), covered by the checksum
+    when trailer_csum (else the checksum covers the UDP length, RFC 768)."""
     src, dst = ends6(side)
     d = udp_dgram(src, dst, sport, dport, payload, bad_csum)
     if zero_csum:
         d = d[:6] + b"\0\0" + d[8:]
+    if trailer:
+        d += trailer
+        if trailer_csum:
+            d = d[:6] + b"\0\0" + d[8:]
+            d = d[:6] + struct.pack("!H", l4_csum(src, dst, PROTO_UDP, d) or 0xFFFF) + d[8:]
     return Step(side, lambda i: ip6(src, dst, PROTO_UDP, d, i, hop=hop, ext=ext), wait)
 
 
@@ -537,10 +546,8 @@ def fixed6():
     add("v6_udp_length_short_of_payload", [Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_UDP, short + b"pad", i)),
                                            udp6_step("s", 53, p), udp6_step("c", p, 53)])
     p = port()
-    whole = struct.pack("!HHHH", p, 53, 9, 0) + b"q" + b"pad"
-    whole = whole[:6] + struct.pack("!H", l4_csum(C6_ADDR, S6_ADDR, PROTO_UDP, whole)) + whole[8:]
-    add("v6_udp_length_short_checksum_over_payload", [
-        Step("c", lambda i: ip6(C6_ADDR, S6_ADDR, PROTO_UDP, whole, i)), udp6_step("s", 53, p)])
+    add("v6_udp_length_short_checksum_over_payload", [udp6_step("c", p, 53, trailer=b"pad", trailer_csum=True),
+                                                      udp6_step("s", 53, p)])
     # Addresses a router never forwards.
     for what, src, dst in (("src_link_local", "fe80::50", S6_ADDR), ("src_multicast", "ff02::1", S6_ADDR),
                            ("src_unspecified", "::", S6_ADDR), ("src_loopback", "::1", S6_ADDR),
@@ -808,8 +815,9 @@ def _random6_udp(rng, cport):
             steps.append(_r6_error(rng, src, dst, PROTO_UDP, udp_dgram(src, dst, sp, dp, b"q")))
             continue
         bad, zero = rng.choices([(False, False), (True, False), (False, True)], weights=[85, 8, 7])[0]
+        trailer, over = rng.choices([(b"", False), (b"pad", False), (b"pad", True)], weights=[90, 5, 5])[0]
         steps.append(udp6_step(side, sp, dp, rng.choice([b"q", b"x" * 300]), bad_csum=bad, zero_csum=zero,
-                               hop=_r6_hop(rng), ext=_r6_ext(rng)))
+                               hop=_r6_hop(rng), ext=_r6_ext(rng), trailer=trailer, trailer_csum=over))
     return steps
 
 
