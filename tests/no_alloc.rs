@@ -326,6 +326,82 @@ fn ftp_helper_path_does_not_allocate() {
     assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
 }
 
+/// The FTP helper over IPv6: EPRT |2| split across two segments (the IPv6
+/// address parsed from the line buffer), a refused bounce, EPRT |1| on IPv6,
+/// and 229, with both data connections RELATED.
+#[test]
+fn ftp_helper_path_over_ipv6_does_not_allocate() {
+    let mut h = Harness::default_config();
+    let (c, s) = (CLIENT6, SERVER6);
+    let seg = tcp_segment;
+    let lines: [&[u8]; 4] = [
+        b"EPRT |2|fd00:0:1::2|50000|\r\n",
+        b"EPRT |2|fd00:0:1::99|50001|\r\n",
+        b"EPRT |1|10.0.1.2|50002|\r\n",
+        b"USER a\r\n",
+    ];
+    let mut pkts = vec![
+        (true, seg(c, s, 40000, 21, 100, 0, SYN, b"")),
+        (false, seg(s, c, 21, 40000, 900, 101, SYN | ACK, b"")),
+        (true, seg(c, s, 40000, 21, 101, 901, ACK, b"")),
+        (
+            false,
+            seg(s, c, 21, 40000, 901, 101, ACK | PSH, b"220 hi\r\n"),
+        ),
+        (true, seg(c, s, 40000, 21, 101, 909, ACK | PSH, lines[3])),
+    ];
+    // The bounce and the family mismatch, then the split EPRT.
+    let mut at = 109;
+    for line in [lines[1], lines[2]] {
+        pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, line)));
+        at += line.len() as u32;
+    }
+    let (first, rest) = lines[0].split_at(12);
+    pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, first)));
+    at += first.len() as u32;
+    pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, rest)));
+    at += rest.len() as u32;
+    pkts.push((false, seg(s, c, 20, 50000, 5000, 0, SYN, b"")));
+    pkts.push((
+        false,
+        seg(
+            s,
+            c,
+            21,
+            40000,
+            909,
+            at,
+            ACK | PSH,
+            b"229 Entering Extended Passive Mode (|||30001|)\r\n",
+        ),
+    ));
+    pkts.push((true, seg(c, s, 45000, 30001, 7000, 0, SYN, b"")));
+    let mut answer = vec![0u8; 2048];
+    let (related, allocations) = counted(|| {
+        let mut related = 0;
+        for (from_client, buf) in pkts.iter_mut() {
+            let side = if *from_client {
+                tunfw::side::Side::Lan
+            } else {
+                tunfw::side::Side::Wan
+            };
+            let v = h.fw.process(side, buf, &mut answer, h.now);
+            assert!(v.forwards(), "{v:?}");
+            related +=
+                usize::from(v.state == Some(tunfw::conntrack::CtState::Related) && v.forwards());
+        }
+        related
+    });
+    assert_eq!(allocations, 0, "the FTP helper path over IPv6 allocated");
+    assert_eq!(related, 2, "both data connections were RELATED");
+    let st = h.fw.ftp().stats;
+    assert_eq!(
+        (st.refused_address, st.malformed, st.split_commands),
+        (1, 1, 1)
+    );
+    assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
+}
+
 #[test]
 fn offloaded_path_does_not_allocate() {
     use tunfw::segment;
