@@ -134,6 +134,20 @@ pub fn icmp_error(
     src: IpAddr,
     out: &mut [u8],
 ) -> Option<usize> {
+    icmp_error_with(pkt, original, icmp_type, code, 0, src, out)
+}
+
+/// [`icmp_error`] with `rest` in the 4 bytes after the checksum (the
+/// next-hop MTU of fragmentation needed, the MTU of packet too big).
+pub fn icmp_error_with(
+    pkt: &Packet<'_>,
+    original: &[u8],
+    icmp_type: u8,
+    code: u8,
+    rest: u32,
+    src: IpAddr,
+    out: &mut [u8],
+) -> Option<usize> {
     let about_error = match pkt.transport {
         Transport::Icmp(i) => icmp::is_error(i.icmp_type),
         Transport::Icmpv6(i) => icmpv6::is_error(i.icmp_type),
@@ -160,7 +174,8 @@ pub fn icmp_error(
     let msg = &mut out[ip_len..total];
     msg[0] = icmp_type;
     msg[1] = code;
-    msg[2..icmp::HEADER_LEN].fill(0);
+    msg[2..4].fill(0);
+    msg[4..icmp::HEADER_LEN].copy_from_slice(&rest.to_be_bytes());
     msg[icmp::HEADER_LEN..].copy_from_slice(&original[..quoted]);
     let pseudo = match (src, dst) {
         (IpAddr::V6(s), IpAddr::V6(d)) => {

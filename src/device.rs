@@ -187,6 +187,37 @@ impl TunDevice {
         self.offloads
     }
 
+    /// The device's MTU as the kernel has it now (`SIOCGIFMTU`), read in
+    /// the network namespace tunfw runs in; `None` when it cannot be read
+    /// (the device was moved to another namespace).
+    pub fn mtu(&self) -> Option<usize> {
+        #[repr(C)]
+        struct IfReqMtu {
+            name: [u8; libc::IFNAMSIZ],
+            mtu: libc::c_int,
+            _pad: [u8; 20],
+        }
+        let mut req = IfReqMtu {
+            name: [0; libc::IFNAMSIZ],
+            mtu: 0,
+            _pad: [0; 20],
+        };
+        let name = self.name.as_bytes();
+        let len = name.len().min(libc::IFNAMSIZ - 1);
+        req.name[..len].copy_from_slice(&name[..len]);
+        // SAFETY: a plain socket() call; the descriptor is closed below.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return None;
+        }
+        // SAFETY: SIOCGIFMTU reads the name and writes the int after it
+        // in a `struct ifreq`, which `IfReqMtu` lays out (40 bytes).
+        let rc = unsafe { libc::ioctl(sock, libc::SIOCGIFMTU as _, &mut req as *mut IfReqMtu) };
+        // SAFETY: `sock` is ours and closed once.
+        unsafe { libc::close(sock) };
+        (rc >= 0 && req.mtu > 0).then_some(req.mtu as usize)
+    }
+
     /// Read one packet (with its virtio-net header when offloads are on);
     /// `WouldBlock` when none is queued.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -184,6 +184,11 @@ impl EventLoop {
             passthrough: false,
             header_len,
         };
+        for side in Side::BOTH {
+            if let Some(mtu) = event_loop.devices[side.index()].mtu() {
+                event_loop.fw.set_mtu(side, mtu);
+            }
+        }
         event_loop.open_pcap(config)?;
         Ok(event_loop)
     }
@@ -507,6 +512,18 @@ impl EventLoop {
         }
         if verdict.forwards() {
             self.write(side.other(), frame);
+        }
+        if let Fate::ForwardFragments(n) = verdict.fate {
+            // A forwarded datagram has no answer: the answer buffer (a
+            // whole frame long) carries its pieces, plain packets whose
+            // virtio-net header bytes are zero.
+            answer[..header_len].fill(0);
+            for index in 0..n {
+                match self.fw.fragment_piece(index, &mut answer[header_len..]) {
+                    Some(len) => self.write(side.other(), &answer[..header_len + len]),
+                    None => break,
+                }
+            }
         }
         if verdict.answer_len > 0 {
             // answer[..header_len] stays zero: a plain packet, checksums complete.

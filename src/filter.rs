@@ -24,6 +24,8 @@ use crate::conntrack::state::CtState;
 use crate::conntrack::table::{ConfirmError, Conntrack};
 use crate::conntrack::track::{FlowRef, Tracked};
 use crate::conntrack::tuple::{Dir, Tuple};
+use crate::datagram::{DatagramBuffers, Leaving};
+use crate::defrag::{Family, Outcome, Reassembled, Reassembler};
 use crate::helpers::ftp::FtpState;
 use crate::helpers::glue::{FtpHelper, HelpVerdict};
 use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
@@ -102,8 +104,10 @@ impl Settings {
     }
 }
 
-/// The firewall: conntrack table, helper, rules, counters.
+/// The firewall: reassembler, conntrack table, helper, rules, counters.
 pub struct Firewall {
+    defrag: Reassembler,
+    fragments: DatagramBuffers,
     conntrack: Table,
     ftp: FtpHelper,
     settings: Settings,
@@ -120,6 +124,8 @@ impl Firewall {
     pub fn new(cfg: &Config) -> Firewall {
         let (table, helpers) = table_config(cfg);
         Firewall {
+            defrag: Reassembler::new(cfg.defrag.to_defrag_config()),
+            fragments: DatagramBuffers::new(),
             conntrack: Conntrack::new(table, helpers),
             ftp: FtpHelper::default(),
             settings: Settings::of(cfg),
@@ -143,6 +149,12 @@ impl Firewall {
         }
         let (table, helpers) = table_config(cfg);
         self.conntrack.reconfigure(table, helpers);
+        let defrag = cfg.defrag.to_defrag_config();
+        if defrag != *self.defrag.config() {
+            // Sized at start: new limits take a new reassembler (the
+            // fragments queued so far are lost; their senders resend).
+            self.defrag = Reassembler::new(defrag);
+        }
         self.settings = settings;
         let mut flows_removed = 0;
         if self.settings.on_reload == OnReload::Recheck {
@@ -251,12 +263,20 @@ impl Firewall {
 
     /// When [`Firewall::tick`] has work next.
     pub fn next_deadline(&self, now: Instant) -> Instant {
-        self.conntrack.next_deadline(now)
+        self.conntrack
+            .next_deadline(now)
+            .min(self.defrag.next_deadline(now))
     }
 
-    /// Expire flows, one bounded step.
+    /// Expire flows (one bounded step) and reassembly queues.
     pub fn tick(&mut self, now: Instant) {
         self.conntrack.collect_expired(now, GC_SLOTS, GC_REMOVALS);
+        self.defrag.tick(now);
+    }
+
+    /// The reassembler (its counters and limits).
+    pub fn defrag(&self) -> &Reassembler {
+        &self.defrag
     }
 
     /// Decide one packet read from `side`. `buf` holds exactly the packet; it is
@@ -298,11 +318,16 @@ impl Firewall {
                 return verdict;
             }
             Fate::Forward => stats.packets_forwarded[s] += 1,
+            Fate::ForwardFragments(n) => {
+                stats.packets_forwarded[s] += 1;
+                stats.fragments_out[s] += n as u64;
+            }
+            Fate::Held => stats.fragments_held[s] += 1,
             Fate::Drop(reason) => stats.count_drop(reason),
         }
         if buf.first().is_some_and(|b| b >> 4 == 6) {
             stats.ipv6_in[s] += 1;
-            stats.ipv6_forwarded[s] += u64::from(verdict.forwards());
+            stats.ipv6_forwarded[s] += u64::from(verdict.forwards_any());
         }
         stats.packets_in[s] += 1;
         stats.bytes_in[s] += buf.len() as u64;
@@ -320,6 +345,21 @@ impl Firewall {
         side: Side,
         vnet: &VnetHeader,
         buf: &mut [u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
+        self.decide_packet(side, vnet, buf, None, answer, now)
+    }
+
+    /// [`Firewall::decide`] for a packet or a reassembled datagram, whose
+    /// ICMP answers quote `quote` (the first fragment) instead of the
+    /// packet itself.
+    fn decide_packet(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        quote: Option<&[u8]>,
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
@@ -343,8 +383,9 @@ impl Firewall {
                     ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
                 };
             }
-            Err(ParseError::Fragment) => return Verdict::dropped(DropReason::Fragment, None),
+            Err(ParseError::Fragment) => return self.reassemble(side, buf, answer, now),
         };
+        let original: &[u8] = quote.unwrap_or(buf);
         if let (IpAddr::V6(src), IpAddr::V6(dst)) = (pkt.ip.src, pkt.ip.dst) {
             if !ipv6::is_forwardable(src.octets()) || !ipv6::is_forwardable(dst.octets()) {
                 return Verdict::dropped(DropReason::Ipv6Scope, None);
@@ -375,7 +416,7 @@ impl Firewall {
         // a new flow it would start stays unconfirmed, dropped with it.
         if pkt.ip.ttl <= 1 {
             return Verdict {
-                answer_len: self.time_exceeded(&pkt, side, buf, answer, now),
+                answer_len: self.time_exceeded(&pkt, side, original, answer, now),
                 invalid: tracked.invalid,
                 ..Verdict::dropped(DropReason::TtlExceeded, Some(tracked.state))
             };
@@ -396,7 +437,7 @@ impl Firewall {
                 state,
             ),
             Action::Reject => Verdict {
-                answer_len: self.reject(&pkt, side, buf, answer, now),
+                answer_len: self.reject(&pkt, side, original, answer, now),
                 ..Verdict::dropped(DropReason::RuleReject, state)
             },
         };
@@ -498,6 +539,105 @@ impl Firewall {
             IpAddr::V6(_) => (icmpv6::DEST_UNREACHABLE, icmpv6::CODE_PORT_UNREACHABLE),
         };
         self.icmp_error(pkt, original, ty, code, src, answer)
+    }
+
+    /// Tell the firewall the MTU of the device on `side` (the event loop
+    /// reads it at start): reassembled datagrams written to that side are
+    /// cut to fit it. Without it, 65,535.
+    pub fn set_mtu(&mut self, side: Side, mtu: usize) {
+        self.fragments.set_mtu(side, mtu);
+    }
+
+    /// Piece `index` of the datagram the last [`Fate::ForwardFragments`]
+    /// verdict stands for, written into `out`; its length, or `None` past
+    /// the last piece (or when `out` is too small).
+    pub fn fragment_piece(&self, index: usize, out: &mut [u8]) -> Option<usize> {
+        self.fragments.piece(index, out)
+    }
+
+    /// A fragment read from `side`, as Linux's `nf_defrag` takes it before
+    /// conntrack: kept, dropped, or the last one of a datagram, which is
+    /// then decided as a whole (tracked and matched once, ports and all).
+    fn reassemble(&mut self, side: Side, buf: &[u8], answer: &mut [u8], now: Instant) -> Verdict {
+        self.fragments.clear();
+        match self.defrag.push(side, buf, now) {
+            Outcome::Queued => Verdict::new(Fate::Held, None),
+            // The parser and the reassembler read the same headers: a
+            // packet one calls a fragment and the other not is dropped.
+            Outcome::NotFragment | Outcome::Dropped(_) => {
+                Verdict::dropped(DropReason::Fragment, None)
+            }
+            Outcome::Complete(done) => self.decide_datagram(side, done, answer, now),
+        }
+    }
+
+    /// Decide the datagram the reassembler just completed (its ICMP
+    /// answers quote its first fragment) and, when it is accepted, prepare
+    /// its pieces.
+    fn decide_datagram(
+        &mut self,
+        side: Side,
+        done: Reassembled,
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
+        // Taken out for the call (no allocation: an empty Vec takes their
+        // place) so that the datagram is decided in place.
+        let mut dg = core::mem::take(&mut self.fragments.datagram);
+        let mut first = core::mem::take(&mut self.fragments.first);
+        let (len, first_len) = DatagramBuffers::load(&mut dg, &mut first, &self.defrag);
+        let quote = &first[..first_len];
+        let mut v =
+            self.decide_packet(side, &vnet::PLAIN, &mut dg[..len], Some(quote), answer, now);
+        if v.forwards() {
+            v.fate = match self.fragments.leave(&done, &dg[..len], side.other()) {
+                Leaving::Pieces(n) => Fate::ForwardFragments(n),
+                Leaving::Uncuttable => Fate::Drop(DropReason::Fragment),
+                Leaving::TooBig(mtu) => {
+                    v.answer_len =
+                        self.too_big(side, done.family, mtu, &dg[..len], quote, answer, now);
+                    Fate::Drop(DropReason::TooBig)
+                }
+            };
+        }
+        self.fragments.datagram = dg;
+        self.fragments.first = first;
+        v
+    }
+
+    /// ICMP fragmentation needed (IPv4) or packet too big (IPv6) about the
+    /// datagram `dg` that may not be cut to `mtu`, quoting its first
+    /// fragment `first`, from the side's router address (else the
+    /// datagram's destination); its length, or 0.
+    #[allow(clippy::too_many_arguments)]
+    fn too_big(
+        &mut self,
+        side: Side,
+        family: Family,
+        mtu: usize,
+        dg: &[u8],
+        first: &[u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> usize {
+        let Ok(pkt) = packet::parse(dg) else {
+            return 0;
+        };
+        let src = self.router_address(side, &pkt).unwrap_or(pkt.ip.dst);
+        if !self.answer_allowed(now) {
+            return 0;
+        }
+        let (ty, code, rest) = match family {
+            Family::V4 => (
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_FRAGMENTATION_NEEDED,
+                (mtu as u32) & 0xffff,
+            ),
+            Family::V6 => (icmpv6::PACKET_TOO_BIG, 0, mtu as u32),
+        };
+        let built = answer::icmp_error_with(&pkt, first, ty, code, rest, src, answer);
+        self.stats.sent_icmp += u64::from(built.is_some());
+        built.unwrap_or(0)
     }
 
     /// Whether the answer rate limit lets one more answer out (counted when not).

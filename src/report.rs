@@ -71,6 +71,7 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
     for r in DropReason::ALL {
         out.push((format!("drop.{r}"), s.dropped[r.index()]));
     }
+    push_defrag(fw, &mut out);
     out.push(("invalid.total".to_string(), s.total_invalid()));
     for r in InvalidReason::ALL {
         out.push((format!("invalid.{r}"), s.invalid[r.index()]));
@@ -128,6 +129,38 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
     }
     push_control(&shell.control, &mut out);
     out
+}
+
+/// The reassembler's counters, `defrag.*`.
+fn push_defrag(fw: &Firewall, out: &mut Vec<(String, u64)>) {
+    let d = fw.defrag().stats();
+    let s = fw.stats();
+    for (name, value) in [
+        ("queued", d.queued),
+        ("reassembled", d.reassembled),
+        ("timed_out", d.timed_out),
+        ("evicted", d.evicted),
+        ("queues", d.queues as u64),
+        ("memory", d.memory as u64),
+        ("memory_high_water", d.memory_high_water as u64),
+        ("memory_max", fw.defrag().config().high_thresh as u64),
+    ] {
+        out.push((format!("defrag.{name}"), value));
+    }
+    for r in crate::defrag::FragDrop::ALL {
+        out.push((format!("defrag.dropped.{}", r.as_str()), d.dropped(r)));
+    }
+    for side in Side::BOTH {
+        let i = side.index();
+        out.push((
+            format!("defrag.held.{}", side.as_str()),
+            s.fragments_held[i],
+        ));
+        out.push((
+            format!("defrag.fragments_out.{}", side.as_str()),
+            s.fragments_out[i],
+        ));
+    }
 }
 
 /// The control server's counters, `control.*`.
@@ -319,7 +352,8 @@ pub fn log_line(
     }
     let outcome = match v.fate {
         Fate::Drop(r) => format!("drop reason={r}"),
-        Fate::Forward | Fate::Resegment => "accept".to_string(),
+        Fate::Forward | Fate::Resegment | Fate::ForwardFragments(_) => "accept".to_string(),
+        Fate::Held => "held for reassembly".to_string(),
     };
     let state = v.state.map_or("-", CtState::as_str);
     let invalid = v.invalid.map_or(String::new(), |r| format!(" invalid={r}"));

@@ -123,8 +123,13 @@ reason_enum! {
         /// IPv6 packet from or to an address a router never forwards:
         /// unspecified, loopback, multicast or link-local.
         Ipv6Scope => "ipv6_scope",
-        /// IPv4 or IPv6 fragment: tunfw does not reassemble (see README).
+        /// A fragment the reassembler refused (see `defrag.dropped.*` for
+        /// why), or whose datagram could not be cut again.
         Fragment => "fragment",
+        /// A reassembled datagram larger than the outgoing MTU allows to
+        /// cut (IPv4 with DF, IPv6): answered with fragmentation needed or
+        /// packet too big.
+        TooBig => "too_big",
         /// New flow while the table was full and no entry could be evicted.
         TableFull => "table_full",
         /// New flow one of whose tuples was already tracked when it was
@@ -156,6 +161,10 @@ pub struct Stats {
     pub checksum_offloaded: [u64; 2],
     /// Super-packets sent back to be cut into segments (a helper reads their flow).
     pub resegmented: u64,
+    /// Fragments kept for reassembly, by side they came from.
+    pub fragments_held: [u64; 2],
+    /// Fragments written for reassembled datagrams, by side they came from.
+    pub fragments_out: [u64; 2],
     /// Packets dropped, by reason.
     pub dropped: [u64; DropReason::COUNT],
     /// Packets classified INVALID, by reason (dropped or not, as the rules said).

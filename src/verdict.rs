@@ -16,6 +16,14 @@ pub enum Fate {
     /// time: nothing was decided or counted; cut it with
     /// [`crate::segment::segment_tcp4`] and process each segment.
     Resegment,
+    /// A fragment the reassembler keeps until its datagram is complete:
+    /// nothing to write, nothing dropped.
+    Held,
+    /// This fragment completed a datagram the rules accepted: write the
+    /// datagram's pieces `0..n` ([`crate::filter::Firewall::fragment_piece`])
+    /// to the other side, cut again as it arrived (Linux's "always
+    /// refragment a defragmented datagram").
+    ForwardFragments(usize),
 }
 
 /// What to do with one packet: its [`Fate`], and beside it what the
@@ -57,16 +65,21 @@ impl Verdict {
         Verdict::new(Fate::Drop(reason), state)
     }
 
-    /// Whether the packet is forwarded.
+    /// Whether the packet is forwarded as it is.
     pub fn forwards(&self) -> bool {
         self.fate == Fate::Forward
+    }
+
+    /// Whether the packet, or the datagram it completed, is forwarded.
+    pub fn forwards_any(&self) -> bool {
+        matches!(self.fate, Fate::Forward | Fate::ForwardFragments(_))
     }
 
     /// Why the packet is dropped, when it is.
     pub fn drop_reason(&self) -> Option<DropReason> {
         match self.fate {
             Fate::Drop(r) => Some(r),
-            Fate::Forward | Fate::Resegment => None,
+            Fate::Forward | Fate::Resegment | Fate::Held | Fate::ForwardFragments(_) => None,
         }
     }
 }

@@ -275,7 +275,7 @@ fn malformed_packets_never_panic_and_are_counted() {
 }
 
 #[test]
-fn fragments_and_ipv6_are_dropped_and_counted() {
+fn fragments_are_held_and_ipv6_switches_drop_or_pass() {
     let mut h = Harness::tracking();
     let mut p = udp(CLIENT, SERVER, 1, 2, b"frag");
     p[6] = 0x20; // more fragments
@@ -286,7 +286,9 @@ fn fragments_and_ipv6_are_dropped_and_counted() {
         hdr
     }]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(h.out(p).drop_reason(), Some(DropReason::Fragment));
+    let v = h.out(p);
+    assert_eq!(v.fate, tunfw::verdict::Fate::Held, "kept for reassembly");
+    assert_eq!(h.fw.defrag().stats().queued, 1);
 
     let v6 = udp(CLIENT6, SERVER6, 1, 2, b"v6");
     let drop = TRACKING_CONFIG.replace("router:", "ipv6: Drop, router:");

@@ -237,6 +237,58 @@ fn ipv6_packet_path_does_not_allocate() {
 }
 
 #[test]
+fn fragment_path_does_not_allocate() {
+    use tunfw::defrag::{fragment_count, refragment};
+    let mut h = Harness::tracking();
+    let cut = |pkt: Vec<u8>, size: usize| -> Vec<Vec<u8>> {
+        (0..fragment_count(&pkt, size).unwrap())
+            .map(|i| {
+                let mut out = vec![0u8; 70_000];
+                let len = refragment(&pkt, size, 9, i, &mut out).unwrap();
+                out.truncate(len);
+                out
+            })
+            .collect()
+    };
+    let mut bufs: Vec<(tunfw::side::Side, Vec<u8>)> = Vec::new();
+    let (lan, wan) = (tunfw::side::Side::Lan, tunfw::side::Side::Wan);
+    for i in 0..20u16 {
+        for f in cut(udp(CLIENT, SERVER, 100 + i, 53, &[1; 4000]), 1500) {
+            bufs.push((lan, f));
+        }
+        for f in cut(udp(SERVER6, CLIENT6, 53, 100 + i, &[2; 4000]), 1280) {
+            bufs.push((wan, f));
+        }
+        // An incomplete datagram and an overlap.
+        let part = cut(udp(CLIENT6, SERVER6, 200 + i, 53, &[3; 3000]), 1280);
+        bufs.push((lan, part[0].clone()));
+        bufs.push((lan, part[0].clone()));
+    }
+    let mut answer = vec![0u8; 2048];
+    let mut piece = vec![0u8; 2048];
+    let (pieces, allocations) = counted(|| {
+        let mut pieces = 0;
+        for (side, buf) in bufs.iter_mut() {
+            let v = h.fw.process(*side, buf, &mut answer, h.now);
+            if let tunfw::verdict::Fate::ForwardFragments(n) = v.fate {
+                for i in 0..n {
+                    pieces += usize::from(h.fw.fragment_piece(i, &mut piece).is_some());
+                }
+            }
+        }
+        h.now = h.now + core::time::Duration::from_secs(120);
+        h.fw.tick(h.now);
+        pieces
+    });
+    assert_eq!(allocations, 0, "the fragment path allocated");
+    assert!(
+        pieces >= 20 * 3,
+        "datagrams were reassembled and cut ({pieces} pieces)"
+    );
+    assert_eq!(h.fw.defrag().stats().queues, 0, "incomplete queues expired");
+}
+
+#[test]
 fn ftp_helper_path_does_not_allocate() {
     let mut h = Harness::default_config();
     let seg = tcp_segment;

@@ -62,6 +62,19 @@ pub(super) const LOG_BURST: Bounds = Bounds {
     unit: "",
 };
 
+/// Reassembly memory (both thresholds): 64 KiB to 1 GiB, allocated at start.
+pub(super) const DEFRAG_BYTES: Bounds = Bounds {
+    min: 65_536,
+    max: 1 << 30,
+    unit: " bytes",
+};
+/// A reassembly queue's lifetime: 1 s to 10 minutes (Linux: 30 s IPv4, 60 s IPv6).
+pub(super) const DEFRAG_TIMEOUT_SECS: Bounds = Bounds {
+    min: 1,
+    max: 600,
+    unit: " seconds",
+};
+
 impl Bounds {
     fn describe(self) -> String {
         format!("must be {} to {}{}", self.min, self.max, self.unit)
@@ -160,4 +173,12 @@ pub(super) fn log_per_second<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::
 
 pub(super) fn log_burst<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     in_range(d, LOG_BURST)
+}
+
+pub(super) fn defrag_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    count(d, DEFRAG_BYTES)
+}
+
+pub(super) fn defrag_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    in_range(d, DEFRAG_TIMEOUT_SECS)
 }

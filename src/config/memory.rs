@@ -63,7 +63,16 @@ pub struct TableMemory {
     /// The FTP helper's per-flow state (line buffers):
     /// `helpers.ftp.max_control_flows` slots; 0 without the helper.
     pub ftp_helper: u64,
+    /// The reassembler: `defrag.high_thresh` bytes of fragment memory
+    /// (chunks and queue records) and three datagram-sized buffers (the
+    /// reassembled datagram, the firewall's copy of it, its first fragment
+    /// rebuilt for ICMP quotes); 0 unless [`TableMemory::with_defrag`].
+    pub defrag: u64,
 }
+
+/// The largest IP datagram a buffer must hold (65,535 bytes of IPv6
+/// payload and its 40-byte header).
+pub const DATAGRAM_BUFFER: u64 = 65_575;
 
 impl TableMemory {
     /// The tables for `max` flows, `expectation_max` expectations and
@@ -79,12 +88,21 @@ impl TableMemory {
             expectations: expectations as u64 * slot::<Expectation>()
                 + hash_buckets(expectations) * (size_of::<(ExpectKey, u32)>() as u64 + 1),
             ftp_helper: ftp_control_flows as u64 * slot::<FtpState>(),
+            defrag: 0,
+        }
+    }
+
+    /// These tables and a reassembler of `high_thresh` bytes.
+    pub fn with_defrag(self, high_thresh: usize) -> TableMemory {
+        TableMemory {
+            defrag: high_thresh as u64 + 3 * DATAGRAM_BUFFER,
+            ..self
         }
     }
 
     /// All tables together.
     pub fn total(&self) -> u64 {
-        self.flows + self.flow_index + self.expectations + self.ftp_helper
+        self.flows + self.flow_index + self.expectations + self.ftp_helper + self.defrag
     }
 
     /// The total for people: `11.3 MiB`.
@@ -100,13 +118,14 @@ impl TableMemory {
         }
         Err(format!(
             "the tables this config sizes would take {} (flows {}, flow index {}, \
-             expectations {}, FTP helper {}), over the memory budget of {}: \
+             expectations {}, FTP helper {}, reassembly {}), over the memory budget of {}: \
              lower conntrack.max",
             human(self.total()),
             human(self.flows),
             human(self.flow_index),
             human(self.expectations),
             human(self.ftp_helper),
+            human(self.defrag),
             human(budget)
         ))
     }

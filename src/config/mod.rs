@@ -34,6 +34,7 @@
 
 mod bounds;
 mod conntrack;
+mod defrag;
 mod error;
 mod file;
 mod logging;
@@ -52,10 +53,11 @@ use ron_text::Step;
 pub use conntrack::{
     ConntrackSection, FtpHelperSection, HelpersSection, TcpTimeoutSecs, TimeoutSecs, UdpTimeoutSecs,
 };
+pub use defrag::DefragSection;
 pub use error::ConfigError;
 pub use file::{read_text, read_text_file, MAX_FILE_BYTES};
 pub use logging::{LoggingSection, PcapPackets, PcapSection};
-pub use memory::{TableMemory, MEMORY_BUDGET_BYTES};
+pub use memory::{TableMemory, DATAGRAM_BUFFER, MEMORY_BUDGET_BYTES};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
@@ -160,6 +162,9 @@ pub struct Config {
     /// Helpers attached to control flows.
     #[serde(default)]
     pub helpers: HelpersSection,
+    /// Reassembly of fragments before tracking.
+    #[serde(default)]
+    pub defrag: DefragSection,
     /// Logging and pcap.
     #[serde(default)]
     pub logging: LoggingSection,
@@ -229,6 +234,7 @@ impl Config {
             self.conntrack.expectation_max,
             self.helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows),
         )
+        .with_defrag(self.defrag.high_thresh)
     }
 
     /// The embedded default configuration.

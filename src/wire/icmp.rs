@@ -9,6 +9,9 @@ pub const DEST_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 8;
 /// Time exceeded.
 pub const TIME_EXCEEDED: u8 = 11;
+/// Destination unreachable code: fragmentation needed and DF set (RFC 1191:
+/// the next-hop MTU in the low 16 bits of the rest of the header).
+pub const CODE_FRAGMENTATION_NEEDED: u8 = 4;
 /// Destination unreachable code: port unreachable (the reject answer for non-TCP).
 pub const CODE_PORT_UNREACHABLE: u8 = 3;
 /// Length of the ICMP header (type, code, checksum, 4 bytes of rest).
