@@ -365,12 +365,15 @@ suite_pass() {
 
 # The parity seed is fixed (parity.sh's DEFAULT_SEED) so a red run replays as it
 # ran; its first line, shown below, names it. Fresh seeds: scripts/parity-campaign.sh.
-# Its namespaces are ${TOPO_PREFIX}p-* (PARITY_PREFIX overrides), so that suites
-# run side by side under different TOPO_PREFIX values do not share them.
+# Both families: the IPv4 and IPv6 fixed corpora and PARITY_RANDOM random
+# sequences of each (PARITY_FAMILY=4 or 6 for one). Its namespaces are
+# ${TOPO_PREFIX}p-* (PARITY_PREFIX overrides), so that suites run side by side
+# under different TOPO_PREFIX values do not share them.
 t_kernel_parity() {
     local out rc=0
-    out=$(PARITY_PREFIX="${PARITY_PREFIX:-${TOPO_PREFIX}p}" PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" \
-        --seed "${PARITY_SEED:-20261201}" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
+    out=$(PARITY_PREFIX="${PARITY_PREFIX:-${TOPO_PREFIX}p}" PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" \
+        bash "$HERE/parity/parity.sh" --family "${PARITY_FAMILY:-all}" --seed "${PARITY_SEED:-20261201}" \
+        --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
     grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]
 }

@@ -7,8 +7,9 @@
 //!
 //! Order, as in the kernel: the IPv6 switch, parse (malformed packets are
 //! dropped here), IPv6 scope (a router forwards no link-local, loopback,
-//! multicast or unspecified address), TTL or hop-limit check (a router may
-//! not forward TTL <= 1), conntrack (PREROUTING), the
+//! multicast or unspecified address), conntrack (PREROUTING), TTL or
+//! hop-limit check (a router may not forward TTL <= 1: `ip_forward`,
+//! `ip6_forward`, after conntrack saw the packet), the
 //! chain of the side the packet came from (FORWARD), then confirmation of a
 //! new flow only if the rules accepted its first packet, and the helper.
 
@@ -221,6 +222,7 @@ impl Firewall {
                 dst: t.dst,
                 ttl: 64,
                 protocol: t.protocol,
+                rule_protocol: t.protocol,
                 header_len: 20,
                 total_len: 20,
             },
@@ -400,13 +402,6 @@ impl Firewall {
             }
         }
 
-        if pkt.ip.ttl <= 1 {
-            return Verdict {
-                answer_len: self.time_exceeded(&pkt, side, original, answer, now),
-                ..Verdict::dropped(DropReason::TtlExceeded, None)
-            };
-        }
-
         let tracked = self.conntrack.track(&pkt, side, now);
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
@@ -414,6 +409,17 @@ impl Firewall {
                 let tuple = Tuple::of_packet(&pkt).describe();
                 log::debug!("invalid {}: {reason}: {tuple}", side.as_str());
             }
+        }
+        // The TTL (hop limit) is checked after conntrack, as Linux's
+        // ip_forward and ip6_forward run after PREROUTING: the packet has
+        // moved its flow's state (a RST closes it, a FIN advances it), and
+        // a new flow it would start stays unconfirmed, dropped with it.
+        if pkt.ip.ttl <= 1 {
+            return Verdict {
+                answer_len: self.time_exceeded(&pkt, side, original, answer, now),
+                invalid: tracked.invalid,
+                ..Verdict::dropped(DropReason::TtlExceeded, Some(tracked.state))
+            };
         }
         let chain = &mut self.settings.chains[side.index()];
         let (action, decider) = chain.evaluate(&pkt, tracked.state);

@@ -14,7 +14,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use smoltcp::wire::{IpAddress, TcpPacket, UdpPacket};
 
 use crate::stats::InvalidReason;
-use crate::wire::checksum::{fold, internet_checksum, pseudo_header_v6, sum};
+use crate::wire::checksum::{fold, internet_checksum, pseudo_header_v4, pseudo_header_v6, sum};
 use crate::wire::ipv4::{Header, HeaderError};
 use crate::wire::tcp::{self as tcp_wire, flags, SeqNum};
 use crate::wire::vnet::{self, VnetHeader};
@@ -30,8 +30,12 @@ pub struct IpInfo {
     /// Time to live (hop limit).
     pub ttl: u8,
     /// IP protocol number of the payload (for IPv6, of the upper layer
-    /// after the extension headers).
+    /// after the extension headers, as conntrack finds it).
     pub protocol: u8,
+    /// The protocol rules match: nftables' `meta l4proto`. The same as
+    /// `protocol`, except for IPv6 behind an Authentication Header: 51 (AH)
+    /// to the rules, which then see no ports (see [`ipv6::Chain::auth`]).
+    pub rule_protocol: u8,
     /// Length of the IP header in bytes: for IPv6, the fixed header and the
     /// extension headers before the upper-layer header.
     pub header_len: usize,
@@ -126,6 +130,12 @@ pub struct Packet<'a> {
 }
 
 impl Packet<'_> {
+    /// Whether rules see the transport header conntrack reads (not the case
+    /// behind an IPv6 AH, see [`IpInfo::rule_protocol`]).
+    pub fn rules_see_transport(&self) -> bool {
+        self.ip.rule_protocol == self.ip.protocol
+    }
+
     /// Source and destination ports for TCP/UDP, `None` otherwise.
     pub fn ports(&self) -> Option<(u16, u16)> {
         match self.transport {
@@ -152,7 +162,8 @@ pub enum ParseError {
 /// Guarantees: never panics on any input; returns `Err(Invalid(_))` for
 /// truncated headers, header lengths that contradict the buffer, bad IPv4
 /// header checksums, IPv6 extension-header chains that are truncated or end
-/// in No Next Header (Linux's `ipv6_skip_exthdr` fails on both), bad
+/// in No Next Header (Linux's `ipv6_skip_exthdr` fails on both), a
+/// Hop-by-Hop Options header Linux drops ([`ipv6::check_hop_by_hop`]), bad
 /// TCP/ICMP/ICMPv6 checksums and bad non-zero UDP checksums. An IPv6
 /// packet's protocol and header length are those of the upper layer found
 /// after the extension headers.
@@ -198,6 +209,7 @@ fn parse_v4<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         dst: IpAddr::V4(Ipv4Addr::from(ip.dst)),
         ttl: ip.ttl,
         protocol: ip.protocol,
+        rule_protocol: ip.protocol,
         header_len: ip.header_len,
         total_len: ip.total_len,
     };
@@ -218,6 +230,13 @@ fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         Err(_) => return invalid(InvalidReason::IpBadHeader),
     };
     let buf = &buf[..ip.total_len];
+    if ip.next_header == ipv6::NEXT_HOP_BY_HOP {
+        match ipv6::check_hop_by_hop(buf) {
+            Ok(()) => {}
+            Err(ipv6::HeaderError::BadHopByHop) => return invalid(InvalidReason::Ipv6BadHopByHop),
+            Err(_) => return invalid(InvalidReason::Ipv6BadExtHeader),
+        }
+    }
     let chain = match ipv6::walk(buf, ip.next_header) {
         Ok(c) => c,
         Err(ipv6::HeaderError::NoNextHeader) => return invalid(InvalidReason::Ipv6NoNextHeader),
@@ -231,6 +250,7 @@ fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         dst: IpAddr::V6(Ipv6Addr::from(ip.dst)),
         ttl: ip.hop_limit,
         protocol: chain.protocol,
+        rule_protocol: chain.rule_protocol(),
         header_len: chain.offset,
         total_len: ip.total_len,
     };
@@ -262,7 +282,9 @@ fn transport<'a>(
         (PROTO_TCP, _) => {
             Transport::Tcp(parse_tcp(payload, src, dst, trusted(tcp_wire::CHECKSUM))?)
         }
-        (PROTO_UDP, _) => Transport::Udp(parse_udp(payload, src, dst, trusted(UDP_CHECKSUM))?),
+        (PROTO_UDP, _) => {
+            Transport::Udp(parse_udp(payload, ip.src, ip.dst, trusted(UDP_CHECKSUM))?)
+        }
         (PROTO_ICMP, IpAddr::V4(_)) => {
             Transport::Icmp(parse_icmp(payload, 0, trusted(ICMP_CHECKSUM))?)
         }
@@ -310,32 +332,55 @@ fn parse_tcp(
     })
 }
 
+/// `payload`: the whole IP payload from the UDP header on.
 fn parse_udp(
-    dgram: &[u8],
-    src: IpAddress,
-    dst: IpAddress,
+    payload: &[u8],
+    src: IpAddr,
+    dst: IpAddr,
     checksum_trusted: bool,
 ) -> Result<UdpInfo<'_>, ParseError> {
     let (Some(len), true) = (
-        be16(dgram, 4).map(usize::from),
-        dgram.len() >= UDP_HEADER_LEN,
+        be16(payload, 4).map(usize::from),
+        payload.len() >= UDP_HEADER_LEN,
     ) else {
         return Err(ParseError::Invalid(InvalidReason::UdpTruncated));
     };
-    if len < UDP_HEADER_LEN || len > dgram.len() {
+    if len < UDP_HEADER_LEN || len > payload.len() {
         return Err(ParseError::Invalid(InvalidReason::UdpBadLength));
     }
-    let dgram = &dgram[..len];
-    let udp = UdpPacket::new_checked(dgram)
-        .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
-    if !checksum_trusted && !udp.verify_checksum(&src, &dst) {
+    if !checksum_trusted && !udp_checksum_holds(payload, src, dst) {
         return Err(ParseError::Invalid(InvalidReason::UdpBadChecksum));
     }
+    let dgram = &payload[..len];
+    let udp = UdpPacket::new_checked(dgram)
+        .map_err(|_| ParseError::Invalid(InvalidReason::UdpBadLength))?;
     Ok(UdpInfo {
         src_port: udp.src_port(),
         dst_port: udp.dst_port(),
         payload: &dgram[UDP_HEADER_LEN..],
     })
+}
+
+/// Whether the UDP checksum of `payload` (the IP payload from the UDP
+/// header on) holds the way Linux conntrack checks it (`udp_error` in
+/// nf_conntrack_proto_udp.c, through `nf_checksum` in net/netfilter/utils.c):
+/// over the whole IP payload, its length in the pseudo-header, not only the
+/// UDP length's bytes (a datagram shorter than its IP payload is checked
+/// with the bytes after it). A checksum of 0 means none was sent.
+fn udp_checksum_holds(payload: &[u8], src: IpAddr, dst: IpAddr) -> bool {
+    if cfg!(fuzzing) || be16(payload, UDP_CHECKSUM) == Some(0) {
+        return true;
+    }
+    let pseudo = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo_header_v4(s.octets(), d.octets(), PROTO_UDP, payload.len() as u16)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo_header_v6(s.octets(), d.octets(), PROTO_UDP, payload.len() as u32)
+        }
+        _ => return false,
+    };
+    fold(pseudo + sum(payload)) == 0xffff
 }
 
 /// An ICMP or ICMPv6 message; `pseudo` is the sum of the pseudo-header its

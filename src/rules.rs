@@ -65,9 +65,10 @@ impl Proto {
         }
     }
 
-    /// Whether a packet of `pkt`'s protocol and family is this protocol.
+    /// Whether a packet of `pkt`'s protocol and family is this protocol
+    /// (the protocol rules see, [`crate::packet::IpInfo::rule_protocol`]).
     pub fn matches(self, pkt: &Packet<'_>) -> bool {
-        self.number() == pkt.ip.protocol
+        self.number() == pkt.ip.rule_protocol
             && self.family().is_none_or(|f| f == Family::of(pkt.ip.src))
     }
 }
@@ -228,7 +229,7 @@ impl Rule {
             }
         }
         if self.sport.is_some() || self.dport.is_some() {
-            let Some((sp, dp)) = pkt.ports() else {
+            let Some((sp, dp)) = pkt.ports().filter(|_| pkt.rules_see_transport()) else {
                 return false;
             };
             if self.sport.as_ref().is_some_and(|s| !s.contains(sp))
@@ -238,7 +239,9 @@ impl Rule {
             }
         }
         if let Some(t) = self.icmp_type {
-            let (Transport::Icmp(i) | Transport::Icmpv6(i)) = pkt.transport else {
+            let (Transport::Icmp(i) | Transport::Icmpv6(i), true) =
+                (pkt.transport, pkt.rules_see_transport())
+            else {
                 return false;
             };
             if i.icmp_type != t || self.icmp_code.is_some_and(|c| c != i.code) {

@@ -55,6 +55,12 @@ reason_enum! {
         /// The IPv6 extension-header chain ends in No Next Header (59):
         /// there is no transport to track (Linux's `ipv6_skip_exthdr` fails).
         Ipv6NoNextHeader => "ipv6_no_next_header",
+        /// The IPv6 Hop-by-Hop Options header holds an option Linux drops
+        /// the packet for before netfilter (`ip6_parse_tlv`): padding over
+        /// 7 bytes or not zero, more than 8 options, a bad Router Alert,
+        /// IOAM, Jumbo or CALIPSO option, an unknown one whose action is
+        /// not "skip".
+        Ipv6BadHopByHop => "ipv6_bad_hop_by_hop",
         /// TCP header shorter than 20 bytes or than its data offset.
         TcpTruncated => "tcp_truncated",
         /// TCP checksum wrong.

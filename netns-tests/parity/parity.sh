@@ -2,22 +2,33 @@
 # Differential test: the same packet sequences through Linux netfilter and
 # through tunfw, compared packet by packet.
 #
-#   parity.sh [--random N] [--seed S] [--only NAME[,NAME...]]...
+#   parity.sh [--family 4|6|all] [--random N] [--seed S] [--only NAME[,NAME...]]...
 #
-# The seed of the random sequences is fixed (DEFAULT_SEED) unless --seed is
-# given, so a red run replays as it ran; it is printed in the first line. Fresh
-# seeds go through scripts/parity-campaign.sh. --only runs just the named
-# sequences (fixed-corpus names, or random_SEED_INDEX of the seed in use);
-# every DIFF line ends with the command that replays that sequence alone.
+# --family picks the corpus: 4 (the default) the IPv4 one, 6 the IPv6 one
+# (fixed sequences v6_*, random sequences random6_SEED_INDEX), all both (the
+# IPv4 one first); --random N is the number of random sequences of each
+# family picked (default 50). The seed of the random sequences is fixed
+# (DEFAULT_SEED) unless --seed is given, so a red run replays as it ran; it is
+# printed in the first line. Fresh seeds go through
+# scripts/parity-campaign.sh. --only runs just the named sequences
+# (fixed-corpus names of either family, or random_SEED_INDEX /
+# random6_SEED_INDEX of the seed in use; a name says its family); every DIFF
+# line ends with the command that replays that sequence alone.
 #
-# Topology (namespaces tunfwp-*): a client and a server namespace joined
-# through a firewall namespace, built twice: once with veth pairs and the
-# kernel forwarding under iptables FORWARD rules equal to tunfw's default
-# config (generated from netns-tests/seed.iptables, INPUT -> -i pf-wan,
-# OUTPUT -> -i pf-lan, plus the raw-table FTP helper), once with tunfw on two
-# TUN devices moved into the client and server namespaces. The UDP unreplied
-# timeout is 2 s in both. replay.py sends each sequence's crafted packets
-# from the endpoints and records which reached the far side.
+# Topology (namespaces $PARITY_PREFIX-*, default tunfwp-*): a client and a
+# server namespace joined through a firewall namespace, dual-stack, built
+# twice: once with veth pairs and the kernel forwarding under iptables and
+# ip6tables FORWARD rules equal to tunfw's default config (generated from
+# netns-tests/seed.iptables, INPUT -> -i pf-wan, OUTPUT -> -i pf-lan, plus
+# the raw-table FTP helper; for IPv6 -p icmpv6 where the seed says -p icmp),
+# once with tunfw on two TUN devices moved into the client and server
+# namespaces. IPv4 in 10.202.1.0/24 (client side) and 10.202.2.0/24 (server
+# side), IPv6 in fd00:7f:1::/64 and fd00:7f:2::/64, addresses added without
+# duplicate address detection, router advertisements and solicitations off,
+# and the firewall's neighbour entries for the crafted addresses static, so
+# no ND or MLD exchange stands between a packet and its fate. The UDP
+# unreplied timeout is 2 s in both. replay.py sends each sequence's crafted
+# packets from the endpoints and records which reached the far side.
 #
 # Output: one line per sequence, SAME or DIFF with the first differing
 # packet and the command that replays it, then "parity: N passed, N failed".
@@ -29,19 +40,22 @@ DEFAULT_SEED=20261201
 RANDOM_COUNT=50
 SEED=$DEFAULT_SEED
 ONLY=
-usage() { echo "usage: $0 [--random N] [--seed S] [--only NAME[,NAME...]]..." >&2; exit 2; }
+FAMILY=4
+usage() { echo "usage: $0 [--family 4|6|all] [--random N] [--seed S] [--only NAME[,NAME...]]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
+    --family) [ $# -ge 2 ] || usage; FAMILY=$2; shift 2 ;;
     --random) [ $# -ge 2 ] || usage; RANDOM_COUNT=$2; shift 2 ;;
     --seed) [ $# -ge 2 ] || usage; SEED=$2; shift 2 ;;
     --only) [ $# -ge 2 ] || usage; ONLY=${ONLY:+$ONLY,}$2; shift 2 ;;
     *) usage ;;
     esac
 done
-ONLY_ARGS=()
-[ -z "$ONLY" ] || ONLY_ARGS=(--only "$ONLY")
+case $FAMILY in 4 | 6 | all) ;; *) usage ;; esac
+REPLAY_ARGS=(--family "$FAMILY")
+[ -z "$ONLY" ] || REPLAY_ARGS+=(--only "$ONLY")
 # Check the arguments and the names before building anything.
-python3 "$HERE/replay.py" list all "$SEED" "$RANDOM_COUNT" /dev/null "${ONLY_ARGS[@]}" || exit 2
+python3 "$HERE/replay.py" list all "$SEED" "$RANDOM_COUNT" /dev/null "${REPLAY_ARGS[@]}" || exit 2
 # PARITY_TUNFW_ARGS: extra tunfw arguments (e.g. "--offload off").
 P=${PARITY_PREFIX:-tunfwp}
 export PARITY_PREFIX=$P
@@ -65,7 +79,16 @@ trap 'exit 130' INT TERM
 
 namespaces() {
     down
-    ns_create "$NC" "$NF" "$NS"
+    ns_create "$NC" "$NF" "$NS" || return 1
+    # Interfaces created in (or moved into) these namespaces take the
+    # defaults: no duplicate address detection, no router advertisements or
+    # solicitations.
+    local ns
+    for ns in "$NC" "$NF" "$NS"; do
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+            net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
+            net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0 || return 1
+    done
 }
 
 # shellcheck source=../../scripts/kernel-fw.sh
@@ -74,13 +97,18 @@ source "$ROOT/scripts/kernel-fw.sh"
 kernel_up() {
     namespaces || return 1
     kernel_fw_up "$NC" "$NF" "$NS" || return 1
+    kernel_fw6_up "$NC" "$NF" "$NS" || return 1
     # Crafted flows use addresses the endpoints do not own: tell the firewall
-    # where they live.
+    # where they live (IPv4 ARP and IPv6 neighbour entries, permanent).
     local cmac smac a
     cmac=$(ip -n "$NC" -j link show pc0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
     smac=$(ip -n "$NS" -j link show ps0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-    for a in 10.202.1.50 10.202.1.51 10.202.1.60; do ip -n "$NF" neigh add $a lladdr "$cmac" dev pf-lan nud permanent; done
-    for a in 10.202.2.50 10.202.2.77 10.202.2.60; do ip -n "$NF" neigh add $a lladdr "$smac" dev pf-wan nud permanent; done
+    for a in 10.202.1.50 10.202.1.51 10.202.1.60 fd00:7f:1::50 fd00:7f:1::51 fd00:7f:1::60; do
+        ip -n "$NF" neigh add $a lladdr "$cmac" dev pf-lan nud permanent || return 1
+    done
+    for a in 10.202.2.50 10.202.2.77 10.202.2.60 fd00:7f:2::50 fd00:7f:2::51 fd00:7f:2::60; do
+        ip -n "$NF" neigh add $a lladdr "$smac" dev pf-wan nud permanent || return 1
+    done
     ip netns exec "$NF" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 || return 1
 }
 
@@ -97,20 +125,26 @@ tunfw_up() {
     TUNFW_PID=$!
     wait_until "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" stats || { cat "$WORK/tunfw.log" >&2; return 1; }
     ip -n "$NF" link set tfp-lan netns "$NC" && ip -n "$NF" link set tfp-wan netns "$NS" || return 1
-    ip -n "$NC" addr add 10.202.1.2/24 dev tfp-lan && ip -n "$NC" link set tfp-lan up
-    ip -n "$NS" addr add 10.202.2.2/24 dev tfp-wan && ip -n "$NS" link set tfp-wan up
+    ip -n "$NC" addr add 10.202.1.2/24 dev tfp-lan && ip -n "$NC" addr add fd00:7f:1::2/64 dev tfp-lan nodad &&
+        ip -n "$NC" link set tfp-lan up || return 1
+    ip -n "$NS" addr add 10.202.2.2/24 dev tfp-wan && ip -n "$NS" addr add fd00:7f:2::2/64 dev tfp-wan nodad &&
+        ip -n "$NS" link set tfp-wan up || return 1
 }
 
 if [ -n "$ONLY" ]; then
     echo "parity: only ${ONLY//,/ }, seed $SEED"
 else
-    echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED"
+    case $FAMILY in
+    4) echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED" ;;
+    6) echo "parity: IPv6 fixed corpus + $RANDOM_COUNT random sequences, seed $SEED" ;;
+    all) echo "parity: IPv4 and IPv6 fixed corpora + $RANDOM_COUNT random sequences of each, seed $SEED" ;;
+    esac
 fi
 kernel_up || { echo "kernel topology failed" >&2; exit 2; }
-python3 "$HERE/replay.py" kernel all "$SEED" "$RANDOM_COUNT" "$WORK/kernel.out" "${ONLY_ARGS[@]}" || exit 2
+python3 "$HERE/replay.py" kernel all "$SEED" "$RANDOM_COUNT" "$WORK/kernel.out" "${REPLAY_ARGS[@]}" || exit 2
 down
 tunfw_up || { echo "tunfw topology failed" >&2; exit 2; }
-python3 "$HERE/replay.py" tunfw all "$SEED" "$RANDOM_COUNT" "$WORK/tunfw.out" "${ONLY_ARGS[@]}" || exit 2
+python3 "$HERE/replay.py" tunfw all "$SEED" "$RANDOM_COUNT" "$WORK/tunfw.out" "${REPLAY_ARGS[@]}" || exit 2
 down
 
 python3 - "$WORK/kernel.out" "$WORK/tunfw.out" "$SEED" "${PARITY_TUNFW_ARGS:-}" <<'PY'

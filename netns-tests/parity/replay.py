@@ -2,13 +2,13 @@
 """Replay packet sequences between a client and a server namespace through a
 firewall (Linux or tunfw) and record which packets reach the far side.
 
-usage: replay.py MODE CORPUS SEED COUNT OUT [--only NAME]...
+usage: replay.py MODE CORPUS SEED COUNT OUT [--family 4|6|all] [--only NAME]...
   MODE    kernel | tunfw   (how the namespaces are wired, see parity.sh)
           list             (write the selected sequences' names to OUT and
                             exit; needs no namespace)
   CORPUS  fixed | random | all
   SEED    seed of the random sequences (printed, so a DIFF can be replayed)
-  COUNT   number of random sequences
+  COUNT   number of random sequences (of each family selected)
   OUT     file to write: one line per sequence, "name<TAB>arrivals", where
           arrivals has one character per packet: 1 arrived, 0 did not
           ("-" for standard output)
@@ -16,11 +16,16 @@ usage: replay.py MODE CORPUS SEED COUNT OUT [--only NAME]...
           fixed-corpus name or random_SEED_INDEX (of this SEED); repeatable,
           or several names separated by commas. A random sequence depends only
           on its seed and index (see corpus.py), so it replays alone exactly.
+          A name says its family; --family is then not needed.
+  --family 4 | 6 | all   the IPv4 corpus (the default), the IPv6 corpus
+          (fixed v6_* sequences, random6_SEED_INDEX), or both, IPv4 first
 
-Crafted flows use addresses that neither endpoint owns (10.202.1.50 and up on
-the client side, 10.202.2.50 and up on the server side), so the endpoints'
-own stacks drop them silently and never answer with RSTs or ICMP errors.
-Packets are sent and sniffed with AF_PACKET on the endpoint interfaces.
+Crafted flows use addresses that neither endpoint owns (10.202.1.50 and up,
+fd00:7f:1::50 and up on the client side, 10.202.2.50 and up, fd00:7f:2::50
+and up on the server side), so the endpoints' own stacks drop them silently
+and never answer with RSTs or ICMP errors. Packets are sent and sniffed
+with AF_PACKET on the endpoint interfaces; the far side knows an IPv4 packet
+by its IP ID and an IPv6 packet by its flow label.
 """
 import ctypes
 import json
@@ -38,6 +43,14 @@ import corpus
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+# The key of an IPv6 packet among those seen: its flow label plus this (IPv4
+# packets are keyed by their IP ID, below it).
+V6_KEY = 1 << 20
+# IPv6 packets the firewall itself sends do not count: from its own
+# addresses (ICMPv6 errors, whose flow label is chosen by the kernel), or
+# with flow label 0 (its ND and MLD; the harness never uses label 0).
+V6_FIREWALL = {corpus.aton6("fd00:7f:1::1"), corpus.aton6("fd00:7f:2::1")}
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -55,23 +68,26 @@ class Side:
     def __init__(self, ns, ifname, l2):
         setns(ns)
         self.l2 = l2  # (src_mac, dst_mac) for Ethernet (veth), None for TUN
-        self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
-        self.tx.bind((ifname, ETH_P_IP))
+        self.tx = {}
+        for version, proto in ((4, ETH_P_IP), (6, ETH_P_IPV6)):
+            self.tx[version] = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+            self.tx[version].bind((ifname, proto))
         self.rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.rx.bind((ifname, ETH_P_ALL))
         self.rx.setblocking(False)
         self.hdr = 14 if l2 else 0
 
     def send(self, ip_packet):
+        version = ip_packet[0] >> 4
         if self.l2:
             src, dst = self.l2
-            frame = dst + src + struct.pack("!H", ETH_P_IP) + ip_packet
+            frame = dst + src + struct.pack("!H", ETH_P_IPV6 if version == 6 else ETH_P_IP) + ip_packet
         else:
             frame = ip_packet
-        self.tx.send(frame)
+        self.tx[version].send(frame)
 
     def drain(self):
-        """IP IDs of everything that arrived (inbound only)."""
+        """Keys (see packet_key) of everything that arrived (inbound only)."""
         ids = set()
         while True:
             try:
@@ -80,9 +96,21 @@ class Side:
                 return ids
             if addr[2] == socket.PACKET_OUTGOING:
                 continue
-            ip = data[self.hdr:]
-            if len(ip) >= 20 and ip[0] >> 4 == 4:
-                ids.add(struct.unpack("!H", ip[4:6])[0])
+            key = packet_key(data[self.hdr:])
+            if key is not None:
+                ids.add(key)
+
+
+def packet_key(ip):
+    """How the far side knows a packet: the IP ID of IPv4, V6_KEY plus the
+    flow label of IPv6 (not the firewall's own, see V6_FIREWALL); None for
+    anything else."""
+    if len(ip) >= 20 and ip[0] >> 4 == 4:
+        return struct.unpack("!H", ip[4:6])[0]
+    if len(ip) >= 40 and ip[0] >> 4 == 6 and ip[8:24] not in V6_FIREWALL:
+        label = struct.unpack("!I", ip[0:4])[0] & 0xFFFFF
+        return V6_KEY | label if label else None
+    return None
 
 
 def mac(ns, ifname):
@@ -91,13 +119,23 @@ def mac(ns, ifname):
 
 
 SENTINEL_C, SENTINEL_S, SENTINEL_PORT = "10.202.1.60", "10.202.2.60", 7
+SENTINEL6_C, SENTINEL6_S = "fd00:7f:1::60", "fd00:7f:2::60"
 
 
-def sentinel(side, ip_id):
-    """A datagram on a UDP flow set up at the start, which both firewalls
-    forward in either direction (ESTABLISHED)."""
+def sentinel(side, ip_id, version=4):
+    """A datagram on a UDP flow of family `version` set up at the start,
+    which both firewalls forward in either direction (ESTABLISHED); ip_id
+    is its IP ID (IPv4) or flow label (IPv6)."""
+    if version == 6:
+        src, dst = (SENTINEL6_C, SENTINEL6_S) if side == "c" else (SENTINEL6_S, SENTINEL6_C)
+        d = corpus.udp_dgram(src, dst, SENTINEL_PORT, SENTINEL_PORT, b"sentinel")
+        return corpus.ip6(src, dst, 17, d, ip_id)
     src, dst = (SENTINEL_C, SENTINEL_S) if side == "c" else (SENTINEL_S, SENTINEL_C)
     return corpus.ip(src, dst, 17, corpus.udp_dgram(src, dst, SENTINEL_PORT, SENTINEL_PORT, b"sentinel"), ip_id)
+
+
+def key(version, ip_id):
+    return V6_KEY | ip_id if version == 6 else ip_id
 
 
 def await_ids(receiver, wanted, timeout=3.0):
@@ -113,20 +151,33 @@ def await_ids(receiver, wanted, timeout=3.0):
     return seen, True
 
 
-def sequences_for(which, seed, count, only):
+def sequences_for(which, seed, count, only, family):
     if only:
         return corpus.select(seed, only)
     sequences = []
-    if which in ("fixed", "all"):
-        sequences += corpus.fixed()
-    if which in ("random", "all"):
-        sequences += corpus.randomized(seed, count)
+    if family in ("4", "all"):
+        if which in ("fixed", "all"):
+            sequences += corpus.fixed()
+        if which in ("random", "all"):
+            sequences += corpus.randomized(seed, count)
+    if family in ("6", "all"):
+        if which in ("fixed", "all"):
+            sequences += corpus.fixed6()
+        if which in ("random", "all"):
+            sequences += corpus.randomized6(seed, count)
     return sequences
 
 
 def main():
     args = sys.argv[1:]
     only = []
+    family = "4"
+    while "--family" in args:
+        i = args.index("--family")
+        if i + 1 >= len(args) or args[i + 1] not in ("4", "6", "all"):
+            raise SystemExit("replay.py: --family needs 4, 6 or all")
+        family = args[i + 1]
+        del args[i:i + 2]
     while "--only" in args:
         i = args.index("--only")
         if i + 1 >= len(args):
@@ -138,7 +189,7 @@ def main():
     mode, which, seed, count, out_path = args
     try:
         seed, count = int(seed), int(count)
-        sequences = sequences_for(which, seed, count, only)
+        sequences = sequences_for(which, seed, count, only, family)
     except ValueError as e:
         raise SystemExit(f"replay.py: {e}")
     if mode == "list":
@@ -157,22 +208,27 @@ def main():
         c = Side(f"{prefix}-client", "tfp-lan", None)
         s = Side(f"{prefix}-server", "tfp-wan", None)
     libc.setns(home, CLONE_NEWNET)
-    # Set up the sentinel flow: a request and its answer must both arrive.
-    c.send(sentinel("c", 65001))
-    if not await_ids(s, {65001})[1]:
-        raise SystemExit("sentinel request did not cross the firewall")
-    s.send(sentinel("s", 65002))
-    if not await_ids(c, {65002})[1]:
-        raise SystemExit("sentinel answer did not cross the firewall")
+    # One sentinel flow per family the sequences use (a test packet and its
+    # sentinel take the same path). Set up: a request and its answer must
+    # both arrive.
+    versions = sorted({step.build(1)[0] >> 4 for _, steps in sequences for step in steps} or {4})
+    for v in versions:
+        c.send(sentinel("c", 65001, v))
+        if not await_ids(s, {key(v, 65001)})[1]:
+            raise SystemExit(f"IPv{v} sentinel request did not cross the firewall")
+        s.send(sentinel("s", 65002, v))
+        if not await_ids(c, {key(v, 65002)})[1]:
+            raise SystemExit(f"IPv{v} sentinel answer did not cross the firewall")
     # An exchange within the 2 s unreplied timeout keeps it alive; one more
     # after 2 s makes it a UDP stream (120 s timeout in both), so it outlives
     # the sequences that wait for a UDP timeout.
     for pause, (a, b) in ((1.5, (65003, 65004)), (1.0, (65005, 65006))):
         time.sleep(pause)
-        c.send(sentinel("c", a))
-        s.send(sentinel("s", b))
-        if not (await_ids(s, {a})[1] and await_ids(c, {b})[1]):
-            raise SystemExit("sentinel flow did not become a stream")
+        for v in versions:
+            c.send(sentinel("c", a, v))
+            s.send(sentinel("s", b, v))
+            if not (await_ids(s, {key(v, a)})[1] and await_ids(c, {key(v, b)})[1]):
+                raise SystemExit(f"IPv{v} sentinel flow did not become a stream")
 
     ip_id = 1
     with open(out_path, "w") if out_path != "-" else sys.stdout as out:
@@ -185,14 +241,17 @@ def main():
                 ip_id = ip_id % 32000 + 1
                 mark = ip_id + 32000
                 receiver.drain()
-                sender.send(step.build(ip_id))
-                # Both firewalls handle a side's packets in order: once the
-                # sentinel sent after the test packet arrived, its fate is known.
-                sender.send(sentinel(step.side, mark))
-                seen, ok = await_ids(receiver, {mark})
+                packet = step.build(ip_id)
+                v = packet[0] >> 4
+                sender.send(packet)
+                # Both firewalls handle a side's packets of one family in
+                # order: once the sentinel sent after the test packet
+                # arrived, its fate is known.
+                sender.send(sentinel(step.side, mark, v))
+                seen, ok = await_ids(receiver, {key(v, mark)})
                 if not ok:
                     raise SystemExit(f"{mode}: {name}: sentinel lost; the sentinel flow expired or the firewall stalled")
-                arrivals.append("1" if ip_id in seen else "0")
+                arrivals.append("1" if key(v, ip_id) in seen else "0")
             out.write(f"{name}\t{''.join(arrivals)}\n")
             out.flush()
 

@@ -18,21 +18,39 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default ICMPv6 timeout (30 s, `nf_conntrack_icmpv6_timeout`).
 pub const DEFAULT_V6_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bytes of the quoted packet's transport header an error must carry.
-const QUOTED_TRANSPORT: usize = 8;
+/// Bytes of a quoted transport header of `protocol` that conntrack reads
+/// to find the flow: the two ports of TCP and UDP (the kernel's
+/// `nf_ct_get_tuple_ports`, 4 bytes), the whole ICMP or ICMPv6 header of a
+/// query (`icmp_pkt_to_tuple`, `icmpv6_pkt_to_tuple`, 8 bytes), nothing of
+/// other protocols (tracked by addresses alone).
+fn quoted_transport_len(protocol: u8) -> usize {
+    match protocol {
+        PROTO_TCP | PROTO_UDP => 4,
+        PROTO_ICMP | PROTO_ICMPV6 => 8,
+        _ => 0,
+    }
+}
+
+/// The quoted transport header at `offset` of `body`, when it carries the
+/// bytes [`quoted_transport_len`] asks for `protocol`.
+fn quoted_transport(body: &[u8], offset: usize, protocol: u8) -> Option<&[u8]> {
+    body.get(offset..)
+        .filter(|l4| l4.len() >= quoted_transport_len(protocol))
+}
 
 /// The tuple of the packet embedded in an ICMP error, exactly as that packet
 /// was sent (not inverted).
 ///
-/// Requires the embedded IPv4 header and at least 8 bytes after it; the
-/// embedded packet must not be a non-first fragment, and an embedded ICMP
-/// message must be a query (an error about an error matches nothing).
+/// Requires the embedded IPv4 header (its version field is not read) and,
+/// after it, what conntrack reads of the transport header
+/// ([`quoted_transport_len`]: the ports of TCP and UDP, 8 bytes of ICMP);
+/// the embedded packet must not be a non-first fragment,
+/// and an embedded ICMP message must be a query (an error about an error
+/// matches nothing).
 pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
     let bad = InvalidReason::IcmpErrorBadInner;
-    let ip = Header::check(body).map_err(|_| bad)?;
-    let l4 = body
-        .get(ip.header_len..ip.header_len + QUOTED_TRANSPORT)
-        .ok_or(bad)?;
+    let ip = Header::check_quoted(body).map_err(|_| bad)?;
+    let l4 = quoted_transport(body, ip.header_len, ip.protocol).ok_or(bad)?;
     if ip.fragment_offset != 0 {
         return Err(bad);
     }
@@ -46,21 +64,20 @@ pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
     })
 }
 
-/// [`embedded_tuple`] for an ICMPv6 error: the quoted IPv6 header, its
-/// extension headers walked as Linux's `ipv6_skip_exthdr` (within the
-/// quoted bytes), and at least 8 bytes of the transport header after them;
-/// a quoted non-first fragment or an ICMPv6 message that is not a query
-/// matches nothing.
+/// [`embedded_tuple`] for an ICMPv6 error: the quoted IPv6 header (its
+/// version field not read), its extension headers walked as Linux's
+/// `ipv6_skip_exthdr` (within the quoted bytes), and what conntrack reads
+/// of the transport header after them ([`quoted_transport_len`]); a quoted
+/// non-first fragment or an ICMPv6 message that is not a query matches
+/// nothing.
 pub fn embedded_tuple_v6(body: &[u8]) -> Result<Tuple, InvalidReason> {
     let bad = InvalidReason::IcmpErrorBadInner;
-    let ip = ipv6::Header::check(body).map_err(|_| bad)?;
+    let ip = ipv6::Header::check_quoted(body).map_err(|_| bad)?;
     let chain = ipv6::walk(body, ip.next_header).map_err(|_| bad)?;
     if chain.fragment.is_some_and(|(offset, _)| offset != 0) {
         return Err(bad);
     }
-    let l4 = body
-        .get(chain.offset..chain.offset + QUOTED_TRANSPORT)
-        .ok_or(bad)?;
+    let l4 = quoted_transport(body, chain.offset, chain.protocol).ok_or(bad)?;
     let (src_id, dst_id) = quoted_ids(chain.protocol, l4)?;
     Ok(Tuple {
         src: IpAddr::V6(Ipv6Addr::from(ip.src)),
@@ -71,7 +88,8 @@ pub fn embedded_tuple_v6(body: &[u8]) -> Result<Tuple, InvalidReason> {
     })
 }
 
-/// The tuple ids of a quoted transport header `l4` (8 bytes) of `protocol`.
+/// The tuple ids of a quoted transport header `l4` of `protocol`, at least
+/// [`quoted_transport_len`] bytes.
 fn quoted_ids(protocol: u8, l4: &[u8]) -> Result<(u16, u16), InvalidReason> {
     let word = |at: usize| be16(l4, at).unwrap_or(0);
     let query = match protocol {

@@ -64,18 +64,26 @@ impl Header {
     /// Check the header at the start of `b`, which may hold fewer than
     /// `total_len` bytes (an ICMP error quotes a packet cut short).
     pub fn check(b: &[u8]) -> Result<Header, HeaderError> {
-        Header::read(b, false)
+        Header::read(b, false, true)
+    }
+
+    /// [`Header::check`] for the header an ICMP error quotes, whose version
+    /// field is not read: Linux conntrack reads a quoted header as IPv4
+    /// because the error is ICMP (`ipv4_get_l4proto` in
+    /// nf_conntrack_core.c checks no version).
+    pub fn check_quoted(b: &[u8]) -> Result<Header, HeaderError> {
+        Header::read(b, false, false)
     }
 
     /// [`Header::check`] for a whole packet: `total_len` is at least the
     /// header length and that many bytes are in `b`.
     pub fn check_packet(b: &[u8]) -> Result<Header, HeaderError> {
-        Header::read(b, true)
+        Header::read(b, true, true)
     }
 
-    fn read(b: &[u8], whole: bool) -> Result<Header, HeaderError> {
+    fn read(b: &[u8], whole: bool, version: bool) -> Result<Header, HeaderError> {
         let first = *b.first().ok_or(HeaderError::Truncated)?;
-        if first >> 4 != 4 {
+        if version && first >> 4 != 4 {
             return Err(HeaderError::Version);
         }
         if b.len() < MIN_HEADER_LEN {

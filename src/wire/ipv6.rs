@@ -46,6 +46,9 @@ pub enum HeaderError {
     /// The chain ends in No Next Header: Linux's walk fails, so conntrack
     /// cannot find a transport (INVALID).
     NoNextHeader,
+    /// The Hop-by-Hop Options header holds an option Linux drops the
+    /// packet for (see [`check_hop_by_hop`]).
+    BadHopByHop,
 }
 
 /// A checked IPv6 fixed header at the start of a buffer.
@@ -78,6 +81,22 @@ pub struct Chain {
     /// and more-fragments flag. An atomic fragment (0, false) is a whole
     /// packet.
     pub fragment: Option<(u16, bool)>,
+    /// An Authentication Header was crossed. Conntrack skips it (as here),
+    /// but nftables' `meta l4proto` stops there (`ipv6_find_hdr` with
+    /// `IP6_FH_F_AUTH`, in `nf_tables_ipv6.h`): to rules, the packet is AH.
+    pub auth: bool,
+}
+
+impl Chain {
+    /// The protocol rules match, as nftables' `meta l4proto`: AH when the
+    /// walk crossed one, else the upper layer.
+    pub fn rule_protocol(&self) -> u8 {
+        if self.auth {
+            NEXT_AUTH
+        } else {
+            self.protocol
+        }
+    }
 }
 
 impl Chain {
@@ -95,6 +114,14 @@ impl Header {
         if first >> 4 != 6 {
             return Err(HeaderError::Version);
         }
+        Header::check_quoted(b)
+    }
+
+    /// [`Header::check`] for the header an ICMPv6 error quotes, whose
+    /// version field is not read: Linux conntrack reads a quoted header as
+    /// IPv6 because the error is ICMPv6 (`ipv6_get_l4proto` in
+    /// nf_conntrack_core.c checks no version).
+    pub fn check_quoted(b: &[u8]) -> Result<Header, HeaderError> {
         let h = b.get(..HEADER_LEN).ok_or(HeaderError::Truncated)?;
         let payload = usize::from(u16::from_be_bytes([h[PAYLOAD_LEN], h[PAYLOAD_LEN + 1]]));
         let mut src = [0; 16];
@@ -147,6 +174,7 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
     let mut next = first;
     let mut at = HEADER_LEN;
     let mut fragment = None;
+    let mut auth = false;
     while is_extension(next) {
         if next == NEXT_NONE {
             return Err(HeaderError::NoNextHeader);
@@ -163,6 +191,7 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
             }
             8
         } else if next == NEXT_AUTH {
+            auth = true;
             (usize::from(hdr[1]) + 2) * 4
         } else {
             (usize::from(hdr[1]) + 1) * 8
@@ -177,7 +206,85 @@ pub fn walk(b: &[u8], first: u8) -> Result<Chain, HeaderError> {
         protocol: next,
         offset: at,
         fragment,
+        auth,
     })
+}
+
+/// Option types of the Hop-by-Hop Options header that Linux knows
+/// (`ip6_parse_tlv`, net/ipv6/exthdrs.c).
+const OPT_PAD1: u8 = 0;
+const OPT_PADN: u8 = 1;
+const OPT_ROUTER_ALERT: u8 = 5;
+const OPT_CALIPSO: u8 = 7;
+const OPT_IOAM: u8 = 0x31;
+const OPT_JUMBO: u8 = 0xc2;
+/// At most this many options other than padding in a Hop-by-Hop header
+/// (`net.ipv6.max_hbh_opts_number`, default `IP6_DEFAULT_MAX_HBH_OPTS_CNT`).
+pub const MAX_HOP_BY_HOP_OPTIONS: usize = 8;
+
+/// Check the Hop-by-Hop Options header right after the fixed header of the
+/// packet `b`, as Linux does to every packet it receives, forwarded or not,
+/// before netfilter sees it (`ipv6_parse_hopopts` from `ip6_rcv_core`, the
+/// options read by `ip6_parse_tlv`): padding (Pad1, PadN) at most 7 bytes
+/// in a row and PadN zero-filled; at most [`MAX_HOP_BY_HOP_OPTIONS`] other
+/// options, each within the header; Router Alert of length 2; an IOAM
+/// option 4-byte aligned (its data is not read while IOAM is off, the
+/// default); Jumbo Payload never (it needs a payload length of 0 and more
+/// than 65535 bytes, a packet tunfw cannot carry); CALIPSO never (no
+/// CALIPSO domain is configured, so `calipso_validate` fails); an unknown
+/// option only when its action bits are 00 (skip; 01, 10 and 11 discard).
+/// Destination Options are not checked: a router does not read them.
+///
+/// Guarantees: never panics; `Err(ExtTruncated)` when the header does not
+/// fit in `b`, `Err(BadHopByHop)` for a bad option.
+pub fn check_hop_by_hop(b: &[u8]) -> Result<(), HeaderError> {
+    let hdr = b
+        .get(HEADER_LEN..HEADER_LEN + 2)
+        .ok_or(HeaderError::ExtTruncated)?;
+    let end = HEADER_LEN + (usize::from(hdr[1]) + 1) * 8;
+    let opts = b
+        .get(HEADER_LEN + 2..end)
+        .ok_or(HeaderError::ExtTruncated)?;
+    let bad = Err(HeaderError::BadHopByHop);
+    let (mut off, mut padding, mut options) = (0, 0, 0);
+    while let Some(&ty) = opts.get(off) {
+        if ty == OPT_PAD1 {
+            padding += 1;
+            if padding > 7 {
+                return bad;
+            }
+            off += 1;
+            continue;
+        }
+        let Some(&len) = opts.get(off + 1) else {
+            return bad;
+        };
+        let Some(data) = opts.get(off + 2..off + 2 + usize::from(len)) else {
+            return bad;
+        };
+        if ty == OPT_PADN {
+            padding += 2 + data.len();
+            if padding > 7 || data.iter().any(|&x| x != 0) {
+                return bad;
+            }
+        } else {
+            options += 1;
+            // Offset of the option from the start of the IPv6 header.
+            let at = HEADER_LEN + 2 + off;
+            let ok = match ty {
+                OPT_ROUTER_ALERT => len == 2,
+                OPT_IOAM => at % 4 == 0,
+                OPT_JUMBO | OPT_CALIPSO => false,
+                _ => ty >> 6 == 0,
+            };
+            if options > MAX_HOP_BY_HOP_OPTIONS || !ok {
+                return bad;
+            }
+            padding = 0;
+        }
+        off += 2 + data.len();
+    }
+    Ok(())
 }
 
 /// Decrement the hop limit of the IPv6 packet in `buf` (no checksum to
@@ -226,6 +333,10 @@ mod tests {
         let h = Header::check_packet(&p).unwrap();
         let c = walk(&p, h.next_header).unwrap();
         assert_eq!((c.protocol, c.offset, c.fragment), (6, 80, None));
+        assert_eq!(c.rule_protocol(), NEXT_AUTH, "rules see the AH");
+        let p = packet(NEXT_HOP_BY_HOP, &[6, 0, 0, 0, 0, 0, 0, 0], 20);
+        let c = walk(&p, NEXT_HOP_BY_HOP).unwrap();
+        assert_eq!((c.protocol, c.rule_protocol()), (6, 6));
     }
 
     #[test]
@@ -258,6 +369,56 @@ mod tests {
         let later = walk(&frag(185 << 3), NEXT_FRAGMENT).unwrap();
         assert_eq!(later.fragment, Some((185, false)));
         assert!(later.is_fragment());
+    }
+
+    #[test]
+    fn hop_by_hop_options_as_linux_reads_them() {
+        let hbh = |opts: &[u8]| {
+            let mut ext = vec![17, (opts.len() as u8 + 2) / 8 - 1];
+            ext.extend_from_slice(opts);
+            packet(NEXT_HOP_BY_HOP, &ext, 8)
+        };
+        let ok: &[&[u8]] = &[
+            &[1, 4, 0, 0, 0, 0],    // PadN
+            &[0, 0, 0, 0, 0, 0],    // Pad1 x 6
+            &[0x1e, 4, 1, 2, 3, 4], // unknown, action 00: skipped
+            &[5, 2, 0, 0, 1, 0],    // router alert
+            &[1, 0, 0x31, 0, 1, 0], // IOAM at offset 44
+            &[
+                0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1, 4, 0, 0,
+                0, 0,
+            ],
+        ];
+        for opts in ok {
+            assert_eq!(check_hop_by_hop(&hbh(opts)), Ok(()), "{opts:x?}");
+        }
+        let bad: &[&[u8]] = &[
+            &[0; 14],                                     // 14 bytes of Pad1
+            &[1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], // one PadN of 14
+            &[1, 4, 0, 0, 7, 0],                          // PadN not zero
+            &[0x5e, 4, 1, 2, 3, 4],                       // action 01
+            &[0x9e, 4, 1, 2, 3, 4],                       // action 10
+            &[0xde, 4, 1, 2, 3, 4],                       // action 11
+            &[5, 4, 0, 0, 0, 0],                          // router alert of length 4
+            &[0xc2, 4, 0, 1, 0, 0],                       // jumbo payload
+            &[7, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], // CALIPSO
+            &[0x31, 4, 0, 0, 0, 0],                       // IOAM at offset 42
+            &[0x1e, 9, 1, 2, 3, 4],                       // runs past the header
+            &[
+                0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1,
+                2, 0, 0,
+            ],
+        ];
+        for opts in bad {
+            assert_eq!(
+                check_hop_by_hop(&hbh(opts)),
+                Err(HeaderError::BadHopByHop),
+                "{opts:x?}"
+            );
+        }
+        let p = packet(NEXT_HOP_BY_HOP, &[17, 1, 1, 4, 0, 0, 0, 0], 0);
+        assert_eq!(check_hop_by_hop(&p), Err(HeaderError::ExtTruncated));
+        assert_eq!(check_hop_by_hop(&p[..41]), Err(HeaderError::ExtTruncated));
     }
 
     #[test]
