@@ -32,7 +32,7 @@ fn quoted_transport_len(protocol: u8) -> usize {
 }
 
 /// The quoted transport header at `offset` of `body`, when it carries the
-/// bytes [`quoted_transport_len`] asks for `protocol`.
+/// bytes `quoted_transport_len` asks for `protocol`.
 fn quoted_transport(body: &[u8], offset: usize, protocol: u8) -> Option<&[u8]> {
     body.get(offset..)
         .filter(|l4| l4.len() >= quoted_transport_len(protocol))
@@ -43,7 +43,7 @@ fn quoted_transport(body: &[u8], offset: usize, protocol: u8) -> Option<&[u8]> {
 ///
 /// Requires the embedded IPv4 header (its version field is not read) and,
 /// after it, what conntrack reads of the transport header
-/// ([`quoted_transport_len`]: the ports of TCP and UDP, 8 bytes of ICMP);
+/// (`quoted_transport_len`: the ports of TCP and UDP, 8 bytes of ICMP);
 /// the embedded packet must not be a non-first fragment,
 /// and an embedded ICMP message must be a query (an error about an error
 /// matches nothing).
@@ -67,7 +67,7 @@ pub fn embedded_tuple(body: &[u8]) -> Result<Tuple, InvalidReason> {
 /// [`embedded_tuple`] for an ICMPv6 error: the quoted IPv6 header (its
 /// version field not read), its extension headers walked as Linux's
 /// `ipv6_skip_exthdr` (within the quoted bytes), and what conntrack reads
-/// of the transport header after them ([`quoted_transport_len`]); a quoted
+/// of the transport header after them (`quoted_transport_len`); a quoted
 /// non-first fragment or an ICMPv6 message that is not a query matches
 /// nothing.
 pub fn embedded_tuple_v6(body: &[u8]) -> Result<Tuple, InvalidReason> {
@@ -89,7 +89,7 @@ pub fn embedded_tuple_v6(body: &[u8]) -> Result<Tuple, InvalidReason> {
 }
 
 /// The tuple ids of a quoted transport header `l4` of `protocol`, at least
-/// [`quoted_transport_len`] bytes.
+/// `quoted_transport_len` bytes.
 fn quoted_ids(protocol: u8, l4: &[u8]) -> Result<(u16, u16), InvalidReason> {
     let word = |at: usize| be16(l4, at).unwrap_or(0);
     let query = match protocol {
