@@ -1,5 +1,8 @@
+# shellcheck shell=bash
 # Linux as the firewall, for comparisons with tunfw (sourced by
 # netns-tests/parity/parity.sh and scripts/bench.sh).
+#
+# kernel_fw_up sets up IPv4 only; kernel_fw6_up adds IPv6 on top of it.
 #
 # kernel_fw_up NC NF NS: in existing namespaces NC (client), NF (firewall),
 # NS (server), join NC and NF by veth pc0 <-> pf-lan (10.202.1.2 / .1), NF and
@@ -19,13 +22,49 @@ kernel_fw_up() {
     ip -n "$nc" route add 10.202.2.0/24 via 10.202.1.1
     ip -n "$ns" route add 10.202.1.0/24 via 10.202.2.1
     ip netns exec "$nf" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    kernel_fw_rules "$nf" iptables
+}
+
+# kernel_fw_seed_rules FAMILY: print the seed firewall's rules as FORWARD
+# rules, one per line without the command name, for FAMILY iptables (as in
+# netns-tests/seed.iptables) or ip6tables (the same rules, -p icmpv6 for
+# -p icmp: what tunfw's default config does for IPv6).
+kernel_fw_seed_rules() {
+    local family=$1 root line
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     while read -r line; do
         case $line in '' | '#'*) continue ;; esac
         line=${line#iptables }
         line=$(sed -e 's/^-P INPUT DROP/-P FORWARD DROP/' -e '/^-P OUTPUT/d' \
             -e 's/^-A INPUT /-A FORWARD -i pf-wan /' -e 's/^-A OUTPUT /-A FORWARD -i pf-lan /' <<<"$line")
-        [ -n "$line" ] || continue
-        # shellcheck disable=SC2086
-        ip netns exec "$nf" iptables $line || { echo "iptables $line failed" >&2; return 1; }
+        [ "$family" = ip6tables ] && line=${line//-p icmp /-p icmpv6 }
+        [ -n "$line" ] && printf '%s\n' "$line"
     done <"$root/netns-tests/seed.iptables"
+    return 0
+}
+
+# kernel_fw_rules NF FAMILY: load kernel_fw_seed_rules FAMILY into NF with
+# FAMILY (iptables or ip6tables).
+kernel_fw_rules() {
+    local nf=$1 family=$2 line
+    while read -r line; do
+        # shellcheck disable=SC2086
+        ip netns exec "$nf" "$family" $line || { echo "$family $line failed" >&2; return 1; }
+    done < <(kernel_fw_seed_rules "$family")
+}
+
+# kernel_fw6_up NC NF NS: after kernel_fw_up NC NF NS, the same topology for
+# IPv6: pc0 fd00:b:1::2 <-> pf-lan fd00:b:1::1, pf-wan fd00:b:2::1 <-> ps0
+# fd00:b:2::2 (all nodad), routes through the firewall, IPv6 forwarding,
+# and the seed rules as ip6tables FORWARD rules.
+kernel_fw6_up() {
+    local nc=$1 nf=$2 ns=$3
+    ip -n "$nc" addr add fd00:b:1::2/64 dev pc0 nodad || return 1
+    ip -n "$ns" addr add fd00:b:2::2/64 dev ps0 nodad || return 1
+    ip -n "$nf" addr add fd00:b:1::1/64 dev pf-lan nodad || return 1
+    ip -n "$nf" addr add fd00:b:2::1/64 dev pf-wan nodad || return 1
+    ip -n "$nc" -6 route add fd00:b:2::/64 via fd00:b:1::1 || return 1
+    ip -n "$ns" -6 route add fd00:b:1::/64 via fd00:b:2::1 || return 1
+    ip netns exec "$nf" sysctl -qw net.ipv6.conf.all.forwarding=1
+    kernel_fw_rules "$nf" ip6tables
 }
