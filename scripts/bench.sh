@@ -8,8 +8,8 @@
 # between a client and a server namespace: TCP one stream, TCP four streams,
 # UDP with 64-byte payloads at full rate, and TCP one stream over IPv6
 # (tcp1v6: fd00:b:1::2 -> fd00:b:2::2, nodad; Linux with the same rules as
-# ip6tables, -p icmpv6 for -p icmp); RUNS runs each (default 3), median
-# with min and max. Packets per second are counted on the server's interface;
+# ip6tables, -p icmpv6 for -p icmp); RUNS runs each (default 3), each run
+# going through every variant in turn, median with min and max. Packets per second are counted on the server's interface;
 # tunfw's CPU share from /proc. Prints one table with the ratios b/a and b/c,
 # writes DIR/bench.csv and DIR/bench.svg (default DIR: bench-results/).
 # Results vary from run to run on shared machines: compare ratios of one run.
@@ -94,39 +94,42 @@ setup() {
 cpu_ticks() { [ -n "$TUNFW_PID" ] && awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat || echo 0; }
 rx_packets() { ip netns exec $NS cat /sys/class/net/$SERVER_IF/statistics/rx_packets; }
 
-# measure VARIANT TEST ARGS...: one line "variant test run gbps pps cpu%" per
-# run; ARGS are iperf3's after -c (the server: 10.202.2.2, or
-# "fd00:b:2::2 -p 5202" for IPv6).
+# measure VARIANT TEST RUN ARGS...: one line "variant,test,run,gbps,pps,cpu%";
+# ARGS are iperf3's after -c (the server: 10.202.2.2, or "fd00:b:2::2 -p
+# 5202" for IPv6).
 measure() {
-    local variant=$1 test=$2 r c0 c1 p0 p1 t0 t1 json gbps
-    shift 2
-    for r in $(seq 1 "$RUNS"); do
-        c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
-        json=$(ip netns exec $NC iperf3 -c "$@" -t "$TIME" -J 2>/dev/null)
-        t1=$(date +%s.%N) p1=$(rx_packets) c1=$(cpu_ticks)
-        gbps=$(python3 -c 'import json,sys
+    local variant=$1 test=$2 r=$3 c0 c1 p0 p1 t0 t1 json gbps
+    shift 3
+    c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
+    json=$(ip netns exec $NC iperf3 -c "$@" -t "$TIME" -J 2>/dev/null)
+    t1=$(date +%s.%N) p1=$(rx_packets) c1=$(cpu_ticks)
+    gbps=$(python3 -c 'import json,sys
 d = json.loads(sys.stdin.read())
 e = d.get("end", {})
 s = e.get("sum_received") or e.get("sum") or {}
 print(round(s.get("bits_per_second", 0) / 1e9, 3))' <<<"$json" 2>/dev/null || echo 0)
-        python3 -c "
+    python3 -c "
 t = $t1 - $t0
 print('$variant,$test,$r,$gbps,%d,%.1f' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / t))"
-    done
 }
 
 CSV=$OUT/bench.csv
 echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent" >"$CSV"
-for variant in kernel tunfw passthrough tunfw-nooffload; do
-    setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
-    echo "== $variant" >&2
-    {
-        measure $variant tcp1 10.202.2.2
-        measure $variant tcp4 10.202.2.2 -P 4
-        measure $variant udp64 10.202.2.2 -u -b 0 -l 64
-        measure $variant tcp1v6 fd00:b:2::2 -p 5202
-    } >>"$CSV"
-    down
+# Runs are the outer loop: each run measures every variant in turn (set up
+# afresh), so that a load that drifts on a shared machine spreads over all
+# variants instead of skewing the one measured while it lasted.
+for r in $(seq 1 "$RUNS"); do
+    for variant in kernel tunfw passthrough tunfw-nooffload; do
+        setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
+        echo "== run $r: $variant" >&2
+        {
+            measure $variant tcp1 "$r" 10.202.2.2
+            measure $variant tcp4 "$r" 10.202.2.2 -P 4
+            measure $variant udp64 "$r" 10.202.2.2 -u -b 0 -l 64
+            measure $variant tcp1v6 "$r" fd00:b:2::2 -p 5202
+        } >>"$CSV"
+        down
+    done
 done
 
 python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" <<'PY'
