@@ -50,6 +50,14 @@ impl Family {
         (addr, port)
     }
 
+    /// A client that has no flow in a [`populated`] table.
+    fn new_client(self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
+            Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 9, 0, 0, 0, 9, 9)),
+        }
+    }
+
     /// Length of the IP header (the bytes a forwarded packet's pass changes).
     fn header_len(self) -> usize {
         match self {
@@ -276,11 +284,7 @@ fn bench(c: &mut Criterion) {
         // The flow is removed again in the same iteration (the figure
         // includes that removal) so the table keeps its size.
         for (family, fw) in families.iter().zip(fws.iter_mut()) {
-            let client = match family {
-                Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
-                Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 9, 0, 0, 0, 9, 9)),
-            };
-            let template = udp(client, family.server(), 40000, 53);
+            let template = udp(family.new_client(), family.server(), 40000, 53);
             let tuple =
                 tunfw::conntrack::Tuple::of_packet(&tunfw::packet::parse(&template).expect("udp"));
             let mut buf = template.clone();
@@ -414,63 +418,132 @@ fn checksum(c: &mut Criterion) {
     });
 }
 
-/// `rounds` passes of `packets` copies of one established flow's data
-/// packet (`payload` bytes, checksum partial when `partial`) through `fw`:
-/// the loop callgrind counts (`--toggle-collect=*hot_loop*`). Returns the
-/// wall time per packet in ns.
+/// A case of the alternating comparison.
+#[derive(Clone, Copy)]
+enum Case {
+    /// An established flow's data packet of this many payload bytes, its
+    /// checksum partial (offloads) when true.
+    Established(usize, bool),
+    /// A new UDP flow's first packet, and the flow's removal.
+    NewUdpFlow,
+    /// An ICMP (ICMPv6) port unreachable quoting a tracked flow's packet.
+    IcmpError,
+}
+
+/// `packets` calls of `step`: the loop callgrind counts
+/// (`--toggle-collect=*hot_loop*`). Returns the wall time per call in ns.
 #[inline(never)]
-fn hot_loop(fw: &mut Firewall, family: Family, payload: usize, partial: bool, packets: u32) -> f64 {
-    let vnet = if partial {
-        family.partial()
-    } else {
-        vnet::PLAIN
-    };
-    let (client, port) = family.client(0);
-    let template = tcp(client, family.server(), port, 80, 1001, 5001, 0x18, payload);
-    let hdr = family.header_len();
-    let mut buf = template.clone();
-    let mut answer = vec![0u8; 2048];
-    let now = Instant::from_secs(1001);
+fn hot_loop(packets: u32, mut step: impl FnMut()) -> f64 {
     let t = std::time::Instant::now();
     for _ in 0..packets {
-        buf[..hdr].copy_from_slice(&template[..hdr]);
-        black_box(fw.process_offloaded(Side::Lan, &vnet, &mut buf, &mut answer, now));
+        step();
     }
     t.elapsed().as_nanos() as f64 / f64::from(packets)
 }
 
-/// The established packet at `flows` flows in both families, alternating:
-/// `rounds` rounds of `packets` packets each, IPv4 then IPv6, both tables
-/// alive; prints the median time per packet of each and their ratio, so
-/// that the comparison is of one run under one load (on a shared machine
-/// figures of separate runs move by 10-50%).
+/// `packets` packets of `case` through `fw` (a [`populated`] table of
+/// `family`), as the criterion cases of the same name send them; the time
+/// per packet in ns.
+fn run_case(fw: &mut Firewall, family: Family, case: Case, packets: u32) -> f64 {
+    let mut answer = vec![0u8; 2048];
+    let now = Instant::from_secs(1001);
+    let (client, port) = family.client(0);
+    let server = family.server();
+    match case {
+        Case::Established(payload, partial) => {
+            let vnet = if partial {
+                family.partial()
+            } else {
+                vnet::PLAIN
+            };
+            let template = tcp(client, server, port, 80, 1001, 5001, 0x18, payload);
+            let hdr = family.header_len();
+            let mut buf = template.clone();
+            hot_loop(packets, || {
+                buf[..hdr].copy_from_slice(&template[..hdr]);
+                black_box(fw.process_offloaded(Side::Lan, &vnet, &mut buf, &mut answer, now));
+            })
+        }
+        Case::NewUdpFlow => {
+            let template = udp(family.new_client(), server, 40000, 53);
+            let tuple =
+                tunfw::conntrack::Tuple::of_packet(&tunfw::packet::parse(&template).expect("udp"));
+            let mut buf = template.clone();
+            hot_loop(packets, || {
+                buf.copy_from_slice(&template);
+                let v = fw.process(Side::Lan, &mut buf, &mut answer, now);
+                if let Some((id, _)) = fw.conntrack_mut().lookup(&tuple, now) {
+                    fw.conntrack_mut().remove(id);
+                }
+                black_box(v);
+            })
+        }
+        Case::IcmpError => {
+            let quoted = tcp(client, server, port, 80, 1001, 5001, 0x10, 0);
+            let err = port_unreachable(server, client, &quoted);
+            let mut buf = err.clone();
+            hot_loop(packets, || {
+                buf.copy_from_slice(&err);
+                black_box(fw.process(Side::Wan, &mut buf, &mut answer, now));
+            })
+        }
+    }
+}
+
+/// The established packet, the new flow and the ICMP error at `flows`
+/// flows in both families, alternating: `rounds` rounds of `packets`
+/// packets each, IPv4 then IPv6 or IPv6 then IPv4, both tables alive;
+/// prints the median time per packet of each (and of the fastest round)
+/// and their ratio, so that the comparison is of one run under one load
+/// (on a shared machine figures of separate runs move by 10-50%).
 ///
-/// `only`: run the loop of this family alone (for callgrind).
-fn alternating(flows: usize, rounds: usize, packets: u32, only: Option<Family>) {
+/// `only`: run the loop of this family alone (for callgrind);
+/// `case_filter`: run only the case of this name.
+fn alternating(
+    flows: usize,
+    rounds: usize,
+    packets: u32,
+    only: Option<Family>,
+    case_filter: Option<&str>,
+) {
     let mut fws = [Family::V4, Family::V6].map(|f| populated(f, flows));
-    for (payload, partial, name) in [
-        (64, false, "established_tcp_64B"),
-        (1400, true, "established_tcp_1400B_offloaded"),
-        (1400, false, "established_tcp_1400B"),
-    ] {
+    for (case, name) in [
+        (Case::Established(64, false), "established_tcp_64B"),
+        (
+            Case::Established(1400, true),
+            "established_tcp_1400B_offloaded",
+        ),
+        (Case::Established(1400, false), "established_tcp_1400B"),
+        (Case::NewUdpFlow, "new_udp_flow_and_removal"),
+        (Case::IcmpError, "icmp_error_related"),
+    ]
+    .into_iter()
+    .filter(|(_, name)| case_filter.is_none_or(|c| c == *name))
+    {
         let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..rounds {
-            for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        for round in 0..rounds {
+            // Each family first in every other round: no order favours one.
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let family = [Family::V4, Family::V6][i];
                 if only.is_none_or(|f| f == family) {
-                    times[i].push(hot_loop(&mut fws[i], family, payload, partial, packets));
+                    times[i].push(run_case(&mut fws[i], family, case, packets));
                 } else {
                     times[i].push(f64::NAN);
                 }
             }
         }
-        let median = |v: &mut Vec<f64>| {
+        // The median, and the fastest round: the one least disturbed by
+        // other work on the machine.
+        let median_min = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
+            (v[v.len() / 2], v[0])
         };
-        let (v4, v6) = (median(&mut times[0]), median(&mut times[1]));
+        let ((v4, v4_min), (v6, v6_min)) = (median_min(&mut times[0]), median_min(&mut times[1]));
         println!(
-            "alternating {name} at {flows} flows, {rounds} rounds of {packets}: IPv4 {v4:.1} ns, IPv6 {v6:.1} ns, IPv6/IPv4 {:.3}",
-            v6 / v4
+            "alternating {name} at {flows} flows, {rounds} rounds of {packets}: IPv4 {v4:.1} ns (min {v4_min:.1}), IPv6 {v6:.1} ns (min {v6_min:.1}), IPv6/IPv4 {:.3} (min {:.3})",
+            v6 / v4,
+            v6_min / v4_min
         );
     }
 }
@@ -480,8 +553,9 @@ criterion_group!(benches, bench, checksum);
 fn main() {
     // TUNFW_BENCH_ALTERNATE=FLOWS: only the alternating comparison at FLOWS
     // flows (small under callgrind: the table's size changes the cache
-    // misses, not the instructions), TUNFW_BENCH_ROUNDS rounds (11), and
-    // with TUNFW_BENCH_FAMILY=4 or 6 one family's loop alone.
+    // misses, not the instructions), TUNFW_BENCH_ROUNDS rounds (11), with
+    // TUNFW_BENCH_FAMILY=4 or 6 one family's loop alone, with
+    // TUNFW_BENCH_CASE=NAME one case alone (established_tcp_64B, ...).
     if let Some(flows) = std::env::var("TUNFW_BENCH_ALTERNATE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -495,10 +569,11 @@ fn main() {
             Ok("6") => Some(Family::V6),
             _ => None,
         };
-        alternating(flows, rounds, 200_000, only);
+        let case = std::env::var("TUNFW_BENCH_CASE").ok();
+        alternating(flows, rounds, 200_000, only, case.as_deref());
         return;
     }
-    alternating(1_000_000, 11, 200_000, None);
+    alternating(1_000_000, 11, 200_000, None, None);
     memory_per_flow(Family::V4);
     memory_per_flow(Family::V6);
     expiry_pauses();
