@@ -185,6 +185,12 @@ fn segmenter_cuts_what_the_kernel_would_send() {
         Err(SegmentError::OutTooSmall)
     );
     assert_eq!(tcp4_segment_count(&sp, 0), Err(SegmentError::NoSegmentSize));
+    for past in [4, usize::MAX] {
+        assert_eq!(
+            segment_tcp4(&sp, MSS, past, &mut out),
+            Err(SegmentError::NoSuchSegment)
+        );
+    }
     let dgram = udp(CLIENT, SERVER, 1, 2, b"x");
     assert_eq!(tcp4_segment_count(&dgram, MSS), Err(SegmentError::NotTcp4));
     // Never panics on any truncation.
@@ -487,6 +493,12 @@ fn segmenter_refuses_what_ipv6_gso_refuses() {
         Err(SegmentError::OutTooSmall)
     );
     assert_eq!(tcp6_segment_count(&sp, 0), Err(SegmentError::NoSegmentSize));
+    for past in [2, usize::MAX] {
+        assert_eq!(
+            segment_tcp6(&sp, MSS6, past, &mut out),
+            Err(SegmentError::NoSuchSegment)
+        );
+    }
     let dgram = udp(CLIENT6, SERVER6, 1, 2, b"x");
     assert_eq!(tcp6_segment_count(&dgram, MSS6), Err(SegmentError::NotTcp6));
     assert_eq!(segment_count(&dgram, MSS6), Err(SegmentError::NotTcp6));

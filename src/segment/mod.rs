@@ -47,6 +47,8 @@ pub enum SegmentError {
     NoSegmentSize,
     /// `out` is too small for the segment.
     OutTooSmall,
+    /// The segment index is not below the segment count.
+    NoSuchSegment,
 }
 
 /// The lengths of a TCP packet whose headers agree with its buffer.
@@ -108,12 +110,16 @@ fn cut(
     out: &mut [u8],
 ) -> Result<usize, SegmentError> {
     let count = lens.segments(segment_size)?;
+    if index >= count {
+        return Err(SegmentError::NoSuchSegment);
+    }
     let headers = lens.headers();
     let size = usize::from(segment_size);
     // In bounds: TcpLengths guarantees headers <= total <= pkt.len().
     let payload = &pkt[headers..lens.total];
-    let start = index.saturating_mul(size).min(payload.len());
-    let chunk = &payload[start..start.saturating_add(size).min(payload.len())];
+    // index < count = ceil(payload / size) (at least 1): start <= payload.
+    let start = (index * size).min(payload.len());
+    let chunk = &payload[start..(start + size).min(payload.len())];
     let len = headers + chunk.len();
     let out = out.get_mut(..len).ok_or(SegmentError::OutTooSmall)?;
     out[..headers].copy_from_slice(&pkt[..headers]);
@@ -160,7 +166,8 @@ pub fn segment_count(pkt: &[u8], segment_size: u16) -> Result<usize, SegmentErro
 
 /// Write segment `index` of the TCP super-packet `pkt` of either family
 /// into `out`: [`segment_tcp4`] or [`segment_tcp6`] by the version nibble.
-/// Returns the segment's length; its checksums are complete.
+/// Returns the segment's length; its checksums are complete. `index`
+/// must be below [`segment_count`] ([`SegmentError::NoSuchSegment`]).
 pub fn segment(
     pkt: &[u8],
     segment_size: u16,

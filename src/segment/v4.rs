@@ -25,7 +25,9 @@ pub fn tcp4_segment_count(pkt: &[u8], segment_size: u16) -> Result<usize, Segmen
 /// the kernel's TCP segmentation would: the headers copied, IP total length
 /// and identification (`id + index`) and TCP sequence number adjusted, FIN
 /// and PSH only on the last segment, CWR only on the first, and both
-/// checksums complete. Returns the segment's length.
+/// checksums complete. Returns the segment's length;
+/// [`SegmentError::NoSuchSegment`] for an `index` not below
+/// [`tcp4_segment_count`].
 pub fn segment_tcp4(
     pkt: &[u8],
     segment_size: u16,

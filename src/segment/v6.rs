@@ -61,7 +61,9 @@ pub fn tcp6_segment_count(pkt: &[u8], segment_size: u16) -> Result<usize, Segmen
 /// Destination Options headers copied, the payload length set to the
 /// segment's, the TCP sequence number advanced, FIN and PSH only on the
 /// last segment, CWR only on the first, and the TCP checksum complete over
-/// the IPv6 pseudo-header. Returns the segment's length.
+/// the IPv6 pseudo-header. Returns the segment's length;
+/// [`SegmentError::NoSuchSegment`] for an `index` not below
+/// [`tcp6_segment_count`].
 ///
 /// Fails with [`SegmentError::ExtensionHeader`] for a Fragment header or
 /// AH before TCP (Linux does not segment those either), with
