@@ -21,15 +21,23 @@ ftp_configs() {
     [ "$(grep -c 'name: "tcp-' "$TOPO_DIR/strict-off.ron")" = 0 ] && grep -q 'ftp: None' "$TOPO_DIR/strict-off.ron"
 }
 
+# ftp_server_start [6]: vsftpd on $SERVER_IP:21 (6: on [$SERVER6]:21, listen_ipv6).
 ftp_server_start() {
+    local listen="listen=YES
+listen_ipv6=NO
+listen_address=$SERVER_IP" addr=$SERVER_IP
+    if [ "${1:-}" = 6 ]; then
+        listen="listen=NO
+listen_ipv6=YES
+listen_address6=$SERVER6"
+        addr=$SERVER6
+    fi
     ftp_server_stop
     mkdir -p "$FTP_DIR/root" "$FTP_DIR/empty"
     chmod 755 "$FTP_DIR" "$FTP_DIR/root" "$FTP_DIR/empty"
     [ -f "$FTP_DIR/root/blob" ] || { head -c 1048576 /dev/urandom >"$FTP_DIR/root/blob"; chmod 644 "$FTP_DIR/root/blob"; }
     cat >"$FTP_DIR/vsftpd.conf" <<CONF
-listen=YES
-listen_ipv6=NO
-listen_address=$SERVER_IP
+$listen
 background=NO
 anonymous_enable=YES
 anon_root=$FTP_DIR/root
@@ -51,7 +59,7 @@ CONF
     in_server vsftpd "$FTP_DIR/vsftpd.conf" >"$FTP_DIR/vsftpd.out" 2>&1 &
     FTP_PID=$!
     BG_PIDS+=($FTP_PID)
-    wait_until listening "$NS_SERVER" -t 21
+    wait_until listening_on "$NS_SERVER" -t "$addr" 21
 }
 
 ftp_server_stop() {
@@ -59,30 +67,38 @@ ftp_server_stop() {
     FTP_PID=
 }
 
-# ftp_restart CONFIG: tunfw on CONFIG, vsftpd (re)started on the re-wired topology.
+# ftp_restart CONFIG [6]: tunfw on CONFIG, vsftpd (re)started on the re-wired
+# topology (6: on the server's IPv6 address).
 ftp_restart() {
-    tunfw_start "$1" && ftp_server_start
+    tunfw_start "$1" && ftp_server_start "${2:-}"
 }
 
-# ftp_get MODE: fetch the 1 MiB file with curl in MODE (epsv, pasv, eprt, port); 0 if it arrived intact.
+# ftp_get MODE [6]: fetch the 1 MiB file with curl in MODE (epsv, pasv, eprt,
+# port; over IPv6 only epsv and eprt, which names the client's IPv6 address);
+# 0 if it arrived intact.
 ftp_get() {
-    local args=()
+    local args=() url="ftp://$SERVER_IP/blob"
     case $1 in
     epsv) ;;
     pasv) args=(--disable-epsv) ;;
     eprt) args=(--ftp-port -) ;;
     port) args=(--ftp-port - --disable-eprt) ;;
     esac
+    if [ "${2:-}" = 6 ]; then
+        url="ftp://[$SERVER6]/blob"
+        [ "$1" = eprt ] && args=(--ftp-port "$CLIENT6")
+    fi
     rm -f "$FTP_DIR/got"
-    in_client curl -sS --connect-timeout 3 --max-time 12 "${args[@]}" -o "$FTP_DIR/got" \
-        "ftp://$SERVER_IP/blob" 2>"$FTP_DIR/curl.err" || return 1
+    in_client curl -sS -g --connect-timeout 3 --max-time 12 "${args[@]}" -o "$FTP_DIR/got" \
+        "$url" 2>"$FTP_DIR/curl.err" || return 1
     cmp -s "$FTP_DIR/got" "$FTP_DIR/root/blob"
 }
 
-# The transfer works, and its data connection used an expectation (RELATED).
+# t_ftp_passes_related MODE [6]: the transfer works, and its data connection
+# used an expectation (RELATED).
 t_ftp_passes_related() {
     local before=$(ctr expect.used)
-    ftp_get "$1" || { note "curl: $(cat "$FTP_DIR/curl.err")"; return 1; }
+    ftp_get "$1" "${2:-}" || { note "curl: $(cat "$FTP_DIR/curl.err")"; return 1; }
     grew expect.used "$before" || { note "no expectation was used"; return 1; }
 }
 
@@ -93,12 +109,24 @@ t_ftp_passes_unrelated() {
     [ "$(ctr expect.created)" = "$before" ] || { note "an expectation was created with the helper off"; return 1; }
 }
 
-# The transfer fails, and tunfw dropped the data connection (counter NAME grew).
+# Packets the inbound rules that carry the server's control replies accepted
+# (tcp-in, or ftp-control-in where there is no tcp-in).
+control_replies() {
+    tunfw_ctl rules | awk '$1 == "inbound" && ($5 == "tcp-in" || $5 == "ftp-control-in") { n += $3 } END { print n + 0 }'
+}
+
+# t_ftp_blocked MODE COUNTER [6]: the transfer fails, and tunfw dropped the
+# data connection (COUNTER grew), while the control session went on up to the
+# transfer: the server's replies (220, 230, 257, 229 or 200, ...) came in.
+# (A dropped control connection would grow COUNTER too.)
 t_ftp_blocked() {
-    local mode=$1 counter=$2 before
+    local mode=$1 counter=$2 before control
     before=$(ctr "$counter")
-    ! ftp_get "$mode" || { note "transfer succeeded"; return 1; }
+    control=$(control_replies)
+    ! ftp_get "$mode" "${3:-}" || { note "transfer succeeded"; return 1; }
     grew "$counter" "$before" || { note "$counter did not grow"; return 1; }
+    [ $(($(control_replies) - control)) -ge 4 ] ||
+        { note "the control session did not get through: $(cat "$FTP_DIR/curl.err")"; return 1; }
 }
 
 session_dir() {

@@ -172,11 +172,11 @@ ops_suite() {
     check ops_unprivileged_with_precreated_devices t_ops_unprivileged_precreated_devices
 }
 
-# The seed firewall's iptables lines, imported, behave like config/default.ron.
+# The seed firewall's iptables and ip6tables lines, imported, behave like config/default.ron.
 import_suite() {
-    echo "== imported seed iptables (tunfw import-iptables netns-tests/seed.iptables)"
+    echo "== imported seed (tunfw import-iptables netns-tests/seed.iptables -6 netns-tests/seed.ip6tables)"
     local imported="$TOPO_DIR/imported.ron"
-    "$TUNFW_BIN" import-iptables "$HERE/seed.iptables" >"$imported" ||
+    "$TUNFW_BIN" import-iptables "$HERE/seed.iptables" -6 "$HERE/seed.ip6tables" >"$imported" ||
         { FAILED=$((FAILED + 1)); echo "FAIL import_seed"; return; }
     # Rule counters are read by name: give the imported rules the default's names.
     python3 - "$imported" "$ROOT/config/default.ron" <<'PY'
@@ -202,4 +202,11 @@ PY
     check imported_icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
     check imported_ftp_active_port_related t_ftp_passes_related port
     ftp_server_stop
+    # The IPv6 servers of ipv6_suite still run; start them if not.
+    listening_on "$NS_SERVER" -t "$SERVER6" 8080 || v6_servers_start ||
+        { FAILED=$((FAILED + 1)); echo "FAIL import_v6_servers"; return; }
+    check imported_ipv6_ping_client_to_server t6_ping_client_to_server
+    check imported_ipv6_ping_server_to_client_blocked t6_ping_server_to_client_blocked
+    check imported_ipv6_http_download_1MiB_sha256 t6_http_download
+    check imported_ipv6_udp_server_initiated_blocked t6_udp_server_initiated_blocked
 }

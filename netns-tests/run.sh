@@ -4,7 +4,12 @@
 #
 # Every allowed check also shows tunfw forwarded the traffic (its counters);
 # every blocked check shows tunfw's drop counter moving; the last checks stop
-# tunfw and show that nothing passes without it.
+# tunfw and show that nothing passes without it. IPv4 and IPv6 (ipv6.sh).
+#
+# Environment: TOPO_PREFIX names the namespaces (default tunfwt: ${TOPO_PREFIX}-*
+# and, for the kernel parity check, ${TOPO_PREFIX}p-*); OFFLOAD_PASSES="on off"
+# (the default) runs every check with offloads on and with --offload off,
+# OFFLOAD_PASSES=on only the first pass; PARITY=0 skips the kernel parity check.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -16,6 +21,8 @@ source "$ROOT/scripts/netns.sh"
 source "$HERE/ftp.sh"
 # shellcheck source=ops.sh
 source "$HERE/ops.sh"
+# shellcheck source=ipv6.sh
+source "$HERE/ipv6.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -71,6 +78,12 @@ grew() { local now; now=$(ctr "$1"); [ "$now" != missing ] && [ "$now" -gt "$2" 
 # wait_grew NAME BEFORE: wait until the counter is above BEFORE.
 wait_grew() { wait_until grew "$1" "$2" || { note "counter $1 stayed at $(ctr "$1") (was $2)"; return 1; }; }
 listening() { ip netns exec "$1" ss -Hln "$2" "sport = :$3" | grep -q .; }
+# listening_on NS -t|-u ADDR PORT: a socket listens on ADDR:PORT (ADDR v4 or v6).
+listening_on() {
+    local a=$3
+    [[ $a == *:* ]] && a="[$a]"
+    ip netns exec "$1" ss -Hln "$2" "src $a and sport = :$4" | grep -q .
+}
 
 # ---------------------------------------------------------------------------
 # Servers used by the checks.
@@ -288,10 +301,12 @@ t_stopped_nothing_passes() {
 
 # ---------------------------------------------------------------------------
 TEST_CONFIG=$TOPO_DIR/test.ron
-sed -e 's/router: (lan: None, wan: None)/router: (lan: "'$TUNFW_LAN_IP'", wan: "'$TUNFW_WAN_IP'")/' \
+sed -e 's/router: (lan: None, wan: None, lan6: None, wan6: None)/router: (lan: "'$TUNFW_LAN_IP'", wan: "'$TUNFW_WAN_IP'", lan6: "'$TUNFW_LAN6'", wan6: "'$TUNFW_WAN6'")/' \
     -e 's/udp: (unreplied: 30, replied: 120)/udp: (unreplied: 2, replied: 120)/' \
     "$ROOT/config/default.ron" >"$TEST_CONFIG"
-if cmp -s "$TEST_CONFIG" "$ROOT/config/default.ron" || ! "$TUNFW_BIN" --check --config "$TEST_CONFIG" >/dev/null; then
+# Each substitution must have taken (a changed default silently kept the old text).
+if ! grep -q "router: (lan: \"$TUNFW_LAN_IP\", .*lan6: \"$TUNFW_LAN6\"" "$TEST_CONFIG" ||
+    ! grep -q 'udp: (unreplied: 2,' "$TEST_CONFIG" || ! "$TUNFW_BIN" --check --config "$TEST_CONFIG" >/dev/null; then
     echo "could not derive the test config from config/default.ron" >&2
     exit 2
 fi
@@ -318,6 +333,7 @@ suite_pass() {
     check icmp_forged_error_dropped_invalid t_forged_icmp_error_dropped
     check forwarded_flood_other_side_served t_forwarded_flood_other_side_served
 
+    ipv6_suite
     ftp_suite
     import_suite
 
@@ -328,11 +344,14 @@ suite_pass() {
     check idle_tunfw_uses_no_cpu t_idle_uses_no_cpu
     check sigterm_exits_0_with_summary t_stop_exits_zero_with_summary
     check tunfw_stopped_nothing_passes t_stopped_nothing_passes
+    check tunfw_stopped_nothing_passes_ipv6 t6_stopped_nothing_passes
 
     ops_suite
 
-    echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
-    check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+    if [ "${PARITY:-1}" != 0 ]; then
+        echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
+        check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+    fi
 
     # The servers of this pass live in namespaces the next pass replaces.
     local pid
@@ -343,9 +362,11 @@ suite_pass() {
 
 # The parity seed is fixed (parity.sh's DEFAULT_SEED) so a red run replays as it
 # ran; its first line, shown below, names it. Fresh seeds: scripts/parity-campaign.sh.
+# Its namespaces are ${TOPO_PREFIX}p-* (PARITY_PREFIX overrides), so that suites
+# run side by side under different TOPO_PREFIX values do not share them.
 t_kernel_parity() {
     local out rc=0
-    out=$(PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" \
+    out=$(PARITY_PREFIX="${PARITY_PREFIX:-${TOPO_PREFIX}p}" PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" bash "$HERE/parity/parity.sh" \
         --seed "${PARITY_SEED:-20261201}" --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
     grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]

@@ -4,6 +4,16 @@
 #   client ns            fw ns (tunfw)            server ns                router ns
 #   10.201.1.2/24  <-- tfw-lan | tfw-wan -->  10.201.2.2/24  -- veth --  10.201.3.2/24
 #                                              10.201.3.1/24              (no default route)
+#   fd00:201:0:1::2/64                        fd00:201:0:2::2/64         fd00:201:0:3::2/64
+#                                             fd00:201:0:3::1/64
+#
+# IPv6 runs beside IPv4 on the same links, from the ULA prefix fd00:201::/48
+# (nodad: usable at once). The server forwards IPv6 too. The server <-> router
+# link has MTU 1280 (the IPv6 minimum) while the router announces the MSS of
+# a 1500-byte link (advmss 1440 on its IPv6 routes, as a host on an Ethernet
+# behind a narrower link): a client's full-size IPv6 segments towards the
+# router need the server's ICMPv6 packet too big (IPv4 to the router carries
+# only small packets in the suite).
 #
 # tunfw runs inside the fw namespace on two persistent TUN devices it attaches
 # to. Once it runs, the script moves tfw-lan into the client namespace and
@@ -15,8 +25,8 @@
 #
 # Use:  source scripts/netns.sh; topo_up; tunfw_start CONFIG; ...; topo_down
 # or:   scripts/netns.sh up | down | start [CONFIG] | stop
-# All namespaces are named ${TOPO_PREFIX}-*; only addresses 10.201.0.0/16
-# assigned here, inside these namespaces, are used.
+# All namespaces are named ${TOPO_PREFIX}-*; only addresses 10.201.0.0/16 and
+# fd00:201::/48 assigned here, inside these namespaces, are used.
 
 TOPO_PREFIX=${TOPO_PREFIX:-tunfwt}
 NS_CLIENT=$TOPO_PREFIX-client
@@ -30,6 +40,13 @@ TUNFW_WAN_IP=10.201.2.1
 SERVER_ROUTER_SIDE_IP=10.201.3.1
 ROUTER_IP=10.201.3.2
 UNROUTED_IP=10.201.5.5
+CLIENT6=fd00:201:0:1::2
+TUNFW_LAN6=fd00:201:0:1::1
+SERVER6=fd00:201:0:2::2
+TUNFW_WAN6=fd00:201:0:2::1
+SERVER_ROUTER_SIDE6=fd00:201:0:3::1
+ROUTER6=fd00:201:0:3::2
+SERVER_ROUTER_MTU=1280
 TOPO_DIR=${TOPO_DIR:-/tmp/$TOPO_PREFIX}
 TUNFW_CONTROL=$TOPO_DIR/control.sock
 TUNFW_LOG=$TOPO_DIR/tunfw.log
@@ -67,6 +84,13 @@ topo_up() {
     in_server sysctl -qw net.ipv4.ip_forward=1
     in_router sysctl -qw net.ipv4.ip_forward=1
     ip -n "$NS_SERVER" route add 10.201.5.0/24 via $ROUTER_IP
+    ip -n "$NS_SERVER" link set tfw-sr mtu $SERVER_ROUTER_MTU
+    ip -n "$NS_ROUTER" link set tfw-rs mtu $SERVER_ROUTER_MTU
+    ip -n "$NS_SERVER" addr add $SERVER_ROUTER_SIDE6/64 dev tfw-sr nodad
+    ip -n "$NS_ROUTER" addr add $ROUTER6/64 dev tfw-rs nodad
+    ip -n "$NS_ROUTER" -6 route add fd00:201:0:1::/64 via $SERVER_ROUTER_SIDE6 advmss 1440
+    ip -n "$NS_ROUTER" -6 route add fd00:201:0:2::/64 via $SERVER_ROUTER_SIDE6 advmss 1440
+    in_server sysctl -qw net.ipv6.conf.all.forwarding=1
     # The TUN devices start in the fw namespace, persistent, so that tunfw attaches to them.
     ip -n "$NS_FW" tuntap add dev tfw-lan mode tun || return 1
     ip -n "$NS_FW" tuntap add dev tfw-wan mode tun || return 1
@@ -79,9 +103,13 @@ topo_wire_devices() {
     ip -n "$NS_CLIENT" addr add $CLIENT_IP/24 dev tfw-lan
     ip -n "$NS_CLIENT" link set tfw-lan up
     ip -n "$NS_CLIENT" route add 10.201.0.0/16 dev tfw-lan
+    ip -n "$NS_CLIENT" addr add $CLIENT6/64 dev tfw-lan nodad
+    ip -n "$NS_CLIENT" -6 route add fd00:201::/48 dev tfw-lan
     ip -n "$NS_SERVER" addr add $SERVER_IP/24 dev tfw-wan
     ip -n "$NS_SERVER" link set tfw-wan up
     ip -n "$NS_SERVER" route add 10.201.1.0/24 dev tfw-wan
+    ip -n "$NS_SERVER" addr add $SERVER6/64 dev tfw-wan nodad
+    ip -n "$NS_SERVER" -6 route add fd00:201:0:1::/64 dev tfw-wan
 }
 
 # ... and back into the fw namespace, so that a new tunfw can attach.

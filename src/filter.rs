@@ -298,6 +298,10 @@ impl Firewall {
             Fate::Forward => stats.packets_forwarded[s] += 1,
             Fate::Drop(reason) => stats.count_drop(reason),
         }
+        if buf.first().is_some_and(|b| b >> 4 == 6) {
+            stats.ipv6_in[s] += 1;
+            stats.ipv6_forwarded[s] += u64::from(verdict.forwards());
+        }
         stats.packets_in[s] += 1;
         stats.bytes_in[s] += buf.len() as u64;
         if vnet.is_gso() {

@@ -21,6 +21,7 @@ pub mod chain;
 pub mod config;
 pub mod conntrack;
 pub mod control;
+pub mod defrag;
 pub mod device;
 pub mod event_loop;
 pub mod filter;

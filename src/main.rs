@@ -12,6 +12,8 @@ use tunfw::config::{Config, ConfigError};
 use tunfw::control;
 use tunfw::device::TunDevice;
 use tunfw::event_loop::{ConfigSource, EventLoop};
+use tunfw::import::Input;
+use tunfw::matchers::Family;
 
 /// A userspace stateful firewall and router between two TUN devices, with
 /// Linux conntrack semantics.
@@ -74,10 +76,27 @@ enum Command {
         #[command(subcommand)]
         what: CtlCommand,
     },
-    /// Translate iptables commands or iptables-save output into a tunfw config (stdout).
+    /// Translate iptables and ip6tables commands, or iptables-save and
+    /// ip6tables-save output, into one tunfw config (stdout).
+    ///
+    /// FILE's lines are IPv4 (iptables) unless they start with `ip6tables`;
+    /// every line of the -6 file is IPv6 unless it starts with `iptables`.
+    /// So `tunfw import-iptables rules.v4 -6 rules.v6` reads the two save
+    /// files, and one file of commands may mix iptables and ip6tables
+    /// lines. An imported rule applies to its own family only (`family:
+    /// Ipv4` or `family: Ipv6` where its addresses or ICMP protocol do not
+    /// already say so); a rule both families have at the same place in
+    /// their order is written once for both. Where the chain policies of
+    /// the two differ, the chain keeps IPv4's and a last rule gives IPv6
+    /// its own.
+    #[command(verbatim_doc_comment)]
     ImportIptables {
-        /// The iptables file ("-" for standard input).
-        file: PathBuf,
+        /// iptables commands or iptables-save output ("-" for standard input).
+        #[arg(required_unless_present = "ipv6", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// ip6tables commands or ip6tables-save output ("-" for standard input).
+        #[arg(short = '6', long = "ipv6", value_name = "FILE")]
+        ipv6: Option<PathBuf>,
     },
     /// Print the man page (roff) on standard output.
     Man,
@@ -91,9 +110,12 @@ enum Command {
 /// Flow filters, as conntrack -L's.
 #[derive(clap::Args, Debug, Clone, Default)]
 struct FilterArgs {
-    /// Protocol: tcp, udp, icmp or a number.
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number.
     #[arg(long, short = 'p')]
     proto: Option<String>,
+    /// IP family: 4 or 6 (conntrack -f ipv4 / ipv6).
+    #[arg(long, short = 'f')]
+    family: Option<String>,
     /// TCP state (ESTABLISHED, TIME_WAIT, ...), or ASSURED / UNREPLIED.
     #[arg(long)]
     state: Option<String>,
@@ -119,6 +141,9 @@ impl FilterArgs {
         }
         if let Some(p) = self.port {
             w.push(format!("port={p}"));
+        }
+        if let Some(f) = &self.family {
+            w.push(format!("family={f}"));
         }
         w.join(" ")
     }
@@ -184,7 +209,7 @@ fn subcommand(command: Command) -> ExitCode {
             json,
             what,
         } => ctl(&control, json, what),
-        Command::ImportIptables { file } => import(&file),
+        Command::ImportIptables { file, ipv6 } => import(file.as_deref(), ipv6.as_deref()),
         Command::Man => man(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tunfw", &mut std::io::stdout());
@@ -315,36 +340,58 @@ fn load_config(path: Option<&PathBuf>) -> Result<(Config, ConfigSource, String),
     Ok((source.load()?, source, name))
 }
 
-fn import(file: &Path) -> ExitCode {
-    // A file or standard input, read with the limits of a config file.
-    let (read, name) = if file.as_os_str() == "-" {
+/// Read one import input: a file or standard input, with the limits of a
+/// config file; its name for messages.
+fn import_text(file: &Path) -> Result<(String, String), ConfigError> {
+    if file.as_os_str() == "-" {
         let name = "<stdin>".to_string();
-        (
-            tunfw::config::read_text(std::io::stdin().lock(), &name),
-            name,
-        )
+        let text = tunfw::config::read_text(std::io::stdin().lock(), &name)?;
+        Ok((text, name))
     } else {
-        (
-            tunfw::config::read_text_file(file),
-            file.display().to_string(),
-        )
-    };
-    let text = match read {
-        Ok(text) => text,
-        Err(e) => return fail(1, format_args!("tunfw import-iptables: {e}")),
-    };
-    match tunfw::import::translate(&text, &name) {
+        let text = tunfw::config::read_text_file(file)?;
+        Ok((text, file.display().to_string()))
+    }
+}
+
+fn import(file: Option<&Path>, ipv6: Option<&Path>) -> ExitCode {
+    if file.is_some_and(|f| f.as_os_str() == "-") && ipv6.is_some_and(|f| f.as_os_str() == "-") {
+        return fail(
+            2,
+            format_args!(
+                "tunfw import-iptables: standard input (\"-\") can be only one of FILE and -6 FILE"
+            ),
+        );
+    }
+    let mut texts = Vec::new();
+    for (path, family) in [(file, Family::V4), (ipv6, Family::V6)] {
+        let Some(path) = path else { continue };
+        match import_text(path) {
+            Ok((text, name)) => texts.push((text, name, family)),
+            Err(e) => return fail(1, format_args!("tunfw import-iptables: {e}")),
+        }
+    }
+    let inputs: Vec<Input<'_>> = texts
+        .iter()
+        .map(|(text, name, family)| Input {
+            text,
+            name,
+            family: *family,
+        })
+        .collect();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
+    let names = names.join(" and ");
+    match tunfw::import::translate_inputs(&inputs) {
         Ok(ron) => {
             // The output must itself be a valid config.
             if let Err(e) = Config::parse(&ron, "<imported>") {
-                eprintln!("tunfw import-iptables: {name}: the translation does not validate: {e}");
+                eprintln!("tunfw import-iptables: {names}: the translation does not validate: {e}");
                 return ExitCode::from(2);
             }
             print!("{ron}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{name}:{}: {}", e.line, e.message);
+            eprintln!("{}:{}: {}", e.file, e.line, e.message);
             ExitCode::from(2)
         }
     }

@@ -51,6 +51,10 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
         ("in_bytes.wan".to_string(), s.bytes_in[1]),
         ("forwarded.lan".to_string(), s.packets_forwarded[0]),
         ("forwarded.wan".to_string(), s.packets_forwarded[1]),
+        ("ipv6.in.lan".to_string(), s.ipv6_in[0]),
+        ("ipv6.in.wan".to_string(), s.ipv6_in[1]),
+        ("ipv6.forwarded.lan".to_string(), s.ipv6_forwarded[0]),
+        ("ipv6.forwarded.wan".to_string(), s.ipv6_forwarded[1]),
         ("drop.total".to_string(), s.total_dropped()),
         ("offload.gso_in.lan".to_string(), s.gso_in[0]),
         ("offload.gso_in.wan".to_string(), s.gso_in[1]),
@@ -144,7 +148,9 @@ fn push_control(c: &ControlCounters, out: &mut Vec<(String, u64)>) {
 /// One flow as `conntrack -L` shows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FlowView {
-    /// `tcp`, `udp`, `icmp` or `other`.
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or `other`.
     pub proto: String,
     /// TCP state name; empty for other protocols.
     pub state: String,
@@ -166,7 +172,13 @@ pub struct FlowView {
 
 impl FlowView {
     fn of(flow: &Flow, now: Instant) -> FlowView {
+        let family = if flow.original.src.is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
         FlowView {
+            family: family.to_string(),
             proto: protocol_name(flow.tuple(Dir::Original).protocol).to_string(),
             state: match flow.proto {
                 ProtoState::Tcp(c) => c.state.as_str().to_string(),
@@ -203,6 +215,7 @@ pub fn event_json(e: &Event, started: std::time::Instant) -> String {
     serde_json::json!({
         "time": wall.as_secs_f64(),
         "event": e.kind,
+        "family": if e.tuple.src.is_ipv4() { "ipv4" } else { "ipv6" },
         "proto": protocol_name(e.tuple.protocol),
         "state": e.tcp_state.map(|s| s.as_str()).unwrap_or(""),
         "flow": e.tuple.describe(),

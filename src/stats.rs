@@ -139,6 +139,10 @@ pub struct Stats {
     pub bytes_in: [u64; 2],
     /// Packets forwarded, by side they came from.
     pub packets_forwarded: [u64; 2],
+    /// IPv6 packets handed to the packet path, by side (included in `packets_in`).
+    pub ipv6_in: [u64; 2],
+    /// IPv6 packets forwarded, by side they came from (included in `packets_forwarded`).
+    pub ipv6_forwarded: [u64; 2],
     /// Super-packets (TUN offloads) handed to the packet path, by side.
     pub gso_in: [u64; 2],
     /// Packets with a partial or kernel-verified transport checksum (TUN

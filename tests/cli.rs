@@ -165,3 +165,62 @@ fn import_iptables_cli() {
     assert_eq!(code, 2);
     assert!(err.starts_with(&format!("{}:2: ", bad.path)), "{err}");
 }
+
+#[test]
+fn import_iptables_cli_reads_ip6tables_with_dash_6() {
+    let (code, out, err) = tunfw(&[
+        "import-iptables",
+        "netns-tests/seed.iptables",
+        "-6",
+        "netns-tests/seed.ip6tables",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("proto: Icmpv6") && out.contains("proto: Icmp,"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("family:"),
+        "the seeds' shared rules are written once: {out}"
+    );
+    // The ip6tables file alone, as --ipv6: its rules are IPv6's.
+    let (code, out, err) = tunfw(&["import-iptables", "--ipv6", "netns-tests/seed.ip6tables"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("family: Ipv6") && !out.contains("family: Ipv4"),
+        "{out}"
+    );
+    // The iptables seed alone: IPv4's.
+    let (code, out, _) = tunfw(&["import-iptables", "netns-tests/seed.iptables"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("family: Ipv4") && !out.contains("family: Ipv6"),
+        "{out}"
+    );
+    // An error names the file it is in.
+    let v6 = write(
+        "rules.v6",
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.1 -j ACCEPT\nCOMMIT\n",
+    );
+    let (code, _, err) = tunfw(&[
+        "import-iptables",
+        "netns-tests/seed.iptables",
+        "-6",
+        &v6.path,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!(
+            "{}:3: -s 10.0.0.1: an IPv4 address in an ip6tables rule",
+            v6.path
+        )),
+        "{err}"
+    );
+    // Standard input can be only one of them; one of them is needed.
+    let (code, _, err) = tunfw(&["import-iptables", "-", "-6", "-"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("standard input"), "{err}");
+    let (code, _, err) = tunfw(&["import-iptables"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("FILE"), "{err}");
+}

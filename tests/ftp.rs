@@ -7,7 +7,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use tunfw::conntrack::{CtState, Dir};
-use tunfw::helpers::ftp::{parse, Command, FtpState, Inspect, Parsed, LINE_MAX};
+use tunfw::helpers::ftp::{announced_address, parse, Command, FtpState, Inspect, Parsed, LINE_MAX};
+use tunfw::matchers::Family::{self, V4, V6};
 use tunfw::stats::DropReason;
 use tunfw::verdict::Verdict;
 use tunfw::wire::tcp::SeqNum;
@@ -51,15 +52,6 @@ fn parser_table() {
             C,
             b"eprt !1!10.0.1.2!6275!\r\n",
             announce(Eprt, v4(10, 0, 1, 2), 6275),
-        ),
-        (
-            C,
-            b"EPRT |2|2001:db8::1|6275|\r\n",
-            announce(
-                Eprt,
-                Some(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap())),
-                6275,
-            ),
         ),
         (
             S,
@@ -114,11 +106,6 @@ fn parser_table() {
         (C, b"EPRT |1|10.0.1|6275|\r\n", Parsed::Partial(Eprt)),
         (
             C,
-            b"EPRT |2|not-an-address|6275|\r\n",
-            Parsed::Partial(Eprt),
-        ),
-        (
-            C,
             b"EPRT \x7f1\x7f10.0.1.2\x7f6275\x7f\r\n",
             Parsed::Partial(Eprt),
         ),
@@ -127,10 +114,146 @@ fn parser_table() {
     ];
     for (dir, input, want) in cases {
         assert_eq!(
-            parse(dir, input),
+            parse(dir, V4, input),
             want,
             "{dir:?} {:?}",
             String::from_utf8_lossy(input)
+        );
+    }
+}
+
+fn v6(text: &str) -> Option<IpAddr> {
+    Some(IpAddr::V6(text.parse::<Ipv6Addr>().unwrap()))
+}
+
+/// What the control flow's family changes: EPRT's protocol digit must be
+/// the flow's (the kernel's `try_eprt`); PORT and 227 parse on either
+/// family (the kernel's search table has no family check), their IPv4
+/// address given as written.
+#[test]
+fn parser_family_table() {
+    use Command::*;
+    use Dir::{Original as C, Reply as S};
+    let cases: Vec<(Family, Dir, &[u8], Parsed)> = vec![
+        // EPRT |2| on IPv6: the address in any text form.
+        (
+            V6,
+            C,
+            b"EPRT |2|2001:db8::1|6275|\r\n",
+            announce(Eprt, v6("2001:db8::1"), 6275),
+        ),
+        (
+            V6,
+            C,
+            b"eprt !2!FD00:0:1:0:0:0:0:2!50000!\r\n",
+            announce(Eprt, v6("fd00:0:1::2"), 50000),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|::ffff:10.0.1.2|6275|\r\n",
+            announce(Eprt, v6("::ffff:10.0.1.2"), 6275),
+        ),
+        // The digit of the other family: not an announcement.
+        (V6, C, b"EPRT |1|10.0.1.2|6275|\r\n", Parsed::Partial(Eprt)),
+        (
+            V4,
+            C,
+            b"EPRT |2|2001:db8::1|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        (
+            V4,
+            C,
+            b"EPRT |1|10.0.1.2|6275|\r\n",
+            announce(Eprt, v4(10, 0, 1, 2), 6275),
+        ),
+        // Bad IPv6 text, zone ids, ports.
+        (
+            V6,
+            C,
+            b"EPRT |2|not-an-address|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|fe80::1%eth0|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|2001:db8::1::2|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        (V6, C, b"EPRT |2|2001:db8::1|0|\r\n", Parsed::Partial(Eprt)),
+        (
+            V6,
+            C,
+            b"EPRT |2|2001:db8::1|65536|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        (V6, C, b"EPRT |2||6275|\r\n", Parsed::Partial(Eprt)),
+        (V6, C, b"EPRT |2|2001:db8::1", Parsed::Partial(Eprt)),
+        (
+            V6,
+            C,
+            b"EPRT |2|\xff\xfe::1|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
+        // PORT and 227 parse on IPv6 as on IPv4 (what the address means is
+        // announced_address's).
+        (
+            V6,
+            C,
+            b"PORT 10,0,1,2,195,80\r\n",
+            announce(Port, v4(10, 0, 1, 2), 50000),
+        ),
+        (
+            V6,
+            S,
+            b"227 Entering Passive Mode (10,0,2,2,117,48).\r\n",
+            announce(Pasv, v4(10, 0, 2, 2), 30000),
+        ),
+        // 229 names no address on either family.
+        (
+            V6,
+            S,
+            b"229 Entering Extended Passive Mode (|||30001|)\r\n",
+            announce(Epsv, None, 30001),
+        ),
+    ];
+    for (family, dir, input, want) in cases {
+        assert_eq!(
+            parse(dir, family, input),
+            want,
+            "{family:?} {dir:?} {:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+/// The kernel's `cmd.u3`: the sender's address, overwritten by the
+/// command's; PORT/227's IPv4 address overwrites only 4 bytes of an IPv6 one.
+#[test]
+fn announced_address_is_the_kernels_overwritten_sender() {
+    let s6: IpAddr = CLIENT6.into();
+    let s4: IpAddr = CLIENT.into();
+    for (addr, sender, want) in [
+        (None, s6, s6),
+        (None, s4, s4),
+        (v4(10, 0, 1, 99), s4, v4(10, 0, 1, 99).unwrap()),
+        (v6("fd00:0:1::99"), s6, v6("fd00:0:1::99").unwrap()),
+        // fd00:0:1::2 starts fd 00 00 00: PORT 253,0,0,0,... is its own.
+        (v4(253, 0, 0, 0), s6, s6),
+        (v4(10, 0, 1, 2), s6, v6("a00:102:1::2").unwrap()),
+        (v6("fd00:0:1::2"), s4, v6("fd00:0:1::2").unwrap()),
+    ] {
+        assert_eq!(
+            announced_address(addr, sender),
+            want,
+            "{addr:?} from {sender}"
         );
     }
 }
@@ -140,48 +263,48 @@ fn line_starts_split_commands_and_limits() {
     let mut st = FtpState::default();
     // The first segment of a direction is never parsed (no newline seen yet).
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(100), b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(100), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Pass
     );
     // The next one starts after a newline: parsed.
     let at = 100 + 19;
     assert!(matches!(
-        st.inspect(Dir::Original, SeqNum(at), b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(at), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Announce { port: 1025, .. }
     ));
     // A segment that does not start a line is not parsed.
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(5), b"PORT 10,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(5), b"PORT 10,0,1,2,4,1\r\n"),
         Inspect::Pass
     );
     // Split across two segments: kept, then parsed when the continuation comes.
     let at = at + 19;
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(at), b"PORT 10,0,1,2,"),
+        st.inspect(Dir::Original, V4, SeqNum(at), b"PORT 10,0,1,2,"),
         Inspect::Incomplete(Command::Port)
     );
     assert!(matches!(
-        st.inspect(Dir::Original, SeqNum(at + 14), b"4,2\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(at + 14), b"4,2\r\n"),
         Inspect::Announce { port: 1026, .. }
     ));
     // Split in three.
     let at = at + 19;
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(at), b"EP"),
+        st.inspect(Dir::Original, V4, SeqNum(at), b"EP"),
         Inspect::Incomplete(Command::Eprt)
     );
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(at + 2), b"RT |1|10.0"),
+        st.inspect(Dir::Original, V4, SeqNum(at + 2), b"RT |1|10.0"),
         Inspect::Incomplete(Command::Eprt)
     );
     assert!(matches!(
-        st.inspect(Dir::Original, SeqNum(at + 12), b".1.2|6275|\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(at + 12), b".1.2|6275|\r\n"),
         Inspect::Announce { port: 6275, .. }
     ));
     // A complete line that does not parse: malformed, nothing expected.
     let at = at + 24;
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(at), b"PORT 999,0,1,2,4,1\r\n"),
+        st.inspect(Dir::Original, V4, SeqNum(at), b"PORT 999,0,1,2,4,1\r\n"),
         Inspect::Malformed(Command::Port)
     );
     // A line that outgrows the buffer: overlong.
@@ -189,18 +312,18 @@ fn line_starts_split_commands_and_limits() {
     let mut digits = b"PORT 1".to_vec();
     digits.extend(std::iter::repeat_n(b'0', LINE_MAX));
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(at), &digits),
+        st.inspect(Dir::Original, V4, SeqNum(at), &digits),
         Inspect::Overlong
     );
     let mut st = FtpState::default();
-    st.inspect(Dir::Original, SeqNum(0), b"USER a\r\n");
+    st.inspect(Dir::Original, V4, SeqNum(0), b"USER a\r\n");
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(8), b"PORT 10,"),
+        st.inspect(Dir::Original, V4, SeqNum(8), b"PORT 10,"),
         Inspect::Incomplete(Command::Port)
     );
     let filler = vec![b'0'; LINE_MAX];
     assert_eq!(
-        st.inspect(Dir::Original, SeqNum(16), &filler),
+        st.inspect(Dir::Original, V4, SeqNum(16), &filler),
         Inspect::Overlong
     );
 }
@@ -212,15 +335,29 @@ const FTP_PORT: u16 = 21;
 /// An FTP control connection through the firewall, with sequence numbers kept.
 struct Ctl {
     h: Harness,
+    client: IpAddr,
+    server: IpAddr,
     cport: u16,
     c_next: u32,
     s_next: u32,
 }
 
 impl Ctl {
+    /// An IPv4 control connection, CLIENT to SERVER.
     fn open(h: Harness, cport: u16) -> Ctl {
+        Ctl::open_between(h, CLIENT.into(), SERVER.into(), cport)
+    }
+
+    /// An IPv6 control connection, CLIENT6 to SERVER6.
+    fn open6(h: Harness, cport: u16) -> Ctl {
+        Ctl::open_between(h, CLIENT6.into(), SERVER6.into(), cport)
+    }
+
+    fn open_between(h: Harness, client: IpAddr, server: IpAddr, cport: u16) -> Ctl {
         let mut c = Ctl {
             h,
+            client,
+            server,
             cport,
             c_next: 1000,
             s_next: 9000,
@@ -248,7 +385,7 @@ impl Ctl {
         self.c_next = self
             .c_next
             .wrapping_add(data.len() as u32 + u32::from(flags & SYN != 0));
-        self.h.out(tcp(CLIENT, SERVER, &seg))
+        self.h.out(tcp(self.client, self.server, &seg))
     }
 
     fn s(&mut self, flags: u8, data: &[u8]) -> Verdict {
@@ -265,7 +402,7 @@ impl Ctl {
         self.s_next = self
             .s_next
             .wrapping_add(data.len() as u32 + u32::from(flags & SYN != 0));
-        self.h.inb(tcp(SERVER, CLIENT, &seg))
+        self.h.inb(tcp(self.server, self.client, &seg))
     }
 
     fn expectations(&self) -> usize {
@@ -273,7 +410,7 @@ impl Ctl {
     }
 }
 
-fn data_syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+fn data_syn(src: impl Into<IpAddr>, sport: u16, dst: impl Into<IpAddr>, dport: u16) -> Vec<u8> {
     tcp_segment(src, dst, sport, dport, 77, 0, SYN, b"")
 }
 
@@ -495,6 +632,8 @@ fn expectation_table_cap_drops_the_announcement() {
     // A second control flow through the same firewall.
     let mut b = Ctl {
         h: a.h,
+        client: a.client,
+        server: a.server,
         cport: 40011,
         c_next: 1000,
         s_next: 9000,
@@ -517,6 +656,8 @@ fn helper_state_pool_limits_control_flows() {
     let a = Ctl::open(Harness::with_config(&one), 40012);
     let mut b = Ctl {
         h: a.h,
+        client: a.client,
+        server: a.server,
         cport: 40013,
         c_next: 1000,
         s_next: 9000,
@@ -529,4 +670,238 @@ fn helper_state_pool_limits_control_flows() {
     b.c(ACK | PSH, b"USER x\r\n");
     b.c(ACK | PSH, &port_cmd(50013));
     assert_eq!(b.expectations(), 0, "the second control flow has no helper");
+}
+
+// ---------------------------------------------------------------- IPv6
+
+/// Which end sends the announcement.
+#[derive(Clone, Copy, Debug)]
+enum From {
+    Client,
+    Server,
+}
+
+/// One announcement on a fresh control flow (IPv4 or IPv6) and what the
+/// firewall makes of it: the data connection it should open (RELATED), or
+/// the one it names that must not be expected, and the helper's counters.
+struct Case {
+    what: &'static str,
+    v6: bool,
+    from: From,
+    line: String,
+    /// Whether the data connection named by `data` is expected.
+    related: bool,
+    /// The data connection's SYN: (from the server?, source, sport, destination, dport).
+    data: (bool, IpAddr, u16, IpAddr, u16),
+    refused_address: u64,
+    malformed: u64,
+}
+
+#[test]
+fn ipv6_control_flows_table() {
+    let (c4, s4): (IpAddr, IpAddr) = (CLIENT.into(), SERVER.into());
+    let (c6, s6): (IpAddr, IpAddr) = (CLIENT6.into(), SERVER6.into());
+    let other6: IpAddr = "fd00:0:1::99".parse::<Ipv6Addr>().unwrap().into();
+    // Active: the server connects from port 20 to the announced port.
+    let active = |client: IpAddr, server: IpAddr, port| (true, server, 20, client, port);
+    // Passive: the client connects to the server's announced port.
+    let passive = |client: IpAddr, server: IpAddr, port| (false, client, 45000, server, port);
+    let case = |what, v6, from, line: &str, related, data, refused_address, malformed| Case {
+        what,
+        v6,
+        from,
+        line: format!("{line}\r\n"),
+        related,
+        data,
+        refused_address,
+        malformed,
+    };
+    let cases = [
+        case(
+            "EPRT |2| with the client's own address",
+            true,
+            From::Client,
+            "EPRT |2|fd00:0:1::2|50000|",
+            true,
+            active(c6, s6, 50000),
+            0,
+            0,
+        ),
+        case(
+            "EPRT |2|, the address in its full upper-case form",
+            true,
+            From::Client,
+            "EPRT |2|FD00:0:1:0:0:0:0:2|50001|",
+            true,
+            active(c6, s6, 50001),
+            0,
+            0,
+        ),
+        case(
+            "EPRT |1| on IPv6: not an announcement",
+            true,
+            From::Client,
+            "EPRT |1|10.0.1.2|50002|",
+            false,
+            active(c6, s6, 50002),
+            0,
+            1,
+        ),
+        case(
+            "EPRT |2| on IPv4: not an announcement",
+            false,
+            From::Client,
+            "EPRT |2|fd00:0:1::2|50003|",
+            false,
+            active(c4, s4, 50003),
+            0,
+            1,
+        ),
+        case(
+            "EPRT |1| on IPv4 (unchanged)",
+            false,
+            From::Client,
+            "EPRT |1|10.0.1.2|50004|",
+            true,
+            active(c4, s4, 50004),
+            0,
+            0,
+        ),
+        case(
+            "PORT on IPv6 naming the client's IPv4-looking address: a bounce",
+            true,
+            From::Client,
+            "PORT 10,0,1,2,195,85",
+            false,
+            active(c6, s6, 50005),
+            1,
+            0,
+        ),
+        case(
+            "PORT on IPv6 naming the client's first four bytes: the kernel expects it",
+            true,
+            From::Client,
+            "PORT 253,0,0,0,195,86",
+            true,
+            active(c6, s6, 50006),
+            0,
+            0,
+        ),
+        case(
+            "227 on IPv6 naming an IPv4 address: a bounce",
+            true,
+            From::Server,
+            "227 Entering Passive Mode (10,0,2,2,117,48).",
+            false,
+            passive(c6, s6, 30000),
+            1,
+            0,
+        ),
+        case(
+            "227 on IPv6 naming the server's first four bytes: the kernel expects it",
+            true,
+            From::Server,
+            "227 Entering Passive Mode (253,0,0,0,117,49).",
+            true,
+            passive(c6, s6, 30001),
+            0,
+            0,
+        ),
+        case(
+            "EPRT |2| naming another LAN host: bounce refused",
+            true,
+            From::Client,
+            "EPRT |2|fd00:0:1::99|50007|",
+            false,
+            active(other6, s6, 50007),
+            1,
+            0,
+        ),
+        case(
+            "EPRT |2| naming the server itself: bounce refused",
+            true,
+            From::Client,
+            "EPRT |2|fd00:0:2::2|50008|",
+            false,
+            (false, c6, 45000, s6, 50008),
+            1,
+            0,
+        ),
+        case(
+            "229 on IPv6: the server's own address",
+            true,
+            From::Server,
+            "229 Entering Extended Passive Mode (|||30002|)",
+            true,
+            passive(c6, s6, 30002),
+            0,
+            0,
+        ),
+        case(
+            "229 on IPv4 (unchanged)",
+            false,
+            From::Server,
+            "229 Entering Extended Passive Mode (|||30003|)",
+            true,
+            passive(c4, s4, 30003),
+            0,
+            0,
+        ),
+    ];
+    for (n, c) in cases.iter().enumerate() {
+        let cport = 41000 + n as u16;
+        let h = Harness::default_config();
+        let mut ctl = if c.v6 {
+            Ctl::open6(h, cport)
+        } else {
+            Ctl::open(h, cport)
+        };
+        let v = match c.from {
+            From::Client => ctl.c(ACK | PSH, c.line.as_bytes()),
+            From::Server => ctl.s(ACK | PSH, c.line.as_bytes()),
+        };
+        assert!(v.forwards(), "{}: the command itself passes", c.what);
+        assert_eq!(ctl.expectations(), usize::from(c.related), "{}", c.what);
+        let st = ctl.h.fw.ftp().stats;
+        assert_eq!(
+            (st.refused_address, st.malformed),
+            (c.refused_address, c.malformed),
+            "{}: {st:?}",
+            c.what
+        );
+        let (inbound, src, sport, dst, dport) = c.data;
+        let syn = data_syn(src, sport, dst, dport);
+        let v = if inbound {
+            ctl.h.inb(syn)
+        } else {
+            ctl.h.out(syn)
+        };
+        if c.related {
+            assert!(forwarded(&v, CtState::Related), "{}: {v:?}", c.what);
+            assert_eq!(ctl.expectations(), 0, "{}: one-shot", c.what);
+        } else {
+            assert_ne!(v.state, Some(CtState::Related), "{}: {v:?}", c.what);
+        }
+    }
+}
+
+#[test]
+fn ipv6_split_eprt_is_reassembled_and_replaces_the_pending_one() {
+    let mut ctl = Ctl::open6(Harness::default_config(), 40100);
+    assert!(ctl
+        .c(ACK | PSH, b"EPRT |2|fd00:0:1::2|50100|\r\n")
+        .forwards());
+    assert!(ctl.c(ACK | PSH, b"EPRT |2|fd00:0:").forwards());
+    assert_eq!(ctl.h.fw.ftp().stats.split_commands, 1);
+    assert!(ctl.c(ACK | PSH, b"1::2|50101|\r\n").forwards());
+    assert_eq!(ctl.expectations(), 1);
+    assert_eq!(ctl.h.fw.conntrack().expectations.stats.replaced, 1);
+    assert_ne!(
+        ctl.h.inb(data_syn(SERVER6, 20, CLIENT6, 50100)).state,
+        Some(CtState::Related)
+    );
+    assert!(forwarded(
+        &ctl.h.inb(data_syn(SERVER6, 20, CLIENT6, 50101)),
+        CtState::Related
+    ));
 }

@@ -166,6 +166,77 @@ fn packet_path_does_not_allocate() {
 }
 
 #[test]
+fn ipv6_packet_path_does_not_allocate() {
+    let cfg = TRACKING_CONFIG.replace("router:", "conntrack: (max: 256), router:");
+    let mut h = Harness::with_config(&cfg);
+    let seg = |sport, dport, seq, ack, flags, payload: &[u8]| Seg {
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window: 64000,
+        payload: payload.to_vec(),
+        ..Seg::default()
+    };
+    let mut bufs: Vec<(tunfw::side::Side, Vec<u8>)> = Vec::new();
+    let (lan, wan) = (tunfw::side::Side::Lan, tunfw::side::Side::Wan);
+    bufs.push((lan, tcp(CLIENT6, SERVER6, &seg(999, 80, 1, 0, SYN, b""))));
+    bufs.push((
+        wan,
+        tcp(SERVER6, CLIENT6, &seg(80, 999, 100, 2, SYN | ACK, b"")),
+    ));
+    for i in 0..500u32 {
+        let s = seg(999, 80, 2 + i * 100, 101, ACK | PSH, &[7; 100]);
+        bufs.push((lan, tcp(CLIENT6, SERVER6, &s)));
+    }
+    let probe = udp(CLIENT6, SERVER6, 1, 9, b"x");
+    bufs.push((lan, probe.clone()));
+    bufs.push((wan, icmp_error(SERVER6, CLIENT6, 1, 4, &probe)));
+    for p in 0..1000u16 {
+        bufs.push((lan, udp(CLIENT6, SERVER6, 10_000 + p, 53, b"q")));
+    }
+    for s in 0..100u16 {
+        bufs.push((lan, echo(CLIENT6, SERVER6, 128, 3, s)));
+    }
+    bufs.push((lan, icmp(CLIENT6, SERVER6, 135, 0, [0; 4], &[0; 16])));
+    bufs.push((lan, with_ttl(udp(CLIENT6, SERVER6, 2, 9, b"x"), 1)));
+    let mut ext = vec![0x60u8; 48];
+    ext[6] = 0; // hop-by-hop whose length runs past the end
+    ext[4..6].copy_from_slice(&8u16.to_be_bytes());
+    ext[41] = 200;
+    bufs.push((lan, ext));
+    let mut answer = vec![0u8; 2048];
+
+    let (forwarded, allocations) = counted(|| {
+        let mut fwd = 0;
+        for (side, buf) in bufs.iter_mut() {
+            let v = h.fw.process(*side, buf, &mut answer, h.now);
+            fwd += usize::from(v.forwards());
+            h.now = tunfw::time::Instant::from_millis(h.now.total_millis() + 1);
+        }
+        h.now = h.now + core::time::Duration::from_secs(1_000_000);
+        while h.fw.next_deadline(h.now) <= h.now {
+            h.fw.tick(h.now);
+        }
+        fwd
+    });
+    assert_eq!(allocations, 0, "the IPv6 packet path allocated");
+    assert!(
+        forwarded > 1500,
+        "the workload really ran ({forwarded} forwarded)"
+    );
+    assert!(
+        h.fw.conntrack().stats.early_drop > 0,
+        "the table filled and evicted"
+    );
+    assert!(
+        h.fw.stats().sent_icmp > 0,
+        "an ICMPv6 time exceeded was built"
+    );
+}
+
+#[test]
 fn ftp_helper_path_does_not_allocate() {
     let mut h = Harness::default_config();
     let seg = tcp_segment;
@@ -252,6 +323,82 @@ fn ftp_helper_path_does_not_allocate() {
     });
     assert_eq!(allocations, 0, "the FTP helper path allocated");
     assert_eq!(verdicts, 2, "both data connections were RELATED");
+    assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
+}
+
+/// The FTP helper over IPv6: EPRT |2| split across two segments (the IPv6
+/// address parsed from the line buffer), a refused bounce, EPRT |1| on IPv6,
+/// and 229, with both data connections RELATED.
+#[test]
+fn ftp_helper_path_over_ipv6_does_not_allocate() {
+    let mut h = Harness::default_config();
+    let (c, s) = (CLIENT6, SERVER6);
+    let seg = tcp_segment;
+    let lines: [&[u8]; 4] = [
+        b"EPRT |2|fd00:0:1::2|50000|\r\n",
+        b"EPRT |2|fd00:0:1::99|50001|\r\n",
+        b"EPRT |1|10.0.1.2|50002|\r\n",
+        b"USER a\r\n",
+    ];
+    let mut pkts = vec![
+        (true, seg(c, s, 40000, 21, 100, 0, SYN, b"")),
+        (false, seg(s, c, 21, 40000, 900, 101, SYN | ACK, b"")),
+        (true, seg(c, s, 40000, 21, 101, 901, ACK, b"")),
+        (
+            false,
+            seg(s, c, 21, 40000, 901, 101, ACK | PSH, b"220 hi\r\n"),
+        ),
+        (true, seg(c, s, 40000, 21, 101, 909, ACK | PSH, lines[3])),
+    ];
+    // The bounce and the family mismatch, then the split EPRT.
+    let mut at = 109;
+    for line in [lines[1], lines[2]] {
+        pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, line)));
+        at += line.len() as u32;
+    }
+    let (first, rest) = lines[0].split_at(12);
+    pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, first)));
+    at += first.len() as u32;
+    pkts.push((true, seg(c, s, 40000, 21, at, 909, ACK | PSH, rest)));
+    at += rest.len() as u32;
+    pkts.push((false, seg(s, c, 20, 50000, 5000, 0, SYN, b"")));
+    pkts.push((
+        false,
+        seg(
+            s,
+            c,
+            21,
+            40000,
+            909,
+            at,
+            ACK | PSH,
+            b"229 Entering Extended Passive Mode (|||30001|)\r\n",
+        ),
+    ));
+    pkts.push((true, seg(c, s, 45000, 30001, 7000, 0, SYN, b"")));
+    let mut answer = vec![0u8; 2048];
+    let (related, allocations) = counted(|| {
+        let mut related = 0;
+        for (from_client, buf) in pkts.iter_mut() {
+            let side = if *from_client {
+                tunfw::side::Side::Lan
+            } else {
+                tunfw::side::Side::Wan
+            };
+            let v = h.fw.process(side, buf, &mut answer, h.now);
+            assert!(v.forwards(), "{v:?}");
+            related +=
+                usize::from(v.state == Some(tunfw::conntrack::CtState::Related) && v.forwards());
+        }
+        related
+    });
+    assert_eq!(allocations, 0, "the FTP helper path over IPv6 allocated");
+    assert_eq!(related, 2, "both data connections were RELATED");
+    let st = h.fw.ftp().stats;
+    assert_eq!(
+        (st.refused_address, st.malformed, st.split_commands),
+        (1, 1, 1)
+    );
     assert_eq!(h.fw.conntrack().expectations.stats.used, 2);
 }
 

@@ -19,6 +19,8 @@ pub struct FlowFilter {
     pub addr: Option<IpAddr>,
     /// A port on either end of the flow.
     pub port: Option<u16>,
+    /// IP version: 4 or 6.
+    pub family: Option<u8>,
 }
 
 impl FlowFilter {
@@ -42,7 +44,18 @@ impl FlowFilter {
                 "state" => f.state = Some(v.to_ascii_uppercase()),
                 "addr" => f.addr = Some(v.parse().map_err(|_| format!("bad addr {v:?}"))?),
                 "port" => f.port = Some(v.parse().map_err(|_| format!("bad port {v:?}"))?),
-                _ => return Err(format!("unknown filter {k:?}: proto, state, addr, port")),
+                "family" => {
+                    f.family = Some(match v.to_ascii_lowercase().as_str() {
+                        "4" | "ipv4" | "inet" => 4,
+                        "6" | "ipv6" | "inet6" => 6,
+                        _ => return Err(format!("bad family {v:?}: 4 or 6")),
+                    })
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown filter {k:?}: proto, state, addr, port, family"
+                    ))
+                }
             }
         }
         Ok(f)
@@ -60,6 +73,10 @@ impl FlowFilter {
             return false;
         }
         if self.addr.is_some_and(|a| a != t.src && a != t.dst) {
+            return false;
+        }
+        let version = if t.src.is_ipv4() { 4 } else { 6 };
+        if self.family.is_some_and(|f| f != version) {
             return false;
         }
         let ported = matches!(t.protocol, PROTO_TCP | PROTO_UDP);

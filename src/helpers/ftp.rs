@@ -8,9 +8,29 @@
 //! | direction | prefix | then | numbers |
 //! |---|---|---|---|
 //! | client | `PORT` | skip to a space | `a,b,c,d,p1,p2` ended by `\r` |
-//! | client | `EPRT` | skip to a space | `<d>1<d>a.b.c.d<d>port<d>` (`<d>` any printable non-digit; `2` = IPv6) |
+//! | client | `EPRT` | skip to a space | `<d>1<d>a.b.c.d<d>port<d>` on IPv4, `<d>2<d>ipv6<d>port<d>` on IPv6 (`<d>` any printable non-digit) |
 //! | server | `227 ` | first digit anywhere after | six numbers separated by `,` ended by any other character |
 //! | server | `229 ` | skip to `(` | `<d><d><d>port<d>` |
+//!
+//! IPv6 control flows use the same table (the kernel registers the helper
+//! for `AF_INET` and `AF_INET6` with one `help()`), with two differences
+//! that come from the family of the control flow, which [`parse`] is given:
+//!
+//! - EPRT's protocol digit must be the control flow's family (`try_eprt`:
+//!   `1` only on IPv4, `2` only on IPv6). A mismatch is not an
+//!   announcement: the kernel's `getnum` fails, which `find_pattern`
+//!   reports as a partial match; here a complete such line is
+//!   [`Inspect::Malformed`], as every unparsable line is.
+//! - PORT and 227 are parsed whatever the family: the kernel's search table
+//!   has no family check. But `try_rfc959` writes the four numbers to
+//!   `cmd->u3.ip`, the first 4 bytes of the 16-byte address union, which
+//!   `help()` had filled with the sender's own address. On an IPv6 flow the
+//!   announced address is therefore the sender's IPv6 address with its first
+//!   32 bits replaced by `a.b.c.d` ([`announced_address`]), and the bounce
+//!   check (`memcmp` with the sender's address) passes only when `a.b.c.d`
+//!   are the sender's first four bytes. So PORT and 227 on IPv6 expect
+//!   nothing (refused as a bounce) unless they name those four bytes, and
+//!   then the data connection is expected to the sender's own IPv6 address.
 //!
 //! A segment that starts like one of these but ends before its arguments are
 //! complete (no newline yet) is a command split across segments: tunfw keeps
@@ -29,6 +49,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::conntrack::table::HelperState;
 use crate::conntrack::tuple::Dir;
+use crate::matchers::Family;
 use crate::wire::tcp::SeqNum;
 
 /// Which announcement a line carried.
@@ -36,7 +57,8 @@ use crate::wire::tcp::SeqNum;
 pub enum Command {
     /// `PORT a,b,c,d,p1,p2` (active, from the client).
     Port,
-    /// `EPRT |1|a.b.c.d|port|` (active, from the client).
+    /// `EPRT |1|a.b.c.d|port|` or `EPRT |2|ipv6|port|` (active, from the
+    /// client; the digit must be the control flow's family).
     Eprt,
     /// `227 ... (a,b,c,d,p1,p2)` (passive, from the server).
     Pasv,
@@ -71,7 +93,9 @@ pub enum Parsed {
     Announce {
         /// Which command.
         command: Command,
-        /// Announced address; `None` for 229 (EPSV), which names only a port.
+        /// Announced address as written; `None` for 229 (EPSV), which names
+        /// only a port. PORT and 227 write an IPv4 address on either family:
+        /// [`announced_address`] is what it means on the control flow.
         addr: Option<IpAddr>,
         /// Announced port (1..=65535).
         port: u16,
@@ -113,8 +137,10 @@ const SERVER_PATTERNS: [Pattern; 2] = [
 ];
 
 /// Parse the payload of one control-flow segment sent in `dir` (the original
-/// direction is the client's). Never panics, never allocates.
-pub fn parse(dir: Dir, data: &[u8]) -> Parsed {
+/// direction is the client's) on a control flow of `family`. Never panics,
+/// never allocates. An announced port is never 0 (that is
+/// [`Parsed::PortZero`]); an EPRT address is of `family`.
+pub fn parse(dir: Dir, family: Family, data: &[u8]) -> Parsed {
     if data.is_empty() {
         return Parsed::NoMatch;
     }
@@ -123,7 +149,7 @@ pub fn parse(dir: Dir, data: &[u8]) -> Parsed {
         Dir::Reply => &SERVER_PATTERNS,
     };
     for p in patterns {
-        match find_pattern(data, p) {
+        match find_pattern(data, p, family) {
             Found::No => continue,
             Found::Partial => return Parsed::Partial(p.command),
             Found::Yes(addr, port) => {
@@ -147,7 +173,7 @@ enum Found {
     Yes(Option<IpAddr>, u16),
 }
 
-fn find_pattern(data: &[u8], p: &Pattern) -> Found {
+fn find_pattern(data: &[u8], p: &Pattern, family: Family) -> Found {
     let plen = p.prefix.len();
     if data.len() <= plen {
         // Short segment: a prefix of the pattern may be the start of a split command.
@@ -183,7 +209,7 @@ fn find_pattern(data: &[u8], p: &Pattern) -> Found {
                 None => return Found::Partial,
             }
         }
-        Command::Eprt => eprt(args),
+        Command::Eprt => eprt(args, family),
         Command::Epsv => epsv(args),
     };
     match got {
@@ -233,8 +259,10 @@ fn valid_delimiter(d: u8) -> bool {
     (33..=126).contains(&d) && !d.is_ascii_digit()
 }
 
-/// `<d>1<d>a.b.c.d<d>port<d>` or `<d>2<d>ipv6<d>port<d>`.
-fn eprt(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
+/// `<d>1<d>a.b.c.d<d>port<d>` on IPv4 or `<d>2<d>ipv6<d>port<d>` on IPv6:
+/// as the kernel's `try_eprt`, the protocol digit must be the control
+/// flow's family.
+fn eprt(data: &[u8], family: Family) -> Option<(Option<IpAddr>, u16)> {
     if data.len() <= 3 {
         return None;
     }
@@ -243,8 +271,8 @@ fn eprt(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
         return None;
     }
     let rest = &data[3..];
-    let (addr, used) = match data[1] {
-        b'1' => {
+    let (addr, used) = match (family, data[1]) {
+        (Family::V4, b'1') => {
             let (n, used) = numbers::<4>(rest, b'.', Some(d), 255)?;
             (
                 IpAddr::V4(Ipv4Addr::new(
@@ -253,7 +281,7 @@ fn eprt(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
                 used,
             )
         }
-        b'2' => {
+        (Family::V6, b'2') => {
             let end = rest.iter().position(|&c| c == d)?;
             let text = core::str::from_utf8(&rest[..end]).ok()?;
             (IpAddr::V6(text.parse::<Ipv6Addr>().ok()?), end)
@@ -262,6 +290,27 @@ fn eprt(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
     };
     let port = port_until(&rest[used + 1..], d)?;
     Some((Some(addr), port))
+}
+
+/// The address an announcement names on a control flow whose sender (the
+/// source of the segment, in its direction) is `sender`, as the kernel's
+/// `help()` builds it: `cmd.u3` starts as the sender's address, and the
+/// command's address is written over it. An address of the sender's family
+/// (EPRT, and PORT/227 on IPv4) replaces it whole; none (229) leaves the
+/// sender's; an IPv4 address on an IPv6 flow (PORT, 227) replaces only the
+/// first 4 of its 16 bytes, as `try_rfc959` writes `cmd->u3.ip`. The result
+/// is the sender's own address exactly when the announcement is not a
+/// bounce.
+pub fn announced_address(addr: Option<IpAddr>, sender: IpAddr) -> IpAddr {
+    match (addr, sender) {
+        (None, _) => sender,
+        (Some(IpAddr::V4(a)), IpAddr::V6(s)) => {
+            let mut bytes = s.octets();
+            bytes[..4].copy_from_slice(&a.octets());
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        (Some(a), _) => a,
+    }
 }
 
 /// `<d><d><d>port<d>` (after the `(` of a 229 reply).
@@ -356,7 +405,8 @@ pub enum Inspect {
     Announce {
         /// Which command announced it.
         command: Command,
-        /// Announced address (`None`: the sender's own).
+        /// Announced address as written (`None`: the sender's own); what it
+        /// names on the control flow is [`announced_address`].
         addr: Option<IpAddr>,
         /// Announced port.
         port: u16,
@@ -387,9 +437,10 @@ impl FtpState {
         }
     }
 
-    /// Inspect a segment's payload sent in `dir` with sequence number `seq`.
-    /// Never allocates: a partial line is kept in the fixed buffer.
-    pub fn inspect(&mut self, dir: Dir, seq: SeqNum, payload: &[u8]) -> Inspect {
+    /// Inspect a segment's payload sent in `dir` with sequence number `seq`
+    /// on a control flow of `family` (as [`parse`] reads it). Never panics,
+    /// never allocates: a partial line is kept in the fixed buffer.
+    pub fn inspect(&mut self, dir: Dir, family: Family, seq: SeqNum, payload: &[u8]) -> Inspect {
         let Some(&last) = payload.last() else {
             return Inspect::Pass;
         };
@@ -422,7 +473,7 @@ impl FtpState {
             }
         };
         let truncated = len < payload.len();
-        let result = match parse(dir, &line[..len]) {
+        let result = match parse(dir, family, &line[..len]) {
             Parsed::NoMatch => Inspect::Pass,
             Parsed::Partial(c) if line[..len].contains(&b'\n') => Inspect::Malformed(c),
             Parsed::Partial(_) if truncated || len == LINE_MAX => Inspect::Overlong,

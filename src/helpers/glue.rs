@@ -6,11 +6,12 @@ use serde::Serialize;
 
 use core::net::IpAddr;
 
-use super::ftp::{Command, FtpState, Inspect};
+use super::ftp::{announced_address, Command, FtpState, Inspect};
 use crate::conntrack::expect::ExpectKey;
 use crate::conntrack::flow::FlowId;
 use crate::conntrack::table::Conntrack;
 use crate::conntrack::tuple::Dir;
+use crate::matchers::Family;
 use crate::packet::{Packet, Transport};
 use crate::ratelimit::TokenBucket;
 use crate::time::Instant;
@@ -20,7 +21,9 @@ use crate::time::Instant;
 pub struct FtpStats {
     /// Announcements parsed (PORT, EPRT, 227, 229).
     pub announcements: u64,
-    /// Announcements refused: the address was not the sender's own (FTP bounce).
+    /// Announcements refused: the address was not the sender's own (FTP
+    /// bounce), among them PORT and 227 on IPv6 naming other than the
+    /// sender's first four bytes (see [`announced_address`]).
     pub refused_address: u64,
     /// Announcements of port 0, ignored.
     pub refused_port_zero: u64,
@@ -112,19 +115,28 @@ impl FtpHelper {
             return HelpVerdict::Accept;
         };
         let describe = || view.flow.tuple(Dir::Original).describe();
-        let inspected = view.state.inspect(dir, seg.seq, seg.payload);
+        let sender = view.flow.tuple(dir).src;
+        let peer = view.flow.tuple(dir.other()).src;
+        let family = Family::of(sender);
+        let inspected = view.state.inspect(dir, family, seg.seq, seg.payload);
         let Some((command, addr, port)) = self.announcement(inspected, describe, now) else {
             return HelpVerdict::Accept;
         };
         self.stats.announcements += 1;
-        let sender = view.flow.tuple(dir).src;
-        let peer = view.flow.tuple(dir.other()).src;
-        let announced = addr.unwrap_or(sender);
+        // The kernel's anti-bounce check: the address must be the sender's
+        // own (on IPv6, PORT and 227 overwrite only its first 4 bytes).
+        let announced = announced_address(addr, sender);
         if announced != sender {
             self.stats.refused_address += 1;
             if self.log_limit.take(now) {
+                let written = addr.unwrap_or(announced);
+                let note = if written.is_ipv4() && family == Family::V6 {
+                    " (an IPv4 address on an IPv6 control flow)"
+                } else {
+                    ""
+                };
                 log::info!(
-                    "ftp {}: {} announces {announced}:{port}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
+                    "ftp {}: {} announces {written}:{port}{note}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
                     describe(),
                     command.as_str()
                 );

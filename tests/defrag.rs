@@ -1,0 +1,171 @@
+//! The reassembler through the crate's public API: fragments the packet
+//! parser turns away are reassembled into a datagram it accepts, cut
+//! again to the largest fragment's size they are the sender's fragments,
+//! and none of it allocates (counted by a global allocator that counts
+//! allocations made on this test's thread).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use tunfw::defrag::{fragment_count, refragment, DefragConfig, FragDrop, Outcome, Reassembler};
+use tunfw::packet::{parse, ParseError};
+use tunfw::side::Side;
+use tunfw::time::Instant;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCATIONS.load(Ordering::SeqCst) - before)
+}
+
+/// `dg` cut into pieces of at most `size` bytes.
+fn cut(dg: &[u8], size: usize, ident: u32) -> Vec<Vec<u8>> {
+    let mut out = vec![0u8; 65_536];
+    (0..fragment_count(dg, size).expect("count"))
+        .map(|i| {
+            let n = refragment(dg, size, ident, i, &mut out).expect("piece");
+            out[..n].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn fragments_become_a_datagram_the_parser_accepts() {
+    let payload: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+    for (dg, ident) in [
+        (udp(CLIENT, SERVER, 5000, 53, &payload), 0),
+        (udp(CLIENT6, SERVER6, 5000, 53, &payload), 0x0bad_cafe),
+    ] {
+        let pieces = cut(&dg, 1500, ident);
+        assert_eq!(pieces.len(), 3);
+        let mut r = Reassembler::new(DefragConfig::default());
+        let now = Instant::from_secs(1);
+        let mut info = None;
+        for p in pieces.iter().rev() {
+            assert_eq!(parse(p).err(), Some(ParseError::Fragment));
+            if let Outcome::Complete(i) = r.push(Side::Lan, p, now) {
+                info = Some(i);
+            }
+        }
+        let info = info.expect("complete");
+        assert_eq!(r.datagram(), &dg[..]);
+        let pkt = parse(r.datagram()).expect("a whole datagram");
+        assert_eq!(pkt.ports(), Some((5000, 53)));
+        // Forwarding: cut to the largest fragment's size, the sender's
+        // fragments come out again.
+        assert_eq!(info.max_fragment_size, pieces[0].len());
+        assert_eq!(
+            cut(r.datagram(), info.max_fragment_size, info.ident),
+            pieces
+        );
+        // An ICMP error quotes the first fragment.
+        let mut quote = vec![0u8; info.first_len];
+        assert_eq!(r.first_fragment(&mut quote), info.first_len);
+        assert_eq!(quote, pieces[0]);
+    }
+}
+
+#[test]
+fn reassembly_does_not_allocate() {
+    let payload: Vec<u8> = (0..6000u32).map(|i| (i * 7) as u8).collect();
+    let v4 = udp(CLIENT, SERVER, 5000, 53, &payload);
+    let v6 = udp(CLIENT6, SERVER6, 5000, 53, &payload);
+    let p4 = cut(&v4, 1500, 0);
+    let p6 = cut(&v6, 1280, 77);
+    let mut overlap = p4[1].clone();
+    overlap[7] -= 1; // one 8-byte unit earlier: into the first fragment
+    let sum = tunfw::wire::checksum::internet_checksum(&[&{
+        let mut h = overlap[..20].to_vec();
+        h[10..12].fill(0);
+        h
+    }]);
+    overlap[10..12].copy_from_slice(&sum.to_be_bytes());
+    // A small memory so that eviction and refusal happen too.
+    let mut small = Reassembler::new(DefragConfig {
+        high_thresh: 8 << 10,
+        low_thresh: 4 << 10,
+        ..DefragConfig::default()
+    });
+    let mut r = Reassembler::new(DefragConfig::default());
+    let mut out = vec![0u8; 65_536];
+    let mut quote = [0u8; 576];
+    let (done, allocations) = counted(|| {
+        let now = Instant::from_secs(1);
+        let mut done = 0;
+        for round in 0..50 {
+            for p in p4.iter().rev().chain(p6.iter()) {
+                if let Outcome::Complete(info) = r.push(Side::Lan, p, now) {
+                    done += 1;
+                    r.datagram_mut()[8] -= 1;
+                    r.first_fragment(&mut quote);
+                    for i in 0..fragment_count(r.datagram(), info.max_fragment_size).unwrap_or(0) {
+                        let _ = refragment(
+                            r.datagram(),
+                            info.max_fragment_size,
+                            info.ident,
+                            i,
+                            &mut out,
+                        );
+                    }
+                }
+            }
+            // A duplicate, an overlap, and queues left to expire or be evicted.
+            r.push(Side::Wan, &p4[0], now);
+            assert_eq!(
+                r.push(Side::Wan, &p4[0], now),
+                Outcome::Dropped(FragDrop::Duplicate)
+            );
+            assert_eq!(
+                r.push(Side::Wan, &overlap, now),
+                Outcome::Dropped(FragDrop::Overlap)
+            );
+            // Incomplete datagrams, each evicting the one before.
+            let side = if round % 2 == 0 { Side::Lan } else { Side::Wan };
+            for p in p4[..p4.len() - 1].iter().chain(&p6[..p6.len() - 1]) {
+                small.push(side, p, now);
+            }
+            r.push(Side::Wan, &p6[1], now);
+            r.tick(Instant::from_secs(100 + round));
+            let _ = r.next_deadline(now);
+            let _ = r.stats();
+        }
+        done
+    });
+    assert_eq!(done, 100);
+    assert!(small.stats().evicted > 0, "{:?}", small.stats());
+    assert_eq!(allocations, 0, "the reassembler allocated");
+}
