@@ -26,20 +26,24 @@ kernel_fw_up() {
 }
 
 # kernel_fw_seed_rules FAMILY: print the seed firewall's rules as FORWARD
-# rules, one per line without the command name, for FAMILY iptables (as in
-# netns-tests/seed.iptables) or ip6tables (the same rules, -p icmpv6 for
-# -p icmp: what tunfw's default config does for IPv6).
+# rules, one per line without the command name, for FAMILY iptables (from
+# netns-tests/seed.iptables) or ip6tables (from netns-tests/seed.ip6tables;
+# without it, seed.iptables with -p icmpv6 for -p icmp, which is what that
+# file holds: tunfw's default config for IPv6).
 kernel_fw_seed_rules() {
-    local family=$1 root line
+    local family=$1 root line seed
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    seed=$root/netns-tests/seed.iptables
+    [ "$family" = ip6tables ] && [ -f "$root/netns-tests/seed.ip6tables" ] && seed=$root/netns-tests/seed.ip6tables
     while read -r line; do
         case $line in '' | '#'*) continue ;; esac
         line=${line#iptables }
+        line=${line#ip6tables }
         line=$(sed -e 's/^-P INPUT DROP/-P FORWARD DROP/' -e '/^-P OUTPUT/d' \
             -e 's/^-A INPUT /-A FORWARD -i pf-wan /' -e 's/^-A OUTPUT /-A FORWARD -i pf-lan /' <<<"$line")
         [ "$family" = ip6tables ] && line=${line//-p icmp /-p icmpv6 }
         [ -n "$line" ] && printf '%s\n' "$line"
-    done <"$root/netns-tests/seed.iptables"
+    done <"$seed"
     return 0
 }
 
