@@ -6,8 +6,10 @@
 # (no tracking, no rules: the floor of the TUN path), both with TUN offloads
 # (the default), and for context (d) tunfw --offload off, measured with iperf3
 # between a client and a server namespace: TCP one stream, TCP four streams,
-# UDP with 64-byte payloads at full rate; RUNS runs each (default 3), median
-# with min and max. Packets per second are counted on the server's interface;
+# UDP with 64-byte payloads at full rate, and TCP one stream over IPv6
+# (tcp1v6: fd00:7f:1::2 -> fd00:7f:2::2, nodad; Linux with the same rules as
+# ip6tables, -p icmpv6 for -p icmp); RUNS runs each (default 3), each run
+# going through every variant in turn, median with min and max. Packets per second are counted on the server's interface;
 # tunfw's CPU share from /proc. Prints one table with the ratios b/a and b/c,
 # writes DIR/bench.csv and DIR/bench.svg (default DIR: bench-results/).
 # Results vary from run to run on shared machines: compare ratios of one run.
@@ -37,12 +39,13 @@ source "$ROOT/scripts/kernel-fw.sh"
 NC=tunfwb-client NF=tunfwb-fw NS=tunfwb-server
 WORK=$(mktemp -d /tmp/tunfwb.XXXXXX)
 mkdir -p "$OUT"
-TUNFW_PID= IPERF_PID=
+TUNFW_PID='' IPERF_PID='' IPERF6_PID=''
 
 down() {
     [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null && wait "$IPERF_PID" 2>/dev/null
+    [ -n "$IPERF6_PID" ] && kill "$IPERF6_PID" 2>/dev/null && wait "$IPERF6_PID" 2>/dev/null
     [ -n "$TUNFW_PID" ] && kill "$TUNFW_PID" 2>/dev/null && wait "$TUNFW_PID" 2>/dev/null
-    IPERF_PID= TUNFW_PID=
+    IPERF_PID='' IPERF6_PID='' TUNFW_PID=''
     ns_destroy $NC $NF $NS
 }
 trap 'down; rm -rf "$WORK"' EXIT
@@ -58,7 +61,7 @@ setup() {
     namespaces || return 1
     case $1 in
     kernel)
-        kernel_fw_up $NC $NF $NS || return 1
+        kernel_fw_up $NC $NF $NS && kernel_fw6_up $NC $NF $NS || return 1
         SERVER_IF=ps0
         ;;
     tunfw | passthrough | tunfw-nooffload)
@@ -75,51 +78,64 @@ setup() {
         ip -n $NC route add 10.202.2.0/24 dev tb-lan
         ip -n $NS addr add 10.202.2.2/24 dev tb-wan && ip -n $NS link set tb-wan up
         ip -n $NS route add 10.202.1.0/24 dev tb-wan
+        ip -n $NC addr add fd00:7f:1::2/64 dev tb-lan nodad && ip -n $NC -6 route add fd00:7f:2::/64 dev tb-lan
+        ip -n $NS addr add fd00:7f:2::2/64 dev tb-wan nodad && ip -n $NS -6 route add fd00:7f:1::/64 dev tb-wan
         SERVER_IF=tb-wan
         ;;
     esac
     ip netns exec $NS iperf3 -s -B 10.202.2.2 >/dev/null 2>&1 &
     IPERF_PID=$!
-    wait_until eval "ip netns exec $NS ss -Hltn 'sport = :5201' | grep -q ."
+    ip netns exec $NS iperf3 -s -B fd00:7f:2::2 -p 5202 >/dev/null 2>&1 &
+    IPERF6_PID=$!
+    wait_until eval "ip netns exec $NS ss -Hltn 'sport = :5201' | grep -q ." &&
+        wait_until eval "ip netns exec $NS ss -Hltn 'sport = :5202' | grep -q ."
 }
 
 cpu_ticks() { [ -n "$TUNFW_PID" ] && awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat || echo 0; }
 rx_packets() { ip netns exec $NS cat /sys/class/net/$SERVER_IF/statistics/rx_packets; }
 
-# measure VARIANT TEST ARGS...: one line "variant test run gbps pps cpu%" per run.
+# measure VARIANT TEST RUN ARGS...: one line "variant,test,run,gbps,pps,cpu%";
+# ARGS are iperf3's after -c (the server: 10.202.2.2, or "fd00:7f:2::2 -p
+# 5202" for IPv6).
 measure() {
-    local variant=$1 test=$2 r c0 c1 p0 p1 t0 t1 json gbps
-    shift 2
-    for r in $(seq 1 "$RUNS"); do
-        c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
-        json=$(ip netns exec $NC iperf3 -c 10.202.2.2 -t "$TIME" -J "$@" 2>/dev/null)
-        t1=$(date +%s.%N) p1=$(rx_packets) c1=$(cpu_ticks)
-        gbps=$(python3 -c 'import json,sys
+    local variant=$1 test=$2 r=$3 c0 c1 p0 p1 t0 t1 json gbps
+    shift 3
+    c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
+    json=$(ip netns exec $NC iperf3 -c "$@" -t "$TIME" -J 2>/dev/null)
+    t1=$(date +%s.%N) p1=$(rx_packets) c1=$(cpu_ticks)
+    gbps=$(python3 -c 'import json,sys
 d = json.loads(sys.stdin.read())
 e = d.get("end", {})
 s = e.get("sum_received") or e.get("sum") or {}
 print(round(s.get("bits_per_second", 0) / 1e9, 3))' <<<"$json" 2>/dev/null || echo 0)
-        python3 -c "
+    python3 -c "
 t = $t1 - $t0
 print('$variant,$test,$r,$gbps,%d,%.1f' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / t))"
-    done
 }
 
 CSV=$OUT/bench.csv
 echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent" >"$CSV"
-for variant in kernel tunfw passthrough tunfw-nooffload; do
-    setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
-    echo "== $variant" >&2
-    measure $variant tcp1 >>"$CSV"
-    measure $variant tcp4 -P 4 >>"$CSV"
-    measure $variant udp64 -u -b 0 -l 64 >>"$CSV"
-    down
+# Runs are the outer loop: each run measures every variant in turn (set up
+# afresh), so that a load that drifts on a shared machine spreads over all
+# variants instead of skewing the one measured while it lasted.
+for r in $(seq 1 "$RUNS"); do
+    for variant in kernel tunfw passthrough tunfw-nooffload; do
+        setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
+        echo "== run $r: $variant" >&2
+        {
+            measure $variant tcp1 "$r" 10.202.2.2
+            measure $variant tcp4 "$r" 10.202.2.2 -P 4
+            measure $variant udp64 "$r" 10.202.2.2 -u -b 0 -l 64
+            measure $variant tcp1v6 "$r" fd00:7f:2::2 -p 5202
+        } >>"$CSV"
+        down
+    done
 done
 
 python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-tests, variants = ["tcp1", "tcp4", "udp64"], ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
+tests, variants = ["tcp1", "tcp4", "udp64", "tcp1v6"], ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
 def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t]
 def med(v, t, k):
     x = vals(v, t, k)

@@ -45,7 +45,8 @@ const SIGNALS: Token = Token(2);
 const CONTROL: Token = Token(3);
 const FIRST_CLIENT: usize = 16;
 /// Largest frame read from a TUN device: the virtio-net header and the
-/// largest IPv4 packet (a 64 KiB super-packet with offloads), with room to spare.
+/// largest IPv4 or IPv6 packet (a 64 KiB super-packet with offloads; IPv6:
+/// 40 + 65,535 bytes), with room to spare.
 const MAX_FRAME: usize = 65_536 + 4096;
 /// Packets read from one device per turn (see the module documentation):
 /// Linux's NAPI weight. At one to a few microseconds a packet, a turn of
@@ -532,8 +533,8 @@ impl EventLoop {
         false
     }
 
-    /// Cut the TCP super-packet in `bufs.packet[..n]` into the segments it
-    /// stands for and deliver each as a plain packet.
+    /// Cut the TCP super-packet in `bufs.packet[..n]`, IPv4 or IPv6, into
+    /// the segments it stands for and deliver each as a plain packet.
     fn resegment(
         &mut self,
         side: Side,
@@ -544,7 +545,7 @@ impl EventLoop {
     ) {
         let header_len = self.header_len;
         let super_packet = &bufs.packet[header_len..n];
-        let count = match segment::tcp4_segment_count(super_packet, vnet.gso_size) {
+        let count = match segment::segment_count(super_packet, vnet.gso_size) {
             Ok(c) => c,
             Err(e) => {
                 self.counters.unsegmentable[side.index()] += 1;
@@ -560,7 +561,7 @@ impl EventLoop {
         for index in 0..count {
             let super_packet = &bufs.packet[header_len..n];
             let out = &mut bufs.segment[header_len..];
-            let Ok(len) = segment::segment_tcp4(super_packet, vnet.gso_size, index, out) else {
+            let Ok(len) = segment::segment(super_packet, vnet.gso_size, index, out) else {
                 // The count above came from the same lengths: only an
                 // output buffer too small for a segment gets here.
                 self.counters.unsegmentable[side.index()] += 1;

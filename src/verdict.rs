@@ -14,7 +14,7 @@ pub enum Fate {
     Drop(DropReason),
     /// A super-packet (TUN offloads) that must be handled one segment at a
     /// time: nothing was decided or counted; cut it with
-    /// [`crate::segment::segment_tcp4`] and process each segment.
+    /// [`crate::segment::segment`] (either family) and process each segment.
     Resegment,
     /// A fragment the reassembler keeps until its datagram is complete:
     /// nothing to write, nothing dropped.

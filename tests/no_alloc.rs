@@ -515,3 +515,95 @@ fn offloaded_path_does_not_allocate() {
         "super-packets forwarded whole (port 80) and cut (port 21)"
     );
 }
+
+#[test]
+fn offloaded_ipv6_path_does_not_allocate() {
+    use tunfw::segment;
+    use tunfw::wire::vnet::{self, VnetHeader, F_NEEDS_CSUM, GSO_TCPV6, GSO_UDP_L4};
+    let mut h = Harness::default_config();
+    let seg = |src, dst, sport, dport, seq, ack, flags, len: usize| {
+        tcp_segment(src, dst, sport, dport, seq, ack, flags, &vec![b'a'; len])
+    };
+    // A Destination Options header (PadN) in front of TCP: copied to each segment.
+    let with_dest_opts = |mut p: Vec<u8>| {
+        let len = u16::from_be_bytes([p[4], p[5]]) + 8;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        p[6] = 60;
+        p.splice(40..40, [6u8, 0, 1, 4, 0, 0, 0, 0]);
+        p
+    };
+    let mut bufs = Vec::new();
+    for dport in [80u16, 21] {
+        bufs.push((vnet::PLAIN, seg(CLIENT6, SERVER6, 999, dport, 1, 0, SYN, 0)));
+        bufs.push((
+            vnet::PLAIN,
+            seg(SERVER6, CLIENT6, dport, 999, 100, 2, SYN | ACK, 0),
+        ));
+        bufs.push((
+            vnet::PLAIN,
+            seg(CLIENT6, SERVER6, 999, dport, 2, 101, ACK, 0),
+        ));
+        for i in 0..10u32 {
+            let mut p = seg(CLIENT6, SERVER6, 999, dport, 2 + i * 4000, 101, ACK, 4000);
+            let ext = if i % 2 == 1 {
+                p = with_dest_opts(p);
+                8
+            } else {
+                0
+            };
+            p[40 + ext + 16] ^= 0xff; // a partial checksum, not the complete one
+            let tso6 = VnetHeader {
+                flags: F_NEEDS_CSUM,
+                gso_type: GSO_TCPV6,
+                hdr_len: 60 + ext as u16,
+                gso_size: 1000,
+                csum_start: 40 + ext as u16,
+                csum_offset: 16,
+            };
+            bufs.push((tso6, p));
+        }
+    }
+    let uso = VnetHeader {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_UDP_L4,
+        hdr_len: 48,
+        gso_size: 1000,
+        csum_start: 40,
+        csum_offset: 6,
+    };
+    for i in 0..10u16 {
+        let mut d = udp(CLIENT6, SERVER6, 5000 + i % 2, 4433, &[b'u'; 3500]);
+        d[46] ^= 0xff;
+        bufs.push((uso, d));
+    }
+    let mut answer = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let (counts, allocations) = counted(|| {
+        let (mut forwarded, mut cut) = (0, 0);
+        for (vnet, buf) in bufs.iter_mut() {
+            let side = if buf[8..24] == SERVER6.octets() {
+                tunfw::side::Side::Wan
+            } else {
+                tunfw::side::Side::Lan
+            };
+            let v = h.fw.process_offloaded(side, vnet, buf, &mut answer, h.now);
+            forwarded += usize::from(v.forwards());
+            if v.fate == tunfw::verdict::Fate::Resegment {
+                let n = segment::segment_count(buf, vnet.gso_size).unwrap_or(0);
+                for i in 0..n {
+                    if let Ok(len) = segment::segment(buf, vnet.gso_size, i, &mut out) {
+                        let v = h.fw.process(side, &mut out[..len], &mut answer, h.now);
+                        cut += usize::from(v.forwards());
+                    }
+                }
+            }
+        }
+        (forwarded, cut)
+    });
+    assert_eq!(allocations, 0, "the offloaded IPv6 packet path allocated");
+    assert_eq!(
+        counts,
+        (26, 40),
+        "TSO6 super-packets forwarded whole (port 80) and cut (port 21), USO6 forwarded"
+    );
+}

@@ -42,9 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let v = fw.process_offloaded(side, &vnet, &mut pkt, &mut answer, now);
         assert!(v.answer_len <= answer.len());
         if v.fate == tunfw::verdict::Fate::Resegment {
-            let n = segment::tcp4_segment_count(&pkt, vnet.gso_size).unwrap_or(0);
+            let n = segment::segment_count(&pkt, vnet.gso_size).unwrap_or(0);
             for k in 0..n {
-                if let Ok(len) = segment::segment_tcp4(&pkt, vnet.gso_size, k, &mut segment) {
+                if let Ok(len) = segment::segment(&pkt, vnet.gso_size, k, &mut segment) {
                     fw.process(side, &mut segment[..len], &mut answer, now);
                 }
             }

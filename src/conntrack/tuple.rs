@@ -172,16 +172,21 @@ pub(crate) struct FlowKey {
 
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // SipHash pays per call: one write of the significant bytes.
+        // SipHash pays per call: one write of the significant bytes, 13
+        // for IPv4 (in 16), 37 for IPv6 (the addresses, the ids and the
+        // protocol: every bit of the key, so the encoding stays injective).
         let ids = u32::from(self.a_id) << 16 | u32::from(self.b_id);
         if self.v4 {
             state.write_u128(
                 self.a << 96 | self.b << 64 | u128::from(ids) << 32 | u128::from(self.protocol),
             );
         } else {
-            state.write_u128(self.a);
-            state.write_u128(self.b);
-            state.write_u64(u64::from(ids) << 8 | u64::from(self.protocol));
+            let mut bytes = [0u8; 37];
+            bytes[..16].copy_from_slice(&self.a.to_ne_bytes());
+            bytes[16..32].copy_from_slice(&self.b.to_ne_bytes());
+            bytes[32..36].copy_from_slice(&ids.to_ne_bytes());
+            bytes[36] = self.protocol;
+            state.write(&bytes);
         }
     }
 }
@@ -316,6 +321,36 @@ mod tests {
             2,
         );
         assert_ne!(FlowKey::of(&v4), FlowKey::of(&v6));
+    }
+
+    #[test]
+    fn every_field_of_an_ipv6_key_reaches_the_hash() {
+        let hasher = RandomState::new();
+        let a = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+        let b = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2));
+        let base = t(a, b, PROTO_TCP, 40000, 443);
+        let high = IpAddr::V6(Ipv6Addr::new(0xfd01, 0, 0, 0, 0, 0, 0, 1));
+        for other in [
+            t(high, b, PROTO_TCP, 40000, 443),
+            t(
+                a,
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3)),
+                PROTO_TCP,
+                40000,
+                443,
+            ),
+            t(a, b, PROTO_UDP, 40000, 443),
+            t(a, b, PROTO_TCP, 40001, 443),
+            t(a, b, PROTO_TCP, 40000, 444),
+        ] {
+            assert_ne!(
+                key_hash(&hasher, &base),
+                key_hash(&hasher, &other),
+                "{other:?}"
+            );
+        }
+        let reply = base.invert().unwrap();
+        assert_eq!(key_hash(&hasher, &base), key_hash(&hasher, &reply));
     }
 
     #[test]
