@@ -151,7 +151,8 @@ impl Packet<'_> {
 pub enum ParseError {
     /// The packet is malformed: INVALID with this reason.
     Invalid(InvalidReason),
-    /// A fragment of an IPv4 or IPv6 datagram (tunfw does not reassemble).
+    /// A fragment of an IPv4 or IPv6 datagram: for the reassembler
+    /// ([`crate::defrag`]) before tracking.
     Fragment,
 }
 
