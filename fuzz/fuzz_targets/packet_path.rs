@@ -17,7 +17,13 @@ fuzz_target!(|data: &[u8]| {
     // eviction is exercised.
     let text = tunfw::config::DEFAULT_CONFIG
         .replace("max: 65536", "max: 64")
-        .replace("max_control_flows: 4096", "max_control_flows: 8");
+        .replace("max_control_flows: 4096", "max_control_flows: 8")
+        // A small reassembler: each run builds its own, and the cap is
+        // reached (eviction exercised) within one input.
+        .replace(
+            "ipv6: Track,",
+            "ipv6: Track, defrag: (high_thresh: 131072, low_thresh: 65536),",
+        );
     let cfg = Config::parse(&text, "fuzz").expect("default config");
     let mut fw = Firewall::new(&cfg);
     let mut answer = vec![0u8; 2048];
