@@ -5,63 +5,14 @@
 //! allocations made on this test's thread).
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting;
 
 use common::*;
+use counting::counted;
 use tunfw::defrag::{fragment_count, refragment, DefragConfig, FragDrop, Outcome, Reassembler};
 use tunfw::packet::{parse, ParseError};
 use tunfw::side::Side;
 use tunfw::time::Instant;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.load(Ordering::SeqCst) - before)
-}
-
-/// `dg` cut into pieces of at most `size` bytes.
-fn cut(dg: &[u8], size: usize, ident: u32) -> Vec<Vec<u8>> {
-    let mut out = vec![0u8; 65_536];
-    (0..fragment_count(dg, size).expect("count"))
-        .map(|i| {
-            let n = refragment(dg, size, ident, i, &mut out).expect("piece");
-            out[..n].to_vec()
-        })
-        .collect()
-}
 
 #[test]
 fn fragments_become_a_datagram_the_parser_accepts() {
@@ -70,7 +21,7 @@ fn fragments_become_a_datagram_the_parser_accepts() {
         (udp(CLIENT, SERVER, 5000, 53, &payload), 0),
         (udp(CLIENT6, SERVER6, 5000, 53, &payload), 0x0bad_cafe),
     ] {
-        let pieces = cut(&dg, 1500, ident);
+        let pieces = fragments(&dg, 1500, ident);
         assert_eq!(pieces.len(), 3);
         let mut r = Reassembler::new(DefragConfig::default());
         let now = Instant::from_secs(1);
@@ -89,7 +40,7 @@ fn fragments_become_a_datagram_the_parser_accepts() {
         // fragments come out again.
         assert_eq!(info.max_fragment_size, pieces[0].len());
         assert_eq!(
-            cut(r.datagram(), info.max_fragment_size, info.ident),
+            fragments(r.datagram(), info.max_fragment_size, info.ident),
             pieces
         );
         // An ICMP error quotes the first fragment.
@@ -104,8 +55,8 @@ fn reassembly_does_not_allocate() {
     let payload: Vec<u8> = (0..6000u32).map(|i| (i * 7) as u8).collect();
     let v4 = udp(CLIENT, SERVER, 5000, 53, &payload);
     let v6 = udp(CLIENT6, SERVER6, 5000, 53, &payload);
-    let p4 = cut(&v4, 1500, 0);
-    let p6 = cut(&v6, 1280, 77);
+    let p4 = fragments(&v4, 1500, 0);
+    let p6 = fragments(&v6, 1280, 77);
     let mut overlap = p4[1].clone();
     overlap[7] -= 1; // one 8-byte unit earlier: into the first fragment
     let sum = tunfw::wire::checksum::internet_checksum(&[&{

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use tunfw::conntrack::CtState;
-use tunfw::defrag::{fragment_count, refragment, FragDrop};
+use tunfw::defrag::FragDrop;
 use tunfw::packet::{self, Transport};
 use tunfw::side::Side;
 use tunfw::stats::DropReason;
@@ -16,16 +16,9 @@ use tunfw::verdict::{Fate, Verdict};
 
 /// `pkt` cut into fragments of at most `size` bytes (IPv6: identification 77).
 fn cut(pkt: &[u8], size: usize) -> Vec<Vec<u8>> {
-    let n = fragment_count(pkt, size).expect("cuttable");
-    assert!(n > 1, "the fixture must fragment");
-    (0..n)
-        .map(|i| {
-            let mut out = vec![0u8; 70_000];
-            let len = refragment(pkt, size, 77, i, &mut out).expect("piece");
-            out.truncate(len);
-            out
-        })
-        .collect()
+    let pieces = fragments(pkt, size, 77);
+    assert!(pieces.len() > 1, "the fixture must fragment");
+    pieces
 }
 
 /// Send `frags` from `side`; every one but the last is held; returns the

@@ -3,48 +3,10 @@
 //! a global allocator that counts allocations made on this test's thread.
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting;
 
 use common::*;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.load(Ordering::SeqCst) - before)
-}
+use counting::counted;
 
 #[test]
 fn packet_path_does_not_allocate() {
@@ -238,18 +200,8 @@ fn ipv6_packet_path_does_not_allocate() {
 
 #[test]
 fn fragment_path_does_not_allocate() {
-    use tunfw::defrag::{fragment_count, refragment};
     let mut h = Harness::tracking();
-    let cut = |pkt: Vec<u8>, size: usize| -> Vec<Vec<u8>> {
-        (0..fragment_count(&pkt, size).unwrap())
-            .map(|i| {
-                let mut out = vec![0u8; 70_000];
-                let len = refragment(&pkt, size, 9, i, &mut out).unwrap();
-                out.truncate(len);
-                out
-            })
-            .collect()
-    };
+    let cut = |pkt: Vec<u8>, size: usize| fragments(&pkt, size, 9);
     let mut bufs: Vec<(tunfw::side::Side, Vec<u8>)> = Vec::new();
     let (lan, wan) = (tunfw::side::Side::Lan, tunfw::side::Side::Wan);
     for i in 0..20u16 {

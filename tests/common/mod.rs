@@ -226,6 +226,19 @@ pub fn icmp_error(
     )
 }
 
+/// The datagram `dg` cut into fragments of at most `size` bytes each by
+/// the library's own cutter (`defrag::refragment`; IPv6 fragment headers
+/// carry `ident`); one piece when it fits.
+pub fn fragments(dg: &[u8], size: usize, ident: u32) -> Vec<Vec<u8>> {
+    let mut out = vec![0u8; 70_000];
+    (0..tunfw::defrag::fragment_count(dg, size).expect("cuttable"))
+        .map(|i| {
+            let n = tunfw::defrag::refragment(dg, size, ident, i, &mut out).expect("piece");
+            out[..n].to_vec()
+        })
+        .collect()
+}
+
 pub fn with_ttl(mut pkt: Vec<u8>, ttl: u8) -> Vec<u8> {
     if pkt[0] >> 4 == 6 {
         pkt[7] = ttl;
