@@ -20,7 +20,11 @@ while True:
     s.sendto(d, peer)
 ' "$addr"
     done
-    wait_until listening_on "$NS_SERVER" -u "$SERVER_IP" 5151 && wait_until listening_on "$NS_SERVER" -u "$SERVER6" 5151
+    # A TCP port for the fragmented SYN scans to find open (port 9 is closed).
+    bg in_server socat TCP4-LISTEN:5153,bind=$SERVER_IP,reuseaddr,fork EXEC:true
+    bg in_server socat TCP6-LISTEN:5153,bind=[$SERVER6],reuseaddr,fork EXEC:true
+    wait_until listening_on "$NS_SERVER" -u "$SERVER_IP" 5151 && wait_until listening_on "$NS_SERVER" -u "$SERVER6" 5151 &&
+        wait_until listening_on "$NS_SERVER" -t "$SERVER_IP" 5153 && wait_until listening_on "$NS_SERVER" -t "$SERVER6" 5153
 }
 
 # tf_ping FAMILY SIZE: ping -s SIZE crosses tunfw, reassembled both ways.
@@ -84,6 +88,27 @@ s.sendto(b"x" * 4000, (a, 6161))
     [ ! -s "$got" ] || { note "client received $(cat "$got") bytes"; return 1; }
 }
 
+# tf_frag_scan FAMILY: a fragmented SYN scan of an open and a closed port
+# through tunfw sees them open and closed, not "filtered" (as when
+# fragments were dropped): IPv4 `nmap -f -sS` (three fragments of 8 bytes
+# a SYN), IPv6 frag_syn_scan.py (nmap refuses -f with -6). The SYNs crossed
+# tunfw in fragments: each was reassembled; IPv4 ones were cut again towards
+# the server (an IPv6 datagram no longer than its largest fragment leaves
+# whole, as from Linux).
+tf_frag_scan() {
+    local fam=$1 re=$(ctr defrag.reassembled) fo=$(ctr defrag.fragments_out.lan) out
+    if [ "$fam" = 4 ]; then
+        out=$(in_client nmap -4 -n -Pn -f -sS --max-retries 2 -p 5153,9 $SERVER_IP 2>&1)
+    else
+        out=$(in_client python3 "$HERE/frag_syn_scan.py" tfw-lan $CLIENT6 $SERVER6 5153 9 2>&1)
+    fi
+    grep -Eq '^5153/tcp +open' <<<"$out" && grep -Eq '^9/tcp +closed' <<<"$out" ||
+        { note "$out"; return 1; }
+    [ $(($(ctr defrag.reassembled) - re)) -ge 2 ] || { note "defrag.reassembled grew by less than 2: the SYNs were not fragments"; return 1; }
+    [ "$fam" = 6 ] || [ $(($(ctr defrag.fragments_out.lan) - fo)) -ge 4 ] || { note "the SYNs did not leave in fragments"; return 1; }
+    note "$(grep -E '^[0-9]+/tcp' <<<"$out" | tr -s ' ' | paste -sd, -); $(($(ctr defrag.reassembled) - re)) SYNs reassembled"
+}
+
 fragments_suite() {
     echo "== fragments (reassembled before tracking, cut again on output)"
     tunfw_start "" && frag_servers_start || { FAILED=$((FAILED + 1)); echo "FAIL fragments_start"; return; }
@@ -97,4 +122,6 @@ fragments_suite() {
     check frag_udp_60000_answered_ipv6 tf_udp 6 60000
     check frag_udp_server_initiated_blocked_ipv4 tf_udp_intrusion 4
     check frag_udp_server_initiated_blocked_ipv6 tf_udp_intrusion 6
+    check frag_syn_scan_open_closed_ipv4_nmap tf_frag_scan 4
+    check frag_syn_scan_open_closed_ipv6 tf_frag_scan 6
 }

@@ -21,7 +21,7 @@ fi
 
 need=(ip:iproute2 ss:iproute2 socat:socat curl:curl traceroute:traceroute ping:iputils-ping
       python3:python3 setpriv:util-linux vsftpd:vsftpd tcpdump:tcpdump iptables:iptables
-      hping3:hping3)
+      hping3:hping3 nmap:nmap)
 missing=()
 for pair in "${need[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
