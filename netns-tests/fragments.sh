@@ -109,6 +109,101 @@ tf_frag_scan() {
     note "$(grep -E '^[0-9]+/tcp' <<<"$out" | tr -s ' ' | paste -sd, -); $(($(ctr defrag.reassembled) - re)) SYNs reassembled"
 }
 
+# --- a fragment attack from the WAN ------------------------------------------
+# FRAG_ATTACK_SECS (default 20) of frag_attack.py from the server, at the
+# client's addresses as fast as this machine sends: incomplete datagrams with
+# fresh ids and tiny overlapping fragments, both families. Meanwhile the
+# client pings the server (plain and -s 3000, both families: the fragmented
+# replies must still meet in the reassembler, which evicts the attack's
+# oldest queues to make room) and downloads the 1 MiB file over and over.
+# Thresholds (below) come from measurements on the project's shared 2-core
+# machine, with margin (README, "The netns suite").
+FRAG_ATTACK_SECS=${FRAG_ATTACK_SECS:-20}
+# The default config's reassembly cap (defrag.high_thresh, Linux's 4 MiB).
+FRAG_CAP=4194304
+# Answered at least (plain pings, -s 3000 pings), average RTT under; measured
+# 75-90% and 67-88%, 0.5-1.8 ms. The replies tunfw does not forward are lost
+# in tfw-wan's ring behind the attack, before tunfw reads anything.
+FRAG_ATTACK_PING_PCT=50
+FRAG_ATTACK_FPING_PCT=40
+FRAG_ATTACK_RTT_MS=20
+# tunfw's VmRSS may grow by the cap and this much (measured: +1.8 MiB).
+FRAG_ATTACK_RSS_SLACK_KIB=4096
+
+vmrss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$TUNFW_PID/status"; }
+
+# ping_stats FILE: "RECEIVED TRANSMITTED AVG_MS" of a ping -q output.
+ping_stats() {
+    awk '/packets transmitted/ { tx = $1; rx = $4 }
+         /^rtt/ { split($4, a, "/"); avg = a[2] }
+         END { printf "%d %d %s\n", rx, tx, (avg == "" ? "-1" : avg) }' "$1"
+}
+
+tf_attack() {
+    local d=$TOPO_DIR/attack secs=$FRAG_ATTACK_SECS apid rss0 rss1 ring0 ring1 k ok=1
+    local -A c0 c1
+    local names="defrag.evicted defrag.dropped.overlap defrag.queued defrag.reassembled in.wan"
+    mkdir -p "$d"
+    for k in $names; do c0[$k]=$(ctr "$k"); done
+    rss0=$(vmrss_kib)
+    ring0=$(in_server cat /sys/class/net/tfw-wan/statistics/tx_dropped)
+    in_server python3 "$HERE/frag_attack.py" tfw-wan "$secs" $SERVER_IP $CLIENT_IP $SERVER6 $CLIENT6 \
+        >"$d/attack.json" 2>"$d/attack.err" &
+    apid=$!
+    BG_PIDS+=($apid)
+    # The attack is on once tunfw reads it.
+    wait_grew in.wan $((c0[in.wan] + 10000)) || { kill $apid; note "$(cat "$d/attack.err")"; return 1; }
+    # Pings for the attack's time less 4 s (its start, and a margin at its end).
+    local n=$(((secs > 6 ? secs - 4 : 2) * 10)) nf=$(((secs > 6 ? secs - 4 : 2) * 4)) pids=()
+    in_client ping -4 -q -c $n -i 0.1 -W 1 $SERVER_IP >"$d/ping4" 2>&1 & pids+=($!)
+    in_client ping -6 -q -c $n -i 0.1 -W 1 $SERVER6 >"$d/ping6" 2>&1 & pids+=($!)
+    in_client ping -4 -q -c $nf -i 0.25 -W 1 -s 3000 $SERVER_IP >"$d/fping4" 2>&1 & pids+=($!)
+    in_client ping -6 -q -c $nf -i 0.25 -W 1 -s 3000 $SERVER6 >"$d/fping6" 2>&1 & pids+=($!)
+    # Downloads, one a second, while the attack lasts.
+    local dl_ok=0 dl_bad=0 dl_max=0 t want got
+    want=$(sha256sum <"$TOPO_DIR/www/blob" | cut -d' ' -f1)
+    while kill -0 $apid 2>/dev/null; do
+        t=$(in_client curl -sS --max-time 30 -o "$d/blob" -w '%{time_total}' http://$SERVER_IP:8080/blob 2>>"$d/curl.err") || t=fail
+        got=$(sha256sum <"$d/blob" | cut -d' ' -f1)
+        if [ "$t" != fail ] && [ "$got" = "$want" ]; then
+            dl_ok=$((dl_ok + 1))
+            dl_max=$(awk -v a=$dl_max -v b=$t 'BEGIN { print (b > a ? b : a) }')
+        else
+            dl_bad=$((dl_bad + 1))
+        fi
+        rm -f "$d/blob"
+        sleep 1
+    done
+    wait "${pids[@]}"
+    wait $apid || { note "attacker failed: $(cat "$d/attack.err")"; return 1; }
+    rss1=$(vmrss_kib)
+    ring1=$(in_server cat /sys/class/net/tfw-wan/statistics/tx_dropped)
+    for k in $names; do c1[$k]=$(ctr "$k"); done
+    local hw max mem
+    hw=$(ctr defrag.memory_high_water) max=$(ctr defrag.memory_max) mem=$(ctr defrag.memory)
+    note "attack: $(cat "$d/attack.json"); $((ring1 - ring0)) more found tfw-wan's ring full (tx_dropped)"
+    note "counters: $(for k in $names; do printf '%s +%d ' "$k" $((c1[$k] - c0[$k])); done)"
+    note "memory: high water $hw of max $max (now $mem); tunfw VmRSS $rss0 -> $rss1 KiB"
+    note "downloads: $dl_ok ok, $dl_bad failed, slowest ${dl_max}s"
+    local f rx tx avg
+    for f in ping4 ping6 fping4 fping6; do
+        read -r rx tx avg < <(ping_stats "$d/$f")
+        note "$f: $rx/$tx answered, avg ${avg} ms"
+        local pct=$FRAG_ATTACK_PING_PCT
+        [[ $f == f* ]] && pct=$FRAG_ATTACK_FPING_PCT
+        [ "$tx" -gt 0 ] && [ $((rx * 100)) -ge $((tx * pct)) ] || { note "$f: under $pct% answered"; ok=0; }
+        awk -v a="$avg" -v m=$FRAG_ATTACK_RTT_MS 'BEGIN { exit !(a >= 0 && a < m) }' || { note "$f: average RTT not under $FRAG_ATTACK_RTT_MS ms"; ok=0; }
+    done
+    [ $dl_bad = 0 ] && [ $dl_ok -ge 3 ] || { note "downloads failed: $(tail -3 "$d/curl.err")"; ok=0; }
+    [ "$max" = $FRAG_CAP ] || { note "defrag.memory_max $max is not the default cap $FRAG_CAP"; ok=0; }
+    [ "$hw" -le "$max" ] && [ "$mem" -le "$max" ] || { note "memory over the cap"; ok=0; }
+    [ $((hw * 100)) -ge $((max * 90)) ] || { note "the attack did not fill the reassembler (high water under 90% of the cap)"; ok=0; }
+    [ $((rss1 - rss0)) -le $((FRAG_CAP / 1024 + FRAG_ATTACK_RSS_SLACK_KIB)) ] ||
+        { note "VmRSS grew by $((rss1 - rss0)) KiB, more than the cap and $FRAG_ATTACK_RSS_SLACK_KIB KiB"; ok=0; }
+    [ $((c1[defrag.evicted] - c0[defrag.evicted])) -ge 10000 ] || { note "fewer than 10,000 queues evicted"; ok=0; }
+    [ $((c1[defrag.dropped.overlap] - c0[defrag.dropped.overlap])) -ge 10000 ] || { note "fewer than 10,000 overlaps dropped"; ok=0; }
+    [ $ok = 1 ]
+}
 fragments_suite() {
     echo "== fragments (reassembled before tracking, cut again on output)"
     tunfw_start "" && frag_servers_start || { FAILED=$((FAILED + 1)); echo "FAIL fragments_start"; return; }
@@ -124,4 +219,5 @@ fragments_suite() {
     check frag_udp_server_initiated_blocked_ipv6 tf_udp_intrusion 6
     check frag_syn_scan_open_closed_ipv4_nmap tf_frag_scan 4
     check frag_syn_scan_open_closed_ipv6 tf_frag_scan 6
+    check frag_attack_${FRAG_ATTACK_SECS}s_lan_keeps_working_memory_at_cap tf_attack
 }
