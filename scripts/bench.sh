@@ -1,30 +1,43 @@
 #!/usr/bin/env bash
-# scripts/bench.sh [--time SECS] [--runs N] [--out DIR]  (root)
+# scripts/bench.sh [--time SECS] [--runs N] [--out DIR] [--tests LIST]  (root)
 #
 # Throughput through (a) Linux forwarding with iptables rules equal to the
 # default config, (b) tunfw on its default config, (c) tunfw --passthrough
 # (no tracking, no rules: the floor of the TUN path), both with TUN offloads
 # (the default), and for context (d) tunfw --offload off, measured with iperf3
-# between a client and a server namespace: TCP one stream, TCP four streams,
-# UDP with 64-byte payloads at full rate, and TCP one stream over IPv6
-# (tcp1v6: fd00:7f:1::2 -> fd00:7f:2::2, nodad; Linux with the same rules as
-# ip6tables, -p icmpv6 for -p icmp); RUNS runs each (default 3), each run
-# going through every variant in turn, median with min and max. Packets per second are counted on the server's interface;
-# tunfw's CPU share from /proc. Prints one table with the ratios b/a and b/c,
-# writes DIR/bench.csv and DIR/bench.svg (default DIR: bench-results/).
+# between a client and a server namespace. Tests (--tests picks some, comma
+# separated; default all): tcp1 and tcp4 (TCP, one and four streams), udp64
+# (UDP with 64-byte payloads at full rate), tcp1v6 (TCP one stream over IPv6:
+# fd00:7f:1::2 -> fd00:7f:2::2, nodad; Linux with the same rules as
+# ip6tables, -p icmpv6 for -p icmp) and udp4000 (UDP with 4000-byte
+# datagrams at full rate: each leaves the client in three fragments at MTU
+# 1500, which tunfw and Linux reassemble before tracking and cut again).
+# RUNS runs each (default 3), each run going through every variant in turn,
+# median with min and max. Gbit/s are what the server received; UDP tests
+# add the loss iperf3 reports. Packets per second are counted on the
+# server's interface (fragments for udp4000); tunfw's CPU share from /proc.
+# Prints one table with the ratios b/a and b/c, writes DIR/bench.csv and
+# DIR/bench.svg (default DIR: bench-results/).
 # Results vary from run to run on shared machines: compare ratios of one run.
+# Namespaces: ${BENCH_PREFIX}-{client,fw,server} (default BENCH_PREFIX=tunfwb).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TIME=5
 RUNS=3
 OUT=$ROOT/bench-results
+ALL_TESTS=tcp1,tcp4,udp64,tcp1v6,udp4000
+TESTS=$ALL_TESTS
 while [ $# -gt 0 ]; do
     case $1 in
     --time) TIME=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    *) echo "usage: $0 [--time SECS] [--runs N] [--out DIR]" >&2; exit 2 ;;
+    --tests) TESTS=$2; shift 2 ;;
+    *) echo "usage: $0 [--time SECS] [--runs N] [--out DIR] [--tests $ALL_TESTS]" >&2; exit 2 ;;
     esac
+done
+for t in ${TESTS//,/ }; do
+    [[ ,$ALL_TESTS, == *,$t,* ]] || { echo "$0: no test $t (tests: $ALL_TESTS)" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "scripts/bench.sh needs root" >&2; exit 2; }
 for pair in iperf3:iperf3 iptables:iptables ip:iproute2; do
@@ -36,8 +49,9 @@ TUNFW_BIN=${TUNFW_BIN:-$ROOT/target/release/tunfw}
 source "$ROOT/scripts/lib.sh"
 # shellcheck source=kernel-fw.sh
 source "$ROOT/scripts/kernel-fw.sh"
-NC=tunfwb-client NF=tunfwb-fw NS=tunfwb-server
-WORK=$(mktemp -d /tmp/tunfwb.XXXXXX)
+BENCH_PREFIX=${BENCH_PREFIX:-tunfwb}
+NC=$BENCH_PREFIX-client NF=$BENCH_PREFIX-fw NS=$BENCH_PREFIX-server
+WORK=$(mktemp -d "/tmp/$BENCH_PREFIX.XXXXXX")
 mkdir -p "$OUT"
 TUNFW_PID='' IPERF_PID='' IPERF6_PID=''
 
@@ -94,11 +108,12 @@ setup() {
 cpu_ticks() { [ -n "$TUNFW_PID" ] && awk '{ print $14 + $15 }' /proc/$TUNFW_PID/stat || echo 0; }
 rx_packets() { ip netns exec $NS cat /sys/class/net/$SERVER_IF/statistics/rx_packets; }
 
-# measure VARIANT TEST RUN ARGS...: one line "variant,test,run,gbps,pps,cpu%";
+# measure VARIANT TEST RUN ARGS...: one line
+# "variant,test,run,gbps,pps,cpu%,lost%" (gbps as received; lost% UDP's, else empty);
 # ARGS are iperf3's after -c (the server: 10.202.2.2, or "fd00:7f:2::2 -p
 # 5202" for IPv6).
 measure() {
-    local variant=$1 test=$2 r=$3 c0 c1 p0 p1 t0 t1 json gbps
+    local variant=$1 test=$2 r=$3 c0 c1 p0 p1 t0 t1 json gbps lost
     shift 3
     c0=$(cpu_ticks) p0=$(rx_packets) t0=$(date +%s.%N)
     json=$(ip netns exec $NC iperf3 -c "$@" -t "$TIME" -J 2>/dev/null)
@@ -108,13 +123,17 @@ d = json.loads(sys.stdin.read())
 e = d.get("end", {})
 s = e.get("sum_received") or e.get("sum") or {}
 print(round(s.get("bits_per_second", 0) / 1e9, 3))' <<<"$json" 2>/dev/null || echo 0)
+    lost=$(python3 -c 'import json,sys
+e = json.loads(sys.stdin.read()).get("end", {})
+s = e.get("sum_received") or e.get("sum") or {}
+print("%.2f" % s["lost_percent"] if "lost_percent" in s else "")' <<<"$json" 2>/dev/null)
     python3 -c "
 t = $t1 - $t0
-print('$variant,$test,$r,$gbps,%d,%.1f' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / t))"
+print('$variant,$test,$r,$gbps,%d,%.1f,$lost' % (($p1 - $p0) / t, 100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / t))"
 }
 
 CSV=$OUT/bench.csv
-echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent" >"$CSV"
+echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent,lost_percent" >"$CSV"
 # Runs are the outer loop: each run measures every variant in turn (set up
 # afresh), so that a load that drifts on a shared machine spreads over all
 # variants instead of skewing the one measured while it lasted.
@@ -122,31 +141,35 @@ for r in $(seq 1 "$RUNS"); do
     for variant in kernel tunfw passthrough tunfw-nooffload; do
         setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
         echo "== run $r: $variant" >&2
-        {
-            measure $variant tcp1 "$r" 10.202.2.2
-            measure $variant tcp4 "$r" 10.202.2.2 -P 4
-            measure $variant udp64 "$r" 10.202.2.2 -u -b 0 -l 64
-            measure $variant tcp1v6 "$r" fd00:7f:2::2 -p 5202
-        } >>"$CSV"
+        for t in ${TESTS//,/ }; do
+            case $t in
+            tcp1) measure $variant tcp1 "$r" 10.202.2.2 ;;
+            tcp4) measure $variant tcp4 "$r" 10.202.2.2 -P 4 ;;
+            udp64) measure $variant udp64 "$r" 10.202.2.2 -u -b 0 -l 64 ;;
+            tcp1v6) measure $variant tcp1v6 "$r" fd00:7f:2::2 -p 5202 ;;
+            udp4000) measure $variant udp4000 "$r" 10.202.2.2 -u -b 0 -l 4000 ;;
+            esac
+        done >>"$CSV"
         down
     done
 done
 
-python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" <<'PY'
+python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" "$TESTS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-tests, variants = ["tcp1", "tcp4", "udp64", "tcp1v6"], ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
-def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t]
+tests, variants = sys.argv[5].split(","), ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
+def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t and r.get(k)]
 def med(v, t, k):
     x = vals(v, t, k)
     return (statistics.median(x), min(x), max(x)) if x else (0, 0, 0)
 print(f"tunfw benchmark: iperf3 {sys.argv[3]} s x {sys.argv[4]} runs, median (min-max)")
-print(f"{'test':<7} {'variant':<16} {'Gbit/s':>22} {'packets/s':>26} {'tunfw CPU %':>12}")
+print(f"{'test':<7} {'variant':<16} {'Gbit/s':>22} {'packets/s':>26} {'tunfw CPU %':>12} {'UDP lost %':>18}")
 for t in tests:
     for v in variants:
         g, p, c = med(v, t, "gbit_per_s"), med(v, t, "packets_per_s"), med(v, t, "tunfw_cpu_percent")
         cpu = "-" if v == "kernel" else f"{c[0]:.0f}"
-        print(f"{t:<7} {v:<16} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12}")
+        lost = f"{l[0]:.1f} ({l[1]:.1f}-{l[2]:.1f})" if vals(v, t, "lost_percent") and (l := med(v, t, "lost_percent")) else "-"
+        print(f"{t:<7} {v:<16} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12} {lost:>18}")
     a, b, c, d = (med(v, t, "gbit_per_s")[0] for v in variants)
     pa, pb, pc, pd = (med(v, t, "packets_per_s")[0] for v in variants)
     ratio = lambda x, y: f"{x / y:.2f}" if y else "-"
