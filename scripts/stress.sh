@@ -11,6 +11,11 @@
 #             reply tuple (ESTABLISHED: tunfw forwards every packet)
 #   drop-wan  the server floods new UDP flows at the client (tunfw drops them)
 #   fwd-lan   the client floods its own UDP flow towards the server
+#   syn-limit conntrack.max 1024 and a SYN flood of new flows from the
+#             client (to a port the server drops unanswered, so each stays
+#             SYN_SENT): an established iperf3 TCP stream's throughput
+#             before and during the flood (the share it keeps), new
+#             connections made during it, early drops, ctl latency
 # During each flood the script measures, from the other side: pings to
 # the server (loss, RTT median and 99th percentile), `tunfw ctl stats`
 # latency (median and worst of 20 calls), tunfw's CPU, and how late the
@@ -30,15 +35,19 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "$0 needs root" >&2; exit 2; }
-command -v hping3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hping3 >/dev/null; }
+for tool in hping3 iperf3; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $tool >/dev/null; }
+done
 export TOPO_PREFIX=tunfws
 export TOPO_DIR
 TOPO_DIR=$(mktemp -d /tmp/tunfws.XXXXXX)
 # shellcheck source=netns.sh
 source "$ROOT/scripts/netns.sh"
 FLOOD_PID=
+IPERF_PID=
 cleanup() {
     [ -n "$FLOOD_PID" ] && kill "$FLOOD_PID" 2>/dev/null
+    [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null
     topo_down
     rm -rf "$TOPO_DIR"
 }
@@ -118,3 +127,39 @@ run() {
 run fwd-wan "$NS_SERVER" --udp --flood -s 7003 -k -p 40001 -d 100 "$CLIENT_IP"
 run drop-wan "$NS_SERVER" --udp --flood --rand-source -p 9999 -d 100 "$CLIENT_IP"
 run fwd-lan "$NS_CLIENT" --udp --flood -s 40001 -k -p 7003 -d 100 "$SERVER_IP"
+
+# iperf3_gbits SECONDS: one client-to-server iperf3 TCP stream; Gbit/s.
+iperf3_gbits() {
+    in_client iperf3 -c "$SERVER_IP" -t "$1" -J 2>/dev/null |
+        python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+}
+
+syn_limit() {
+    local cfg=$TOPO_DIR/small-table.ron before during ok=0 i early0
+    sed 's/max: 65536,/max: 1024,/' "$CONFIG" >"$cfg"
+    topo_up >/dev/null && tunfw_start "$cfg" || { echo "syn-limit: topology failed"; return 1; }
+    in_server iptables -I INPUT -p tcp --dport 9 -j DROP
+    in_server iperf3 -s -B "$SERVER_IP" >/dev/null 2>&1 &
+    IPERF_PID=$!
+    sleep 1
+    before=$(iperf3_gbits 4)
+    early0=$(tunfw_ctl stats | awk '$1=="conntrack.early_drop"{print $2}')
+    ip netns exec "$NS_CLIENT" timeout "$SECONDS_PER_FLOOD" hping3 -q -S --flood -p 9 "$SERVER_IP" >/dev/null 2>&1 &
+    FLOOD_PID=$!
+    sleep 1
+    during=$(iperf3_gbits $((SECONDS_PER_FLOOD - 4 > 2 ? SECONDS_PER_FLOOD - 4 : 2)))
+    for i in $(seq 10); do
+        in_client timeout 2 bash -c "exec 3<>/dev/tcp/$SERVER_IP/5201" 2>/dev/null && ok=$((ok + 1))
+    done
+    local ctl
+    ctl=$(ctl_latency)
+    wait "$FLOOD_PID" 2>/dev/null
+    FLOOD_PID=
+    local stats
+    stats=$(tunfw_ctl stats | awk -v e0="$early0" '$1=="conntrack.early_drop"{e=$2 - e0} $1=="conntrack.table_full"{f=$2} $1=="conntrack.count"{c=$2} END {printf "early drops %d, table full %d, count %d", e, f, c}')
+    echo "syn-limit: established iperf3 ${before:-?} Gbit/s before, ${during:-?} Gbit/s during the flood (share $(python3 -c "print('%.0f%%' % (100 * float('${during:-0}') / max(float('${before:-0}'), 1e-9)))")); new TCP connections during it $ok/10; $ctl; $stats"
+    kill "$IPERF_PID" 2>/dev/null
+    IPERF_PID=
+    tunfw_stop
+}
+syn_limit
