@@ -20,11 +20,8 @@ flows_on_port() { tunfw_ctl flows --port "$1" | grep -c "^tcp" ; }
 t_ops_flows_listed_during_transfer_and_reload_keeps_it() {
     local out="$TOPO_DIR/slow.blob" pid want got
     [ -s "$TOPO_DIR/www/big" ] || head -c 33554432 /dev/urandom >"$TOPO_DIR/www/big"
-    rm -f "$out"
-    in_client curl -sS --limit-rate 8M --max-time 30 -o "$out" http://$SERVER_IP:8080/big &
-    pid=$!
-    wait_until eval "tunfw_ctl flows --port 8080 --state ESTABLISHED | grep -q ASSURED" ||
-        { note "transfer not listed"; kill $pid; return 1; }
+    slow_download big 8M "$out" || return 1
+    pid=$DOWNLOAD_PID
     tunfw_ctl flows --port 8080 | head -1 | sed 's/^/    listed: /'
     tunfw_ctl reload >"$TOPO_DIR/reload.out" 2>&1 || { note "reload: $(cat "$TOPO_DIR/reload.out")"; kill $pid; return 1; }
     note "$(cat "$TOPO_DIR/reload.out") (during the transfer)"

@@ -3,13 +3,14 @@
 # random sequences each. Needs root and the release binary (cargo build
 # --release).
 #
-#   scripts/parity-campaign.sh [--family 4|6|all] [--random N] [SEED...]
+#   scripts/parity-campaign.sh [--family 4|6|all] [--random N] [--ftp N] [SEED...]
 #
 # --family picks the corpus, as parity.sh's: 4 (the default) the IPv4 one, 6
 # the IPv6 one (random sequences random6_SEED_INDEX: TCP, UDP and ICMPv6 flows
 # with extension headers, hop limits and ICMPv6 errors), all both; N random
 # sequences of each family picked, N defaulting to 10000. Without a SEED, one
-# is derived from the date and time (YYYYMMDDHHMM). The seeds are printed first; then, for each seed, parity.sh's
+# is derived from the date and time (YYYYMMDDHHMM). --ftp N adds N random FTP
+# lines of each family (default 0; DOCUMENTED lines are left out as SAME ones). The seeds are printed first; then, for each seed, parity.sh's
 # first line, its DIFF lines (each ends with the command that replays that
 # sequence alone) and its "parity: N passed, N failed" line; SAME lines are
 # left out. The last line is the total. Exit 1 if any sequence differed, 2 if a
@@ -20,16 +21,18 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COUNT=10000
 FAMILY=4
 SEEDS=()
-usage() { echo "usage: $0 [--family 4|6|all] [--random N] [SEED...]" >&2; exit 2; }
+FTP=0
+usage() { echo "usage: $0 [--family 4|6|all] [--random N] [--ftp N] [SEED...]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --random) [ $# -ge 2 ] || usage; COUNT=$2; shift 2 ;;
     --family) [ $# -ge 2 ] || usage; FAMILY=$2; shift 2 ;;
+    --ftp) [ $# -ge 2 ] || usage; FTP=$2; shift 2 ;;
     -*) usage ;;
     *) SEEDS+=("$1"); shift ;;
     esac
 done
-[[ $COUNT =~ ^[0-9]+$ ]] || usage
+[[ $COUNT =~ ^[0-9]+$ && $FTP =~ ^[0-9]+$ ]] || usage
 case $FAMILY in 4 | 6 | all) ;; *) usage ;; esac
 for s in "${SEEDS[@]}"; do
     [[ $s =~ ^[0-9]+$ ]] || { echo "seed $s: not a non-negative integer" >&2; exit 2; }
@@ -53,11 +56,11 @@ for seed in "${SEEDS[@]}"; do
     result=
     while IFS= read -r line; do
         case $line in
-        "SAME "*) ;;
+        "SAME "* | "DOCUMENTED "*) ;;
         *) echo "$line" ;;
         esac
         case $line in "parity: "*" passed, "*" failed") result=$line ;; esac
-    done < <(bash "$ROOT/netns-tests/parity/parity.sh" --family "$FAMILY" --random "$COUNT" --seed "$seed" 2>&1)
+    done < <(bash "$ROOT/netns-tests/parity/parity.sh" --family "$FAMILY" --random "$COUNT" --ftp "$FTP" --seed "$seed" 2>&1)
     if [[ $result =~ ^parity:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
         passed=$((passed + BASH_REMATCH[1]))
         failed=$((failed + BASH_REMATCH[2]))

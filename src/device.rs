@@ -191,31 +191,20 @@ impl TunDevice {
     /// the network namespace tunfw runs in; `None` when it cannot be read
     /// (the device was moved to another namespace).
     pub fn mtu(&self) -> Option<usize> {
-        #[repr(C)]
-        struct IfReqMtu {
-            name: [u8; libc::IFNAMSIZ],
-            mtu: libc::c_int,
-            _pad: [u8; 20],
-        }
-        let mut req = IfReqMtu {
-            name: [0; libc::IFNAMSIZ],
-            mtu: 0,
-            _pad: [0; 20],
-        };
-        let name = self.name.as_bytes();
-        let len = name.len().min(libc::IFNAMSIZ - 1);
-        req.name[..len].copy_from_slice(&name[..len]);
-        // SAFETY: a plain socket() call; the descriptor is closed below.
-        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if sock < 0 {
-            return None;
-        }
-        // SAFETY: SIOCGIFMTU reads the name and writes the int after it
-        // in a `struct ifreq`, which `IfReqMtu` lays out (40 bytes).
-        let rc = unsafe { libc::ioctl(sock, libc::SIOCGIFMTU as _, &mut req as *mut IfReqMtu) };
-        // SAFETY: `sock` is ours and closed once.
-        unsafe { libc::close(sock) };
-        (rc >= 0 && req.mtu > 0).then_some(req.mtu as usize)
+        let mut req = IfReqInt::named(&self.name);
+        let mtu = req.ioctl(libc::SIOCGIFMTU as _).ok()?;
+        (mtu > 0).then_some(mtu as usize)
+    }
+
+    /// Set the device's transmit queue length (`SIOCSIFTXQLEN`, as `ip
+    /// link set DEV txqueuelen N`): the kernel's ring of packets waiting
+    /// for tunfw's read, resized at once. Needs CAP_NET_ADMIN in the
+    /// namespace the device is in; the error says why it failed.
+    pub fn set_queue_len(&self, len: u32) -> io::Result<()> {
+        let mut req = IfReqInt::named(&self.name);
+        req.value =
+            libc::c_int::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        req.ioctl(libc::SIOCSIFTXQLEN as _).map(|_| ())
     }
 
     /// Read one packet (with its virtio-net header when offloads are on);
@@ -233,5 +222,51 @@ impl TunDevice {
 impl AsRawFd for TunDevice {
     fn as_raw_fd(&self) -> RawFd {
         self.file.as_raw_fd()
+    }
+}
+
+/// A `struct ifreq` carrying an int (`ifr_mtu`, `ifr_qlen`): the name,
+/// then the int, padded to the kernel's 40 bytes.
+#[repr(C)]
+struct IfReqInt {
+    name: [u8; libc::IFNAMSIZ],
+    value: libc::c_int,
+    _pad: [u8; 20],
+}
+
+impl IfReqInt {
+    /// A request about the device `name` (cut to IFNAMSIZ - 1 bytes).
+    fn named(name: &str) -> IfReqInt {
+        let mut req = IfReqInt {
+            name: [0; libc::IFNAMSIZ],
+            value: 0,
+            _pad: [0; 20],
+        };
+        let name = name.as_bytes();
+        let len = name.len().min(libc::IFNAMSIZ - 1);
+        req.name[..len].copy_from_slice(&name[..len]);
+        req
+    }
+
+    /// Issue the interface ioctl `request` on a throwaway socket; the int
+    /// the kernel left in the request.
+    fn ioctl(&mut self, request: libc::Ioctl) -> io::Result<libc::c_int> {
+        // SAFETY: a plain socket() call; the descriptor is closed below.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the SIOC[GS]IF* int requests read the name and read or
+        // write the int after it in a `struct ifreq`, which `IfReqInt`
+        // lays out (40 bytes).
+        let rc = unsafe { libc::ioctl(sock, request, self as *mut IfReqInt) };
+        let err = io::Error::last_os_error();
+        // SAFETY: `sock` is ours and closed once.
+        unsafe { libc::close(sock) };
+        if rc < 0 {
+            Err(err)
+        } else {
+            Ok(self.value)
+        }
     }
 }

@@ -27,7 +27,9 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, ConfigError, PcapPackets, DEFAULT_CONFIG_NAME};
 use crate::conntrack::events::Event;
-use crate::control::{error_answer, Answer, ControlCounters, ControlServer, Request};
+use crate::control::{
+    dispatch, error_answer, Answer, ControlCounters, ControlServer, Dispatch, Request,
+};
 use crate::device::TunDevice;
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::pcap::PcapWriter;
@@ -365,60 +367,17 @@ impl EventLoop {
     fn answer(&mut self, req: Result<Request, String>, control: &ControlCounters) -> Answer {
         let now = self.now();
         self.counters.control = *control;
-        self.fw.conntrack_mut().set_clock(now);
-        let fw = &self.fw;
-        let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => return Answer::Once(error_answer(&e)),
-        };
-        Answer::Once(match req {
-            Request::Stats => {
-                let map: serde_json::Map<String, serde_json::Value> =
-                    report::counters(fw, &self.counters)
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into()))
-                        .collect();
-                json(serde_json::Value::Object(map))
-            }
-            Request::Flows(filter) => json(
-                serde_json::to_value(report::flows(fw, now, |f| filter.matches(f)))
-                    .unwrap_or_default(),
-            ),
-            Request::Expectations => {
-                json(serde_json::to_value(report::expectations(fw, now)).unwrap_or_default())
-            }
-            Request::Rules => json(serde_json::to_value(report::rules(fw)).unwrap_or_default()),
-            Request::Flush => {
-                let before = self.fw.conntrack().len();
-                self.fw.conntrack_mut().flush();
-                json(serde_json::json!({ "removed": before }))
-            }
-            Request::Kill(filter) => {
-                let ids: Vec<u32> = self
-                    .fw
-                    .conntrack()
-                    .flow_ids(now)
-                    .filter(|&id| {
-                        self.fw
-                            .conntrack()
-                            .get(id)
-                            .is_some_and(|f| filter.matches(f))
-                    })
-                    .collect();
-                for &id in &ids {
-                    self.fw.conntrack_mut().remove(id);
-                }
-                json(serde_json::json!({ "removed": ids.len() }))
-            }
-            Request::Reload(file) => match self.reload(file) {
+        match dispatch(&mut self.fw, &self.counters, now, req) {
+            Dispatch::Answer(bytes) => Answer::Once(bytes),
+            Dispatch::Subscribe => Answer::Subscribe,
+            Dispatch::Reload(file) => Answer::Once(match self.reload(file) {
                 Ok((summary, config)) => {
-                    json(serde_json::json!({ "ok": summary, "config": config }))
+                    serde_json::to_vec(&serde_json::json!({ "ok": summary, "config": config }))
+                        .unwrap_or_default()
                 }
                 Err(e) => error_answer(&e),
-            },
-            Request::Events => return Answer::Subscribe,
-        })
+            }),
+        }
     }
 
     fn publish_events(&mut self) {

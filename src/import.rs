@@ -818,6 +818,8 @@ struct RuleState {
     implied: bool,
     proto: Option<String>,
     icmp_option: Option<&'static str>,
+    /// The first port option (`--sport`, `--dports`, ...), if any.
+    port_option: Option<String>,
     reject_with: Option<String>,
 }
 
@@ -829,6 +831,7 @@ fn rule_fields(words: &[String], family: Family) -> Result<RuleFields, String> {
         implied: false,
         proto: None,
         icmp_option: None,
+        port_option: None,
         reject_with: None,
     };
     let mut action = None;
@@ -848,6 +851,18 @@ fn rule_fields(words: &[String], family: Family) -> Result<RuleFields, String> {
     let Some(action) = action else {
         return Err("a rule needs -j ACCEPT, DROP or REJECT".into());
     };
+    // One of each: iptables refuses a second -p, -s, -d or --dport, and two
+    // state matches or ICMP types would be two conditions a tunfw rule
+    // cannot hold.
+    for (i, f) in st.fields.iter().enumerate() {
+        let key = f.split(':').next().unwrap_or_default();
+        if st.fields[..i]
+            .iter()
+            .any(|g| g.split(':').next() == Some(key))
+        {
+            return Err(format!("{key} is given twice in one rule"));
+        }
+    }
     if let Some(opt) = st.icmp_option {
         let (need, name) = match family {
             Family::V4 => ("Icmp", "-p icmp"),
@@ -855,6 +870,15 @@ fn rule_fields(words: &[String], family: Family) -> Result<RuleFields, String> {
         };
         if st.proto.as_deref() != Some(need) {
             return Err(format!("{opt} needs {name}"));
+        }
+    }
+    // Ports come with the tcp or udp match (or multiport's, which needs one
+    // of them too), which only `-p tcp` or `-p udp` loads: iptables refuses
+    // `-p icmp --dport 80`, and tunfw's rules cannot hold it.
+    if let Some(opt) = st.port_option {
+        let ported = ["Tcp", "Udp", "Number(6)", "Number(17)"];
+        if !st.proto.as_deref().is_some_and(|p| ported.contains(&p)) {
+            return Err(format!("{opt} needs -p tcp or -p udp"));
         }
     }
     if let Some(r) = st.reject_with {
@@ -903,15 +927,22 @@ fn option(w: &str, val: Option<&str>, st: &mut RuleState) -> Result<(), String> 
                 .push(format!("dst: {}", cidrs(w, need()?, family)?));
             st.implied = true;
         }
-        "--sport" | "--source-port" => st.fields.push(ports("sport", w, need()?, None)?),
-        "--dport" | "--destination-port" => st.fields.push(ports("dport", w, need()?, None)?),
-        "--sports" | "--source-ports" => {
-            let f = ports("sport", w, need()?, Some(st.multiport))?;
-            st.fields.push(f)
-        }
-        "--dports" | "--destination-ports" => {
-            let f = ports("dport", w, need()?, Some(st.multiport))?;
-            st.fields.push(f)
+        "--sport"
+        | "--source-port"
+        | "--dport"
+        | "--destination-port"
+        | "--sports"
+        | "--source-ports"
+        | "--dports"
+        | "--destination-ports" => {
+            let field = if w.starts_with("--s") {
+                "sport"
+            } else {
+                "dport"
+            };
+            let multiport = w.ends_with('s').then_some(st.multiport);
+            st.fields.push(ports(field, w, need()?, multiport)?);
+            st.port_option.get_or_insert_with(|| w.to_string());
         }
         "-m" | "--match" => match (need()?, family) {
             ("state" | "conntrack" | "tcp" | "udp", _) | ("icmp", Family::V4) => {}

@@ -282,6 +282,15 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
         TunDevice::open(name, offload).map_err(|e| fail(1, format_args!("tunfw: {e}")))
     };
     let (lan_dev, wan_dev) = (open(lan)?, open(wan)?);
+    for dev in [&lan_dev, &wan_dev] {
+        if let Err(e) = dev.set_queue_len(config.queue_len) {
+            log::warn!(
+                "cannot set {}'s transmit queue to {} packets ({e}); it keeps the kernel's",
+                dev.name(),
+                config.queue_len
+            );
+        }
+    }
     let mut event_loop = EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone())
         .map_err(|e| fail(1, format_args!("tunfw: {e}")))?;
     if cli.passthrough {

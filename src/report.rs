@@ -8,7 +8,7 @@ use crate::conntrack::events::Event;
 use crate::conntrack::flow::{Flow, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::{Dir, Tuple};
-use crate::control::ControlCounters;
+use crate::control::server::ControlCounters;
 use crate::filter::Firewall;
 use crate::packet;
 use crate::side::Side;

@@ -49,6 +49,7 @@ const LOGGING: &str = "    offload: true,\n";
 
 const FIELDS: &[Field] = &[
     field("conntrack.max", "max: 65536,", "max: @,", 1, 16_777_215),
+    field("queue_len", "queue_len: 2048,", "queue_len: @,", 16, 65_536),
     field(
         "conntrack.tcp_max_retrans",
         "tcp_max_retrans: 3,",

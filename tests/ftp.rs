@@ -154,6 +154,40 @@ fn parser_family_table() {
             b"EPRT |2|::ffff:10.0.1.2|6275|\r\n",
             announce(Eprt, v6("::ffff:10.0.1.2"), 6275),
         ),
+        // The kernel's in6_pton (parity harness, ftp6_*): a group of more
+        // than four digits whose value fits 16 bits, an embedded IPv4
+        // address with zero octets, an embedded IPv4 address ended by a
+        // colon (the character after it skipped as the delimiter would be).
+        (
+            V6,
+            C,
+            b"EPRT |2|fd00:7f:1::00050|6275|\r\n",
+            announce(Eprt, v6("fd00:7f:1::50"), 6275),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|00000fd00:7f:1::50|6275|\r\n",
+            announce(Eprt, v6("fd00:7f:1::50"), 6275),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|fd00:7f:1::0.0.0.80|6275|\r\n",
+            announce(Eprt, v6("fd00:7f:1::50"), 6275),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|::1.2.3.4:6275|\r\n",
+            announce(Eprt, v6("::1.2.3.4"), 6275),
+        ),
+        (
+            V6,
+            C,
+            b"EPRT |2|fd00:7f:1::10050|6275|\r\n",
+            Parsed::Partial(Eprt),
+        ),
         // The digit of the other family: not an announcement.
         (V6, C, b"EPRT |1|10.0.1.2|6275|\r\n", Parsed::Partial(Eprt)),
         (
@@ -315,6 +349,26 @@ fn line_starts_split_commands_and_limits() {
         st.inspect(Dir::Original, V4, SeqNum(at), &digits),
         Inspect::Overlong
     );
+    // A segment that starts a line is read whole, as the kernel reads it:
+    // PORT skips any number of characters to its space, 227's numbers start
+    // at the first digit however far (parity harness, ftpf_port_overlong_skip).
+    let mut st = FtpState::default();
+    st.inspect(Dir::Original, V4, SeqNum(0), b"USER a\r\n");
+    let mut long = b"PORT".to_vec();
+    long.extend(std::iter::repeat_n(b'X', LINE_MAX + 44));
+    long.extend_from_slice(b" 10,0,1,2,4,3\r\n");
+    assert!(matches!(
+        st.inspect(Dir::Original, V4, SeqNum(8), &long),
+        Inspect::Announce { port: 1027, .. }
+    ));
+    st.inspect(Dir::Reply, V4, SeqNum(0), b"220 a\r\n");
+    let mut long = b"227 ".to_vec();
+    long.extend(std::iter::repeat_n(b'y', LINE_MAX));
+    long.extend_from_slice(b"(10,0,2,2,4,4)\r\n");
+    assert!(matches!(
+        st.inspect(Dir::Reply, V4, SeqNum(7), &long),
+        Inspect::Announce { port: 1028, .. }
+    ));
     let mut st = FtpState::default();
     st.inspect(Dir::Original, V4, SeqNum(0), b"USER a\r\n");
     assert_eq!(

@@ -798,6 +798,45 @@ fn import_errors_name_the_line() {
         // No chain: an error, not a panic.
         ("iptables -A\n", 1, "chain"),
         ("*filter\n-I\n", 2, "chain"),
+        // Ports need the tcp or udp match (found by the import_iptables fuzz
+        // target: the translation did not validate).
+        (
+            "iptables -P OUTPUT DROP\niptables -A OUTPUT -p icmp --sport 21 -j ACCEPT\n",
+            2,
+            "--sport needs -p tcp or -p udp",
+        ),
+        ("-A INPUT --dport 80 -j ACCEPT\n", 1, "--dport needs -p tcp"),
+        (
+            "-A INPUT -p all -m multiport --dports 80,443 -j DROP\n",
+            1,
+            "--dports needs -p tcp",
+        ),
+        (
+            "ip6tables -A INPUT -p icmpv6 --dport 1 -j DROP\n",
+            1,
+            "--dport needs",
+        ),
+        // One of each field (found by the fuzz target: a duplicate field).
+        (
+            "-A INPUT -p tcp -m state -p tcp -m state --state NEW -j ACCEPT\n",
+            1,
+            "proto is given twice",
+        ),
+        (
+            "-A INPUT -s 10.0.0.1 -s 10.0.0.2 -j DROP\n",
+            1,
+            "src is given twice",
+        ),
+        (
+            "-A INPUT -p udp --dport 1 --destination-port 2 -j DROP\n",
+            1,
+            "dport is given twice",
+        ),
+        (
+            "-A INPUT -m state --state NEW -m conntrack --ctstate NEW -j DROP\n",
+            1,
+            "state is given twice",
+        ),
     ] {
         let e = tunfw::import::translate(text, "x").expect_err(text);
         assert_eq!(e.line, line, "{text}");
@@ -808,6 +847,15 @@ fn import_errors_name_the_line() {
         -A FORWARD -p tcp -m multiport --dports 80,443 -j ACCEPT\n\
         -A INPUT -p icmp --icmp-type echo-request -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n";
     let c = cfg(&tunfw::import::translate(save, "x").unwrap());
+    // A protocol number of TCP or UDP loads the match, as its name does.
+    let numbered = "-A INPUT -p 6 --dport 80 -j ACCEPT\n-A INPUT -p 17 --sport 53 -j ACCEPT\n";
+    assert_eq!(
+        cfg(&tunfw::import::translate(numbered, "x").unwrap())
+            .inbound
+            .rules
+            .len(),
+        2
+    );
     assert_eq!(c.outbound.rules.len(), 1);
     assert_eq!(c.inbound.rules.len(), 2);
     assert_eq!(c.inbound.rules[1].icmp_type, Some(8));

@@ -4,28 +4,18 @@
 //! their segments processed, as the event loop does.
 #![no_main]
 
+#[path = "small_firewall.rs"]
+mod small_firewall;
+
 use libfuzzer_sys::fuzz_target;
-use tunfw::config::Config;
-use tunfw::filter::Firewall;
+use small_firewall::small_firewall;
 use tunfw::segment;
 use tunfw::side::Side;
 use tunfw::time::Instant;
 use tunfw::wire::vnet::{self, VnetHeader};
 
 fuzz_target!(|data: &[u8]| {
-    // The default rules with a small table, so that each run is cheap and
-    // eviction is exercised.
-    let text = tunfw::config::DEFAULT_CONFIG
-        .replace("max: 65536", "max: 64")
-        .replace("max_control_flows: 4096", "max_control_flows: 8")
-        // A small reassembler: each run builds its own, and the cap is
-        // reached (eviction exercised) within one input.
-        .replace(
-            "ipv6: Track,",
-            "ipv6: Track, defrag: (high_thresh: 131072, low_thresh: 65536),",
-        );
-    let cfg = Config::parse(&text, "fuzz").expect("default config");
-    let mut fw = Firewall::new(&cfg);
+    let mut fw = small_firewall();
     let mut answer = vec![0u8; 2048];
     let mut segment = vec![0u8; 65_536];
     // Records separated by 0xfe; the first byte of each picks the side, and

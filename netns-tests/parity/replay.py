@@ -19,6 +19,9 @@ usage: replay.py MODE CORPUS SEED COUNT OUT [--family 4|6|all] [--only NAME]...
           A name says its family; --family is then not needed.
   --family 4 | 6 | all   the IPv4 corpus (the default), the IPv6 corpus
           (fixed v6_* sequences, random6_SEED_INDEX), or both, IPv4 first
+  --ftp N  also N random FTP lines of each family selected (ftp_SEED_INDEX,
+          ftp6_SEED_INDEX, see ftp_lines.py; the fixed corpora always carry
+          the fixed FTP-line cases ftpf_*, ftpf6_*)
 
 Crafted flows use addresses that neither endpoint owns (10.202.1.50 and up,
 fd00:7f:1::50 and up on the client side, 10.202.2.50 and up, fd00:7f:2::50
@@ -39,6 +42,7 @@ import sys
 import time
 
 import corpus
+import ftp_lines
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -151,9 +155,9 @@ def await_ids(receiver, wanted, timeout=3.0):
     return seen, True
 
 
-def sequences_for(which, seed, count, only, family):
+def sequences_for(which, seed, count, only, family, ftp=0):
     if only:
-        return corpus.select(seed, only)
+        return ftp_lines.select(seed, only, corpus.select)
     sequences = []
     if family in ("4", "all"):
         if which in ("fixed", "all"):
@@ -165,6 +169,10 @@ def sequences_for(which, seed, count, only, family):
             sequences += corpus.fixed6()
         if which in ("random", "all"):
             sequences += corpus.randomized6(seed, count)
+    if which in ("fixed", "all"):
+        sequences += [s for v6 in (False, True) if family in ("all", "6" if v6 else "4") for s in ftp_lines.fixed(v6)]
+    if which in ("random", "all"):
+        sequences += ftp_lines.randomized(seed, ftp, family)
     return sequences
 
 
@@ -178,6 +186,13 @@ def main():
             raise SystemExit("replay.py: --family needs 4, 6 or all")
         family = args[i + 1]
         del args[i:i + 2]
+    ftp = 0
+    while "--ftp" in args:
+        i = args.index("--ftp")
+        if i + 1 >= len(args) or not args[i + 1].isdigit():
+            raise SystemExit("replay.py: --ftp needs a number")
+        ftp = int(args[i + 1])
+        del args[i:i + 2]
     while "--only" in args:
         i = args.index("--only")
         if i + 1 >= len(args):
@@ -189,7 +204,7 @@ def main():
     mode, which, seed, count, out_path = args
     try:
         seed, count = int(seed), int(count)
-        sequences = sequences_for(which, seed, count, only, family)
+        sequences = sequences_for(which, seed, count, only, family, ftp)
     except ValueError as e:
         raise SystemExit(f"replay.py: {e}")
     if mode == "list":

@@ -76,6 +76,14 @@ pub(super) const DEFRAG_TIMEOUT_SECS: Bounds = Bounds {
     unit: " seconds",
 };
 
+/// The transmit queue of each TUN device (the kernel's ring of packets
+/// waiting for tunfw's read): Linux's TUN default is 500.
+pub(super) const QUEUE_LEN: Bounds = Bounds {
+    min: 16,
+    max: 65_536,
+    unit: " packets",
+};
+
 impl Bounds {
     fn describe(self) -> String {
         format!("must be {} to {}{}", self.min, self.max, self.unit)
@@ -182,4 +190,8 @@ pub(super) fn defrag_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::
 
 pub(super) fn defrag_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     in_range(d, DEFRAG_TIMEOUT_SECS)
+}
+
+pub(super) fn queue_len<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, QUEUE_LEN).map(|n| n as u32)
 }

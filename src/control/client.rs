@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use mio::net::UnixStream;
 
 use super::limits::*;
-use super::request::error_answer;
+use super::request::{error_answer, request_line};
 use crate::time::Instant;
 
 /// Where a client is in its one request.
@@ -89,31 +89,18 @@ impl Client {
             match self.stream.read(&mut buf[..room]) {
                 Ok(0) if self.inbuf.is_empty() => return Input::Closed,
                 // A request may end with the end of the stream instead of a newline.
-                Ok(0) => return Input::Line(self.line()),
+                Ok(0) => return Input::Line(request_line(&self.inbuf)),
                 Ok(n) => {
                     self.active = now;
                     self.inbuf.extend_from_slice(&buf[..n]);
                     if buf[..n].contains(&b'\n') || self.inbuf.len() > MAX_REQUEST {
-                        return Input::Line(self.line());
+                        return Input::Line(request_line(&self.inbuf));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Input::Pending,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Input::Closed,
             }
-        }
-    }
-
-    /// The first line of what was read.
-    pub(super) fn line(&self) -> Result<String, String> {
-        match self.inbuf.iter().position(|&b| b == b'\n') {
-            Some(end) => Ok(String::from_utf8_lossy(&self.inbuf[..end])
-                .trim_end_matches('\r')
-                .to_string()),
-            None if self.inbuf.len() > MAX_REQUEST => {
-                Err(format!("request longer than {MAX_REQUEST} bytes"))
-            }
-            None => Ok(String::from_utf8_lossy(&self.inbuf).into_owned()),
         }
     }
 

@@ -46,13 +46,15 @@
 //!   [`lost_line`]) and then new events again.
 
 mod client;
+pub mod dispatch;
 pub mod limits;
 pub mod query;
 pub mod request;
 pub mod server;
 
 pub use client::lost_line;
+pub use dispatch::{dispatch, Dispatch};
 pub use limits::*;
 pub use query::{connect, query, turned_away, ALL_BUSY, CLIENT_RETRIES, EVICTED};
-pub use request::{error_answer, Answer, FlowFilter, Request};
+pub use request::{error_answer, request_line, Answer, FlowFilter, Request};
 pub use server::{ControlCounters, ControlServer};

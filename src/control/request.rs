@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::limits::MAX_REQUEST;
 use crate::conntrack::flow::Flow;
 use crate::conntrack::tuple::Dir;
 use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
@@ -156,6 +157,22 @@ impl Request {
     }
 }
 
+/// The request line in the bytes a client sent (the server reads at most
+/// one byte more than [`MAX_REQUEST`]): the bytes before the first newline
+/// without a trailing `\r`, or all of them when the client ended its stream
+/// without a newline; invalid UTF-8 becomes U+FFFD. A line of more than
+/// [`MAX_REQUEST`] bytes is an error, so an `Ok` line has at most
+/// [`MAX_REQUEST`] characters.
+pub fn request_line(bytes: &[u8]) -> Result<String, String> {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) if end <= MAX_REQUEST => Ok(String::from_utf8_lossy(&bytes[..end])
+            .trim_end_matches('\r')
+            .to_string()),
+        None if bytes.len() <= MAX_REQUEST => Ok(String::from_utf8_lossy(bytes).into_owned()),
+        _ => Err(format!("request longer than {MAX_REQUEST} bytes")),
+    }
+}
+
 /// How the event loop answers a request.
 pub enum Answer {
     /// One JSON document, then close.
@@ -167,4 +184,27 @@ pub enum Answer {
 /// An error message as the JSON answer.
 pub fn error_answer(message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_is_the_first_line_within_the_bound() {
+        assert_eq!(request_line(b"stats\r\nflush\n"), Ok("stats".to_string()));
+        assert_eq!(
+            request_line(b"flows port=1"),
+            Ok("flows port=1".to_string())
+        );
+        assert_eq!(request_line(b"a\xffb\n"), Ok("a\u{fffd}b".to_string()));
+        let mut long = vec![b'x'; MAX_REQUEST];
+        assert_eq!(request_line(&long).map(|l| l.len()), Ok(MAX_REQUEST));
+        long.push(b'\n');
+        assert_eq!(request_line(&long).map(|l| l.len()), Ok(MAX_REQUEST));
+        long.insert(0, b'x');
+        assert!(request_line(&long).is_err());
+        long.pop();
+        assert!(request_line(&long).is_err());
+    }
 }

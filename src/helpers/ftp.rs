@@ -40,13 +40,24 @@
 //! a retransmission carrying the whole line, which does not happen when the
 //! receiver SACKs the rest (the sender then retransmits the piece alone).
 //! A complete line that does not parse (garbage, octets over 255, ports over
-//! 65535), a line longer than [`LINE_MAX`], or port 0: no expectation, counted.
+//! 65535), a partial line that outgrows [`LINE_MAX`], or port 0: no
+//! expectation, counted. A segment that starts a line is read whole, however
+//! long, as the kernel reads it; only a line continued from an earlier
+//! segment is bounded by the buffer.
+//!
+//! The range checks (octets over 255, ports over 65535 refused) are those of
+//! net-next's "netfilter: nf_conntrack_ftp: avoid u16 overflows" (May 2026).
+//! Linux 6.18, the parity harness's kernel, predates them: its `try_number`
+//! keeps any value, `try_rfc959` ORs the shifted numbers together (so
+//! `10,202,1,306` is 10.202.1.50 and `4,256` port 1280) and `get_port`
+//! wraps at 16 bits (`65537` is port 1). README "Differences from Linux".
 //!
 //! Everything here is a pure function of the bytes; [`FtpState`] is the
 //! per-flow state (where lines start, a partial line, the pending expectation).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::pton::in6_pton;
 use crate::conntrack::table::HelperState;
 use crate::conntrack::tuple::Dir;
 use crate::matchers::Family;
@@ -220,7 +231,7 @@ fn find_pattern(data: &[u8], p: &Pattern, family: Family) -> Found {
 
 /// The kernel's `try_number`: `N` numbers separated by `sep`, ended by `term`
 /// (or by any non-digit, non-separator when `term` is `None`). Numbers above
-/// `max` fail (newer kernels refuse octets over 255 and ports over 65535).
+/// `max` fail (as since net-next's "avoid u16 overflows"; see the module doc).
 fn numbers<const N: usize>(
     data: &[u8],
     sep: u8,
@@ -282,13 +293,16 @@ fn eprt(data: &[u8], family: Family) -> Option<(Option<IpAddr>, u16)> {
             )
         }
         (Family::V6, b'2') => {
-            let end = rest.iter().position(|&c| c == d)?;
-            let text = core::str::from_utf8(&rest[..end]).ok()?;
-            (IpAddr::V6(text.parse::<Ipv6Addr>().ok()?), end)
+            // As the kernel's get_ipv6_addr: in6_pton, which reads some
+            // spellings a textbook parser refuses (see super::pton).
+            let (addr, end) = in6_pton(rest, d)?;
+            (IpAddr::V6(addr), end)
         }
         _ => return None,
     };
-    let port = port_until(&rest[used + 1..], d)?;
+    // The port starts after the character that ended the address (the
+    // delimiter, or for in6_pton a NUL or an embedded IPv4's colon).
+    let port = port_until(rest.get(used + 1..)?, d)?;
     Some((Some(addr), port))
 }
 
@@ -445,9 +459,9 @@ impl FtpState {
             return Inspect::Pass;
         };
         let d = dir.index();
-        let mut line = [0u8; LINE_MAX];
+        let mut joined = [0u8; LINE_MAX];
         let mut line_start = seq;
-        let len = match self.partial[d] {
+        let line: &[u8] = match self.partial[d] {
             Some(p) if p.next_seq() == seq => {
                 // The segment continues a partial line.
                 self.partial[d] = None;
@@ -455,33 +469,35 @@ impl FtpState {
                     self.end_of_segment(d, seq, payload, last);
                     return Inspect::Overlong;
                 }
-                line[..p.len].copy_from_slice(&p.buf[..p.len]);
-                line[p.len..p.len + payload.len()].copy_from_slice(payload);
+                joined[..p.len].copy_from_slice(&p.buf[..p.len]);
+                joined[p.len..p.len + payload.len()].copy_from_slice(payload);
                 line_start = p.start_seq;
-                p.len + payload.len()
+                &joined[..p.len + payload.len()]
             }
             _ if self.at_line_start(d, seq) => {
-                // A new line (or a retransmission of the partial line's start).
+                // A new line (or a retransmission of the partial line's
+                // start), read whole as the kernel reads a segment: its
+                // find_pattern skips any number of characters to PORT's
+                // space or 229's '(' and 227's first digit may come late.
                 self.partial[d] = None;
-                let n = payload.len().min(LINE_MAX);
-                line[..n].copy_from_slice(&payload[..n]);
-                n
+                payload
             }
             _ => {
                 self.end_of_segment(d, seq, payload, last);
                 return Inspect::Pass;
             }
         };
-        let truncated = len < payload.len();
-        let result = match parse(dir, family, &line[..len]) {
+        let result = match parse(dir, family, line) {
             Parsed::NoMatch => Inspect::Pass,
-            Parsed::Partial(c) if line[..len].contains(&b'\n') => Inspect::Malformed(c),
-            Parsed::Partial(_) if truncated || len == LINE_MAX => Inspect::Overlong,
+            Parsed::Partial(c) if line.contains(&b'\n') => Inspect::Malformed(c),
+            Parsed::Partial(_) if line.len() >= LINE_MAX => Inspect::Overlong,
             Parsed::Partial(c) => {
+                let mut buf = [0u8; LINE_MAX];
+                buf[..line.len()].copy_from_slice(line);
                 self.partial[d] = Some(PartialLine {
                     start_seq: line_start,
-                    len,
-                    buf: line,
+                    len: line.len(),
+                    buf,
                 });
                 Inspect::Incomplete(c)
             }
