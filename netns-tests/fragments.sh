@@ -151,7 +151,9 @@ tf_attack() {
     for k in $names; do c0[$k]=$(ctr "$k"); done
     rss0=$(vmrss_kib)
     ring0=$(in_server cat /sys/class/net/tfw-wan/statistics/tx_dropped)
-    in_server python3 "$HERE/frag_attack.py" tfw-wan "$secs" $SERVER_IP $CLIENT_IP $SERVER6 $CLIENT6 \
+    # ip netns exec execs python: $! is the attacker's own pid, which kill
+    # reaches (behind a shell function such as in_server, $! is a subshell's).
+    ip netns exec "$NS_SERVER" python3 "$HERE/frag_attack.py" tfw-wan "$secs" $SERVER_IP $CLIENT_IP $SERVER6 $CLIENT6 \
         >"$d/attack.json" 2>"$d/attack.err" &
     apid=$!
     BG_PIDS+=($apid)
