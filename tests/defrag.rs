@@ -120,3 +120,52 @@ fn reassembly_does_not_allocate() {
     assert!(small.stats().evicted > 0, "{:?}", small.stats());
     assert_eq!(allocations, 0, "the reassembler allocated");
 }
+
+/// `pkt`, an IPv4 fragment, moved to byte `offset` with MF as `more`
+/// (total length and header checksum fixed).
+fn moved4(pkt: &[u8], offset: u16, more: bool) -> Vec<u8> {
+    let mut p = pkt.to_vec();
+    let word = (offset / 8) | if more { 0x2000 } else { 0 };
+    p[6..8].copy_from_slice(&word.to_be_bytes());
+    let len = p.len() as u16;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[10..12].fill(0);
+    let sum = tunfw::wire::checksum::internet_checksum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// The parity harness's `frag_udp_oversize_last_first`: Linux's
+/// `ip_frag_queue` queues an IPv4 fragment ending past 65,535 like any
+/// other (`ip_frag_reasm` finds the datagram oversize only when it is
+/// complete). As the last fragment it fixes the datagram's length, so the
+/// datagram's real last fragment contradicts it and discards the queue;
+/// the fragments sent again then make the datagram. (IPv6 drops such a
+/// fragment alone: `nf_ct_frag6_queue`'s "offset is too large".)
+#[test]
+fn an_ipv4_fragment_past_65535_is_queued_until_the_datagram_contradicts_it() {
+    let payload: Vec<u8> = (0..2900u32).map(|i| i as u8).collect();
+    let pieces = fragments(&udp(CLIENT, SERVER, 5000, 53, &payload), 1220, 0);
+    assert_eq!(pieces.len(), 3);
+    let now = Instant::from_secs(1);
+    for more in [false, true] {
+        let mut r = Reassembler::new(DefragConfig::default());
+        let oversize = moved4(&pieces[1][..620], 65_000, more);
+        assert_eq!(r.push(Side::Lan, &oversize, now), Outcome::Queued);
+        assert_eq!(r.push(Side::Lan, &pieces[0], now), Outcome::Queued);
+        assert_eq!(r.push(Side::Lan, &pieces[1], now), Outcome::Queued);
+        // The last fragment ends before the length the oversize one set.
+        assert_eq!(
+            r.push(Side::Lan, &pieces[2], now),
+            Outcome::Dropped(FragDrop::Corrupt)
+        );
+        assert_eq!(r.stats().queues, 0);
+        for p in &pieces[..2] {
+            assert_eq!(r.push(Side::Lan, p, now), Outcome::Queued);
+        }
+        assert!(matches!(
+            r.push(Side::Lan, &pieces[2], now),
+            Outcome::Complete(_)
+        ));
+    }
+}

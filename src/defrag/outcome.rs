@@ -22,11 +22,11 @@ pub enum FragDrop {
     /// The datagram already has `max_fragments` fragments queued: the
     /// datagram is discarded.
     TooMany,
-    /// The fragment ends beyond what a datagram can hold. IPv4: the
-    /// datagram is discarded; IPv6 (`nf_ct_frag6_queue`'s "offset is too
-    /// large"): dropped alone. Also at completion, when the first
-    /// fragment's header and the data together exceed the limit (both
-    /// families: discarded).
+    /// IPv6: the fragment ends past 65,535 (`nf_ct_frag6_queue`'s "offset
+    /// is too large"): dropped alone. Both families at completion, when
+    /// the first fragment's header and the data together exceed the limit:
+    /// the datagram is discarded (IPv4 notices only there, as
+    /// `ip_frag_reasm`; a fragment ending past 65,535 is queued).
     Oversize,
     /// No memory: even after evicting other queues the fragment would take
     /// memory above the high threshold. Dropped alone.

@@ -299,7 +299,7 @@ impl Reassembler {
             return self.refuse(FragDrop::Oversize);
         };
         for frag in q.frags() {
-            let (start, end) = (usize::from(frag.start), usize::from(frag.end));
+            let (start, end) = (usize::from(frag.start), frag.end() as usize);
             let at = if start == 0 { 0 } else { hlen + start };
             if let Some(dst) = dg.get_mut(at..hlen + end) {
                 self.pool.load(frag.chain, 0, dst);

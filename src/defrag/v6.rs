@@ -25,7 +25,6 @@ pub const FRAGMENT_HEADER_LEN: usize = 8;
 /// the inconsistencies instead.)
 pub const POLICY: Policy = Policy {
     max_end: 65_535,
-    oversize_discards: false,
     corrupt_discards: false,
     empty_discards: false,
 };
