@@ -2,12 +2,14 @@
 # Differential test: the same packet sequences through Linux netfilter and
 # through tunfw, compared packet by packet.
 #
-#   parity.sh [--family 4|6|all] [--random N] [--seed S] [--only NAME[,NAME...]]...
+#   parity.sh [--family 4|6|all] [--random N] [--frag N] [--seed S] [--only NAME[,NAME...]]...
 #
 # --family picks the corpus: 4 (the default) the IPv4 one, 6 the IPv6 one
 # (fixed sequences v6_*, random sequences random6_SEED_INDEX), all both (the
 # IPv4 one first); --random N is the number of random sequences of each
-# family picked (default 50). The seed of the random sequences is fixed
+# family picked (default 50); --frag N the number of random fragment
+# sequences of each family (randfrag_SEED_INDEX, randfrag6_SEED_INDEX;
+# default: as --random). The seed of the random sequences is fixed
 # (DEFAULT_SEED) unless --seed is given, so a red run replays as it ran; it is
 # printed in the first line. Fresh seeds go through
 # scripts/parity-campaign.sh. --only runs just the named sequences
@@ -31,7 +33,10 @@
 # packets from the endpoints and records which reached the far side.
 #
 # Output: one line per sequence, SAME or DIFF with the first differing
-# packet and the command that replays it, then "parity: N passed, N failed".
+# packet and the command that replays it; a SIZES line for a sequence whose
+# packets arrived alike but in pieces of other sizes (a reassembled
+# datagram cut otherwise); then "parity: sizes of what arrived: N
+# sequences alike, N differ" and "parity: N passed, N failed".
 # Exit 1 on any DIFF, 2 if the run could not be made.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,18 +46,21 @@ RANDOM_COUNT=50
 SEED=$DEFAULT_SEED
 ONLY=
 FAMILY=4
-usage() { echo "usage: $0 [--family 4|6|all] [--random N] [--seed S] [--only NAME[,NAME...]]..." >&2; exit 2; }
+usage() { echo "usage: $0 [--family 4|6|all] [--random N] [--frag N] [--seed S] [--only NAME[,NAME...]]..." >&2; exit 2; }
+FRAG_COUNT=
 while [ $# -gt 0 ]; do
     case $1 in
     --family) [ $# -ge 2 ] || usage; FAMILY=$2; shift 2 ;;
     --random) [ $# -ge 2 ] || usage; RANDOM_COUNT=$2; shift 2 ;;
+    --frag) [ $# -ge 2 ] || usage; FRAG_COUNT=$2; shift 2 ;;
     --seed) [ $# -ge 2 ] || usage; SEED=$2; shift 2 ;;
     --only) [ $# -ge 2 ] || usage; ONLY=${ONLY:+$ONLY,}$2; shift 2 ;;
     *) usage ;;
     esac
 done
 case $FAMILY in 4 | 6 | all) ;; *) usage ;; esac
-REPLAY_ARGS=(--family "$FAMILY")
+FRAG_COUNT=${FRAG_COUNT:-$RANDOM_COUNT}
+REPLAY_ARGS=(--family "$FAMILY" --frag "$FRAG_COUNT")
 [ -z "$ONLY" ] || REPLAY_ARGS+=(--only "$ONLY")
 # Check the arguments and the names before building anything.
 python3 "$HERE/replay.py" list all "$SEED" "$RANDOM_COUNT" /dev/null "${REPLAY_ARGS[@]}" || exit 2
@@ -135,9 +143,9 @@ if [ -n "$ONLY" ]; then
     echo "parity: only ${ONLY//,/ }, seed $SEED"
 else
     case $FAMILY in
-    4) echo "parity: fixed corpus + $RANDOM_COUNT random sequences, seed $SEED" ;;
-    6) echo "parity: IPv6 fixed corpus + $RANDOM_COUNT random sequences, seed $SEED" ;;
-    all) echo "parity: IPv4 and IPv6 fixed corpora + $RANDOM_COUNT random sequences of each, seed $SEED" ;;
+    4) echo "parity: fixed corpus + $RANDOM_COUNT random + $FRAG_COUNT random fragment sequences, seed $SEED" ;;
+    6) echo "parity: IPv6 fixed corpus + $RANDOM_COUNT random + $FRAG_COUNT random fragment sequences, seed $SEED" ;;
+    all) echo "parity: IPv4 and IPv6 fixed corpora + $RANDOM_COUNT random + $FRAG_COUNT random fragment sequences of each, seed $SEED" ;;
     esac
 fi
 kernel_up || { echo "kernel topology failed" >&2; exit 2; }
@@ -150,24 +158,32 @@ down
 python3 - "$WORK/kernel.out" "$WORK/tunfw.out" "$SEED" "${PARITY_TUNFW_ARGS:-}" <<'PY'
 import shlex, sys
 kernel = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-tunfw = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]))
+tunfw = {name: (t, sizes) for name, t, sizes in (l.rstrip("\n").split("\t") for l in open(sys.argv[2]))}
 seed, tunfw_args = sys.argv[3], sys.argv[4]
 env = f"PARITY_TUNFW_ARGS={shlex.quote(tunfw_args)} " if tunfw_args else ""
-passed = failed = 0
-for name, k in kernel:
-    t = tunfw.get(name)
+passed = failed = alike = unlike = 0
+for name, k, ksizes in kernel:
+    t, tsizes = tunfw.get(name, (None, None))
+    replay = f"replay: {env}bash netns-tests/parity/parity.sh --seed {shlex.quote(seed)} --only {shlex.quote(name)}"
     if t == k:
         passed += 1
         print(f"SAME {name} {k}")
+        if tsizes == ksizes:
+            alike += 1
+        else:
+            unlike += 1
+            i = next(i for i, (a, b) in enumerate(zip(ksizes.split(","), tsizes.split(","))) if a != b)
+            print(f"SIZES {name} packet {i + 1}: kernel {ksizes.split(',')[i]}, tunfw {tsizes.split(',')[i]} "
+                  f"(kernel {ksizes}, tunfw {tsizes}); {replay}")
         continue
     failed += 1
-    replay = f"replay: {env}bash netns-tests/parity/parity.sh --seed {shlex.quote(seed)} --only {shlex.quote(name)}"
     if t is None:
         print(f"DIFF {name}: missing from the tunfw run; {replay}")
         continue
     i = next(i for i in range(max(len(k), len(t))) if k[i:i+1] != t[i:i+1])
     word = lambda c: {"1": "forwarded", "0": "dropped"}.get(c, "absent")
-    print(f"DIFF {name} packet {i + 1}: kernel {word(k[i:i+1])}, tunfw {word(t[i:i+1])} (kernel {k}, tunfw {t}); {replay}")
+    print(f"DIFF {name} packet {i + 1}: kernel {word(k[i:i+1])}, tunfw {word(t[i:i+1])} (kernel {k}, tunfw {t}; sizes: kernel {ksizes}, tunfw {tsizes}); {replay}")
+print(f"parity: sizes of what arrived: {alike} sequences alike, {unlike} differ")
 print(f"parity: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
