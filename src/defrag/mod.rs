@@ -38,8 +38,10 @@
 //! * [`Outcome::Complete`]: process [`Reassembler::datagram_mut`] as the
 //!   packet (it is a whole, valid datagram; change it in place). To
 //!   forward it, ask [`Reassembled::forward_size`] with the outgoing
-//!   MTU: `Ok(size)` means write pieces `0..fragment_count(dg, size)` of
-//!   [`refragment`](refragment()) (IPv6: with [`Reassembled::ident`]);
+//!   MTU: `Ok(size)` means write pieces `0..fragment_count_with(dg, size,
+//!   b)` of [`refragment_with`] with `b` = [`Reassembled::boundaries_for`]
+//!   `(size)` (the fragments as they came, when they fit; IPv6: with
+//!   [`Reassembled::ident`]);
 //!   `Err(mtu)` means drop it and send fragmentation needed / packet too
 //!   big. An ICMP error about the datagram quotes the first fragment:
 //!   [`Reassembler::first_fragment`] writes it (or a prefix of it).
@@ -111,9 +113,11 @@ pub mod v4;
 pub mod v6;
 
 pub use config::DefragConfig;
-pub use outcome::{Family, FragDrop, Outcome, Reassembled, IPV6_MIN_MTU};
+pub use outcome::{Boundaries, Family, FragDrop, Outcome, Reassembled, IPV6_MIN_MTU};
 pub use reassembler::Reassembler;
-pub use refragment::{fragment_count, refragment, RefragError};
+pub use refragment::{
+    fragment_count, fragment_count_with, refragment, refragment_with, RefragError,
+};
 pub use stats::DefragStats;
 
 #[cfg(test)]

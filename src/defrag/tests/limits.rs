@@ -338,8 +338,9 @@ fn the_first_fragment_is_rebuilt_for_icmp_errors() {
 
 #[test]
 fn forwarding_sizes_as_linux_decides_them() {
-    use crate::defrag::{Family, Reassembled};
+    use crate::defrag::{Boundaries, Family, Reassembled};
     let dg = |family, len, max, df| Reassembled {
+        boundaries: Boundaries::NONE,
         family,
         len,
         max_fragment_size: max,
