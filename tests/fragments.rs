@@ -384,13 +384,7 @@ fn some_fragments_leave_in_even_cuts() {
     );
     // IPv6 with Destination Options (8 bytes) before UDP: the fixed
     // header, then the options announcing UDP (17), then the datagram.
-    let inner = udp(CLIENT6, SERVER6, 5000, 53, &[0x44; 3000]);
-    let mut dg = inner[..40].to_vec();
-    dg[6] = 60;
-    dg.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
-    dg.extend_from_slice(&inner[40..]);
-    let payload = (dg.len() - 40) as u16;
-    dg[4..6].copy_from_slice(&payload.to_be_bytes());
+    let dg = with_dst_opts(&udp(CLIENT6, SERVER6, 5000, 53, &[0x44; 3000]));
     // The fragments begin after the fixed header (the options go with the
     // first); boundaries as the harness cuts them.
     let frags: Vec<Vec<u8>> = [(0, 16), (16, 1200), (1200, 2400), (2400, dg.len() - 40)]
@@ -402,6 +396,33 @@ fn some_fragments_leave_in_even_cuts() {
     let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
     assert!(v.forwards_any(), "{v:?}");
     assert_eq!(lengths(&pieces), [1280, 1280, 616], "even cuts at 1,280");
+    // One that fits in 1,280 bytes leaves as one atomic fragment (the slow
+    // path of ip6_fragment, which Linux calls for a datagram longer than
+    // its largest fragment), not whole.
+    let small = with_dst_opts(&udp(CLIENT6, SERVER6, 5000, 53, &[0x44; 300]));
+    let frags = [
+        frag6_of(&small, 0, 16, true),
+        frag6_of(&small, 16, 316, false),
+    ];
+    let mut h = Harness::tracking();
+    let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
+    assert!(v.forwards_any(), "{v:?}");
+    assert_eq!(lengths(&pieces), [small.len() + 8]);
+    // The options stay in front (ip6_find_1stfragopt), then a fragment
+    // header naming UDP, offset 0, M clear.
+    assert_eq!(&pieces[0][40..52], &[44, 0, 1, 4, 0, 0, 0, 0, 17, 0, 0, 0]);
+}
+
+/// The IPv6 packet `inner` (no extension headers) with an 8-byte
+/// Destination Options header before its upper layer.
+fn with_dst_opts(inner: &[u8]) -> Vec<u8> {
+    let mut dg = inner[..40].to_vec();
+    dg[6] = 60;
+    dg.extend_from_slice(&[inner[6], 0, 1, 4, 0, 0, 0, 0]);
+    dg.extend_from_slice(&inner[40..]);
+    let payload = (dg.len() - 40) as u16;
+    dg[4..6].copy_from_slice(&payload.to_be_bytes());
+    dg
 }
 
 /// The IPv6 fragment of `dg` (no extension headers before the fragment

@@ -68,7 +68,8 @@
 //!   drops inconsistent, empty and too-far fragments alone
 //!   (`nf_ct_frag6_queue`).
 //! * IPv6 first fragments must hold every header through the upper-layer
-//!   header (RFC 8200 4.5); atomic fragments are whole packets (RFC 6946).
+//!   header (RFC 8200 4.5); an atomic fragment is queued as any other
+//!   (`nf_ct_frag6_gather`; not RFC 6946's whole packet).
 //! * The reassembled IPv4 header is the first fragment's, total length
 //!   set, ECN merged (RFC 3168 5.3), offset and MF cleared and DF set
 //!   exactly when the largest fragment had DF, checksum valid. The IPv6

@@ -194,8 +194,8 @@ impl Reassembled {
     /// largest fragment above `mtu` is an error; a datagram no longer than
     /// it goes whole; a longer one is cut at the largest fragment's size,
     /// but never below 1,280 bytes (Linux's floor; where the datagram
-    /// then fits, Linux sends it as one atomic fragment, here it goes
-    /// whole).
+    /// then fits, it leaves as its fragments or one atomic fragment:
+    /// [`super::refragment_with`]).
     pub fn forward_size(&self, mtu: usize) -> Result<usize, usize> {
         let max = self.max_fragment_size;
         match self.family {
@@ -225,8 +225,7 @@ impl Reassembled {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a fragment (or not an IP packet the reassembler could read):
-    /// process the packet as it is. An IPv6 atomic fragment (offset 0, M
-    /// clear) is a whole packet (RFC 6946).
+    /// process the packet as it is.
     NotFragment,
     /// Kept in a queue: nothing to forward yet.
     Queued,

@@ -202,10 +202,9 @@ fn plan<'a>(
                 .checked_sub(hlen + FRAGMENT_HEADER_LEN)
                 .filter(|m| *m >= 8)
                 .ok_or(RefragError::TooSmall)?;
+            // With boundaries, Linux is in `ip6_fragment`: a datagram that
+            // fits leaves as one atomic fragment when the fast path fails.
             let cut = Cut::along_or_even(b, hlen, h.total_len, mtu)?;
-            if matches!(cut, Cut::Even { .. }) && h.total_len <= max_size {
-                return Ok((Plan::V6Whole, h.total_len));
-            }
             Ok((Plan::V6 { hlen, next_at, cut }, h.total_len))
         }
         _ => Err(RefragError::NotIp),
@@ -273,7 +272,8 @@ pub fn fragment_count_with(
 /// documentation); an IPv6 datagram is then cut even when it would fit
 /// whole, as Linux calls `ip6_fragment` for a datagram longer than its
 /// largest fragment ([`super::Reassembled::boundaries_for`] gives none
-/// when it is not).
+/// when it is not), and one that fits but not along `b` is one atomic
+/// fragment, as `ip6_fragment`'s slow path sends it.
 pub fn refragment_with(
     datagram: &[u8],
     max_size: usize,
