@@ -369,6 +369,21 @@ def fixed_frag(v6):
     return seqs
 
 
+# Differences from Linux that README's "Differences from Linux" explains:
+# sequence name -> (Linux's arrivals, tunfw's arrivals). parity.sh reports
+# such a sequence as KNOWN, not as a failure, while the two sides give
+# exactly these (any other outcome is a DIFF).
+KNOWN_DIFFERENCES = {
+    # nf_ct_frag6_gather lets an IPv6 fragment with M set whose length is
+    # not a multiple of 8 through unreassembled (-EPROTO, after killing its
+    # queue); this first fragment's UDP length and checksum cover just its
+    # own bytes, so conntrack takes it for a whole datagram, the rules
+    # accept it and its answer is ESTABLISHED. tunfw discards it, as RFC
+    # 8200 4.5 says to.
+    "v6_frag_udp_unaligned_first_fragment_parses": ("1001", "0000"),
+}
+
+
 def icmp_reply4(ident, ip_id):
     m = struct.pack("!BBHHH", 0, 0, 0, ident, 1) + b"pong"
     m = m[:2] + struct.pack("!H", csum(m)) + m[4:]
