@@ -409,7 +409,8 @@ suite_pass() {
 
 # The parity seed is fixed (parity.sh's DEFAULT_SEED) so a red run replays as it
 # ran; its first line, shown below, names it. Fresh seeds: scripts/parity-campaign.sh.
-# Both families: the IPv4 and IPv6 fixed corpora and PARITY_RANDOM random
+# Both families: the IPv4 and IPv6 fixed corpora (fragment sequences
+# included) and PARITY_RANDOM random sequences and as many random fragment
 # sequences of each (PARITY_FAMILY=4 or 6 for one). Its namespaces are
 # ${TOPO_PREFIX}p-* (PARITY_PREFIX overrides), so that suites run side by side
 # under different TOPO_PREFIX values do not share them.
@@ -418,7 +419,7 @@ t_kernel_parity() {
     out=$(PARITY_PREFIX="${PARITY_PREFIX:-${TOPO_PREFIX}p}" PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" \
         bash "$HERE/parity/parity.sh" --family "${PARITY_FAMILY:-all}" --seed "${PARITY_SEED:-20261201}" \
         --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
-    grep -E '^(DIFF|parity:)' <<<"$out" | sed 's/^/    /'
+    grep -E '^(DIFF|KNOWN|parity:)' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]
 }
 

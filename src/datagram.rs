@@ -1,12 +1,13 @@
 //! The reassembled datagram on its way through the firewall: the
 //! buffers it is decided in (a copy of the reassembler's datagram, its
-//! first fragment rebuilt for ICMP quotes), and its pieces when forwarded,
-//! cut to the largest fragment's size as Linux forwards a defragmented
-//! datagram ([`Reassembled::forward_size`]). Allocated once; nothing
+//! first fragment rebuilt for ICMP quotes), and its pieces when
+//! forwarded, as Linux forwards a defragmented datagram: along the
+//! fragments it came in when they fit, else cut to the largest fragment's
+//! size ([`Reassembled::forward_size`], [`Reassembled::boundaries_for`]). Allocated once; nothing
 //! here allocates afterwards.
 
 use crate::config::DATAGRAM_BUFFER;
-use crate::defrag::{fragment_count, refragment, Reassembled, Reassembler};
+use crate::defrag::{fragment_count_with, refragment_with, Boundaries, Reassembled, Reassembler};
 use crate::side::Side;
 
 /// What [`DatagramBuffers::piece`] cuts: the datagram forwarded last.
@@ -18,6 +19,9 @@ pub struct FragmentsOut {
     pub piece_size: usize,
     /// The IPv6 fragment headers' identification.
     pub ident: u32,
+    /// The boundaries of the fragments it came in, to cut along when the
+    /// pieces fit ([`Reassembled::boundaries_for`]).
+    pub boundaries: Boundaries,
 }
 
 /// How a decided datagram leaves.
@@ -88,17 +92,20 @@ impl DatagramBuffers {
     pub fn leave(&mut self, done: &Reassembled, datagram: &[u8], to: Side) -> Leaving {
         match done.forward_size(self.mtu[to.index()]) {
             Err(mtu) => Leaving::TooBig(mtu),
-            Ok(piece_size) => match fragment_count(datagram, piece_size) {
-                Ok(n) => {
-                    self.out = Some(FragmentsOut {
-                        len: datagram.len(),
-                        piece_size,
-                        ident: done.ident,
-                    });
-                    Leaving::Pieces(n)
+            Ok(piece_size) => {
+                match fragment_count_with(datagram, piece_size, done.boundaries_for(piece_size)) {
+                    Ok(n) => {
+                        self.out = Some(FragmentsOut {
+                            len: datagram.len(),
+                            piece_size,
+                            ident: done.ident,
+                            boundaries: *done.boundaries_for(piece_size),
+                        });
+                        Leaving::Pieces(n)
+                    }
+                    Err(_) => Leaving::Uncuttable,
                 }
-                Err(_) => Leaving::Uncuttable,
-            },
+            }
         }
     }
 
@@ -107,6 +114,6 @@ impl DatagramBuffers {
     pub fn piece(&self, index: usize, out: &mut [u8]) -> Option<usize> {
         let f = self.out?;
         let dg = self.datagram.get(..f.len)?;
-        refragment(dg, f.piece_size, f.ident, index, out).ok()
+        refragment_with(dg, f.piece_size, &f.boundaries, f.ident, index, out).ok()
     }
 }

@@ -243,7 +243,9 @@ fn parse_v6<'a>(buf: &'a [u8], vnet: &VnetHeader) -> Result<Packet<'a>, ParseErr
         Err(ipv6::HeaderError::NoNextHeader) => return invalid(InvalidReason::Ipv6NoNextHeader),
         Err(_) => return invalid(InvalidReason::Ipv6BadExtHeader),
     };
-    if chain.is_fragment() {
+    // Any fragment header, an atomic fragment's too: `nf_ct_frag6_gather`
+    // queues every packet that has one.
+    if chain.fragment.is_some() {
         return Err(ParseError::Fragment);
     }
     let info = IpInfo {

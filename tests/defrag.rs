@@ -120,3 +120,100 @@ fn reassembly_does_not_allocate() {
     assert!(small.stats().evicted > 0, "{:?}", small.stats());
     assert_eq!(allocations, 0, "the reassembler allocated");
 }
+
+/// `pkt`, an IPv4 fragment, moved to byte `offset` with MF as `more`
+/// (total length and header checksum fixed).
+fn moved4(pkt: &[u8], offset: u16, more: bool) -> Vec<u8> {
+    let mut p = pkt.to_vec();
+    let word = (offset / 8) | if more { 0x2000 } else { 0 };
+    p[6..8].copy_from_slice(&word.to_be_bytes());
+    let len = p.len() as u16;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[10..12].fill(0);
+    let sum = tunfw::wire::checksum::internet_checksum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// The parity harness's `frag_udp_oversize_last_first`: Linux's
+/// `ip_frag_queue` queues an IPv4 fragment ending past 65,535 like any
+/// other (`ip_frag_reasm` finds the datagram oversize only when it is
+/// complete). As the last fragment it fixes the datagram's length, so the
+/// datagram's real last fragment contradicts it and discards the queue;
+/// the fragments sent again then make the datagram. (IPv6 drops such a
+/// fragment alone: `nf_ct_frag6_queue`'s "offset is too large".)
+#[test]
+fn an_ipv4_fragment_past_65535_is_queued_until_the_datagram_contradicts_it() {
+    let payload: Vec<u8> = (0..2900u32).map(|i| i as u8).collect();
+    let pieces = fragments(&udp(CLIENT, SERVER, 5000, 53, &payload), 1220, 0);
+    assert_eq!(pieces.len(), 3);
+    let now = Instant::from_secs(1);
+    for more in [false, true] {
+        let mut r = Reassembler::new(DefragConfig::default());
+        let oversize = moved4(&pieces[1][..620], 65_000, more);
+        assert_eq!(r.push(Side::Lan, &oversize, now), Outcome::Queued);
+        assert_eq!(r.push(Side::Lan, &pieces[0], now), Outcome::Queued);
+        assert_eq!(r.push(Side::Lan, &pieces[1], now), Outcome::Queued);
+        // The last fragment ends before the length the oversize one set.
+        assert_eq!(
+            r.push(Side::Lan, &pieces[2], now),
+            Outcome::Dropped(FragDrop::Corrupt)
+        );
+        assert_eq!(r.stats().queues, 0);
+        for p in &pieces[..2] {
+            assert_eq!(r.push(Side::Lan, p, now), Outcome::Queued);
+        }
+        assert!(matches!(
+            r.push(Side::Lan, &pieces[2], now),
+            Outcome::Complete(_)
+        ));
+    }
+}
+
+/// `dg`, an IPv6 packet without extension headers, as one fragment: data
+/// bytes `[start, end)` after a fragment header (identification 9).
+fn frag6(dg: &[u8], start: usize, end: usize, more: bool) -> Vec<u8> {
+    let mut f = dg[..40].to_vec();
+    f[6] = 44;
+    f.extend_from_slice(&[dg[6], 0]);
+    f.extend_from_slice(&((start as u16) | u16::from(more)).to_be_bytes());
+    f.extend_from_slice(&9u32.to_be_bytes());
+    f.extend_from_slice(&dg[40 + start..40 + end]);
+    let payload = (f.len() - 40) as u16;
+    f[4..6].copy_from_slice(&payload.to_be_bytes());
+    f
+}
+
+/// The parity harness's `v6_frag_udp_atomic` and `randfrag6_777_427`:
+/// `nf_ct_frag6_gather` queues an atomic fragment (offset 0, M clear)
+/// like any other. Alone, it completes a datagram at once, which leaves
+/// without the fragment header; with the identification of a queue that
+/// holds other bytes, it overlaps them and the datagram is discarded.
+#[test]
+fn an_ipv6_atomic_fragment_is_queued_as_linux_queues_it() {
+    let now = Instant::from_secs(1);
+    let syn = tcp_segment(CLIENT6, SERVER6, 4000, 80, 1, 0, 0x02, &[]);
+    let atomic = frag6(&syn, 0, 20, false);
+    let mut r = Reassembler::new(DefragConfig::default());
+    let Outcome::Complete(info) = r.push(Side::Lan, &atomic, now) else {
+        panic!("an atomic fragment completes its datagram");
+    };
+    assert_eq!(r.datagram(), &syn[..], "the fragment header is gone");
+    assert_eq!(info.forward_size(1500), Ok(syn.len()), "it leaves whole");
+    // After the first 16 bytes were refused (RFC 8200 4.5: the TCP header
+    // is cut) and the last 4 queued, the atomic fragment overlaps them.
+    let mut r = Reassembler::new(DefragConfig::default());
+    assert_eq!(
+        r.push(Side::Lan, &frag6(&syn, 0, 16, true), now),
+        Outcome::Dropped(FragDrop::Incomplete)
+    );
+    assert_eq!(
+        r.push(Side::Lan, &frag6(&syn, 16, 20, false), now),
+        Outcome::Queued
+    );
+    assert_eq!(
+        r.push(Side::Lan, &atomic, now),
+        Outcome::Dropped(FragDrop::Overlap)
+    );
+    assert_eq!(r.stats().queues, 0);
+}

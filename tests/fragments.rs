@@ -272,3 +272,170 @@ fn a_datagram_too_big_for_the_outgoing_mtu_is_answered() {
     assert!(v.forwards_any());
     assert!(pieces.iter().all(|p| p.len() <= 1280), "cut to the MTU");
 }
+
+/// `dg` cut where its data (after `hl` bytes: the IPv4 header, the IPv6
+/// fixed header) reaches each of `starts` (IPv6: identification 77).
+fn cut_at(dg: &[u8], hl: usize, starts: &[u16]) -> Vec<Vec<u8>> {
+    let b = tunfw::defrag::Boundaries::new(hl, starts);
+    let mut out = vec![0u8; 70_000];
+    (0..tunfw::defrag::fragment_count_with(dg, 65_535, &b).unwrap())
+        .map(|i| {
+            let n = tunfw::defrag::refragment_with(dg, 65_535, &b, 77, i, &mut out).unwrap();
+            out[..n].to_vec()
+        })
+        .collect()
+}
+
+fn lengths(pieces: &[Vec<u8>]) -> Vec<usize> {
+    pieces.iter().map(Vec::len).collect()
+}
+
+/// The parity harness's `frag_udp_uneven_cuts`, `v6_frag_udp_in_order` and
+/// `v6_frag_udp_small_fragments`: Linux keeps a datagram reassembled for
+/// conntrack as the fragments it came in (its `frag_list`), and
+/// `ip_do_fragment` / `ip6_fragment` send them so again when each fits
+/// (their fast path): the sender's cuts, uneven or below IPv6's 1,280
+/// bytes, come out as they went in. A fragment too big for the outgoing
+/// link sends the datagram through the even cuts of the slow path.
+#[test]
+fn fragments_leave_as_they_came_when_they_fit() {
+    let cases: [(core::net::IpAddr, core::net::IpAddr, usize, usize, &[u16]); 4] = [
+        (
+            CLIENT.into(),
+            SERVER.into(),
+            20,
+            3000,
+            &[0, 512, 1480, 2000],
+        ),
+        (CLIENT6.into(), SERVER6.into(), 40, 3000, &[0, 1200, 2400]),
+        (CLIENT6.into(), SERVER6.into(), 40, 1000, &[0, 400, 800]),
+        (
+            CLIENT6.into(),
+            SERVER6.into(),
+            40,
+            3000,
+            &[0, 512, 1440, 2000],
+        ),
+    ];
+    for (c, s, hl, size, starts) in cases {
+        let mut h = Harness::default_config();
+        h.fw.set_mtu(Side::Wan, 1500);
+        let mut dg = udp(c, s, 5000, 53, &vec![0x33; size]);
+        if hl == 20 {
+            // Without DF, so that it may be cut smaller below.
+            dg[6] = 0;
+            dg[10..12].fill(0);
+            let sum = tunfw::wire::checksum::internet_checksum(&[&dg[..20]]);
+            dg[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        let frags = cut_at(&dg, hl, starts);
+        assert_eq!(frags.len(), starts.len());
+        let mut sent = frags.clone();
+        sent.reverse();
+        let (v, pieces) = send_all(&mut h, Side::Lan, &sent);
+        assert!(v.forwards_any(), "{v:?}");
+        assert_eq!(lengths(&pieces), lengths(&frags), "{hl} {starts:?}");
+        assert_eq!(payload_of(&pieces).0, dg[hl..]);
+        // Out of a link smaller than the largest fragment: even cuts.
+        let mut h = Harness::default_config();
+        let largest = frags.iter().map(Vec::len).max().unwrap();
+        h.fw.set_mtu(Side::Wan, largest - 8);
+        let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
+        if hl == 20 {
+            assert!(v.forwards_any(), "{v:?}");
+            assert!(pieces.iter().all(|p| p.len() <= largest - 8));
+            assert_eq!(payload_of(&pieces).0, dg[hl..]);
+        } else {
+            assert_eq!(
+                v.drop_reason(),
+                Some(DropReason::TooBig),
+                "IPv6 is never cut smaller"
+            );
+        }
+    }
+}
+
+/// The parity harness's `frag_tcp_first_fragment_8_bytes` and
+/// `v6_frag_udp_first_fragment_dst_opts_and_udp`: where Linux 6.18 cuts a
+/// datagram evenly although its fragments would fit. An IPv4 TCP
+/// datagram whose first fragment held less than the 20-byte TCP header
+/// (early demux pulls the header into that fragment's buffer); an IPv6
+/// one whose fragmentable part began with Destination Options (part of
+/// the unfragmentable part once reassembled).
+#[test]
+fn some_fragments_leave_in_even_cuts() {
+    let mut h = Harness::default_config();
+    let syn = tcp_segment(CLIENT, SERVER, 4000, 80, 1, 0, 0x02, &[0x61; 100]);
+    let frags = cut_at(&syn, 20, &[0, 8]);
+    let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
+    assert!(v.forwards_any(), "{v:?}");
+    assert_eq!(
+        lengths(&pieces),
+        [132, 28],
+        "even cuts at the largest fragment"
+    );
+    let mut h = Harness::default_config();
+    let frags = cut_at(&syn, 20, &[0, 24]);
+    let (_, pieces) = send_all(&mut h, Side::Lan, &frags);
+    assert_eq!(
+        lengths(&pieces),
+        lengths(&frags),
+        "the whole header came first"
+    );
+    // IPv6 with Destination Options (8 bytes) before UDP: the fixed
+    // header, then the options announcing UDP (17), then the datagram.
+    let dg = with_dst_opts(&udp(CLIENT6, SERVER6, 5000, 53, &[0x44; 3000]));
+    // The fragments begin after the fixed header (the options go with the
+    // first); boundaries as the harness cuts them.
+    let frags: Vec<Vec<u8>> = [(0, 16), (16, 1200), (1200, 2400), (2400, dg.len() - 40)]
+        .iter()
+        .map(|&(a, b)| frag6_of(&dg, a, b, b < dg.len() - 40))
+        .collect();
+    let mut h = Harness::default_config();
+    h.fw.set_mtu(Side::Wan, 1500);
+    let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
+    assert!(v.forwards_any(), "{v:?}");
+    assert_eq!(lengths(&pieces), [1280, 1280, 616], "even cuts at 1,280");
+    // One that fits in 1,280 bytes leaves as one atomic fragment (the slow
+    // path of ip6_fragment, which Linux calls for a datagram longer than
+    // its largest fragment), not whole.
+    let small = with_dst_opts(&udp(CLIENT6, SERVER6, 5000, 53, &[0x44; 300]));
+    let frags = [
+        frag6_of(&small, 0, 16, true),
+        frag6_of(&small, 16, 316, false),
+    ];
+    let mut h = Harness::tracking();
+    let (v, pieces) = send_all(&mut h, Side::Lan, &frags);
+    assert!(v.forwards_any(), "{v:?}");
+    assert_eq!(lengths(&pieces), [small.len() + 8]);
+    // The options stay in front (ip6_find_1stfragopt), then a fragment
+    // header naming UDP, offset 0, M clear.
+    assert_eq!(&pieces[0][40..52], &[44, 0, 1, 4, 0, 0, 0, 0, 17, 0, 0, 0]);
+}
+
+/// The IPv6 packet `inner` (no extension headers) with an 8-byte
+/// Destination Options header before its upper layer.
+fn with_dst_opts(inner: &[u8]) -> Vec<u8> {
+    let mut dg = inner[..40].to_vec();
+    dg[6] = 60;
+    dg.extend_from_slice(&[inner[6], 0, 1, 4, 0, 0, 0, 0]);
+    dg.extend_from_slice(&inner[40..]);
+    let payload = (dg.len() - 40) as u16;
+    dg[4..6].copy_from_slice(&payload.to_be_bytes());
+    dg
+}
+
+/// The IPv6 fragment of `dg` (no extension headers before the fragment
+/// header) holding bytes `[a, b)` of what follows its fixed header.
+fn frag6_of(dg: &[u8], a: usize, b: usize, more: bool) -> Vec<u8> {
+    let mut f = dg[..40].to_vec();
+    f[6] = 44;
+    let word = a as u16 | u16::from(more);
+    f.extend_from_slice(&[dg[6], 0]);
+    f.extend_from_slice(&word.to_be_bytes());
+    f.extend_from_slice(&77u32.to_be_bytes());
+    f.extend_from_slice(&dg[40 + a..40 + b]);
+    let payload = (f.len() - 40) as u16;
+    f[4..6].copy_from_slice(&payload.to_be_bytes());
+    f
+}

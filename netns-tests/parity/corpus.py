@@ -10,7 +10,9 @@ flow label of an IPv6 one, by which the far side recognises it.
 
 The IPv4 corpus: fixed() and random_sequence() (names random_SEED_INDEX);
 the IPv6 corpus: fixed6() (names v6_*) and random6_sequence() (names
-random6_SEED_INDEX).
+random6_SEED_INDEX). Fragment sequences of both families are in
+fragcorpus.py: fixed ones (frag_*, v6_frag_*) end fixed() and fixed6(),
+random ones are randfrag_SEED_INDEX and randfrag6_SEED_INDEX.
 
 Every sequence is a pure function of its name (and, for a random sequence,
 of the seed, which its name carries: random_SEED_INDEX), so select() can
@@ -107,8 +109,11 @@ class Conv:
         self.next = {"c": cisn, "s": sisn}
         self.steps = []
 
-    def send(self, side, flags, data=0, seq=None, ack=None, win=29200, options=b"", advance=True,
-             bad_csum=False, doff=None, wait=0.0, ip_len=None, ext=(), hop=64):
+    def segment(self, side, flags, data=0, seq=None, ack=None, win=29200, options=b"", advance=True,
+                bad_csum=False, doff=None):
+        """(source, destination, TCP segment) of the next segment from
+        `side`, advancing its sequence number unless told not to; send()
+        wraps it in a packet, fragment sequences cut it (fragcorpus.py)."""
         other = "s" if side == "c" else "c"
         s = self.next[side] if seq is None else seq
         a = (self.next[other] if ack is None else ack) if flags & ACK else 0
@@ -117,7 +122,11 @@ class Conv:
         payload = bytes([0x61]) * data
         if advance:
             self.next[side] = (s + data + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & 0xFFFFFFFF
-        seg = tcp_seg(src, dst, sp, dp, s, a, flags, win, options, payload, bad_csum, doff)
+        return src, dst, tcp_seg(src, dst, sp, dp, s, a, flags, win, options, payload, bad_csum, doff)
+
+    def send(self, side, flags, data=0, seq=None, ack=None, win=29200, options=b"", advance=True,
+             bad_csum=False, doff=None, wait=0.0, ip_len=None, ext=(), hop=64):
+        src, dst, seg = self.segment(side, flags, data, seq, ack, win, options, advance, bad_csum, doff)
 
         def make(ip_id, seg=seg, src=src, dst=dst):
             if is6(src):
@@ -272,7 +281,8 @@ def fixed():
     short = udp_dgram(C_ADDR, S_ADDR, p, 53, b"q")
     add("udp_length_short_of_payload", [Step("c", lambda i: ip(C_ADDR, S_ADDR, 17, short + b"pad", i)),
                                         udp_step("s", 53, p), udp_step("c", p, 53)])
-    return seqs
+    import fragcorpus  # it imports this module
+    return seqs + fragcorpus.fixed_frag(False)
 
 
 FLAG_CHOICES = [SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK, FIN, 0, SYN | FIN,
@@ -323,21 +333,26 @@ def randomized(seed, count):
 
 def select(seed, names):
     """The named sequences, in the order given: fixed-corpus names of either
-    family, and random_SEED_INDEX (IPv4) or random6_SEED_INDEX (IPv6) names
-    whose SEED is `seed`. ValueError for any other."""
+    family, and random_SEED_INDEX, randfrag_SEED_INDEX (IPv4) or
+    random6_SEED_INDEX, randfrag6_SEED_INDEX (IPv6) names whose SEED is
+    `seed`. ValueError for any other."""
     fixed_seqs = dict(fixed() + fixed6())
     out = []
     for name in names:
         if name in fixed_seqs:
             out.append((name, fixed_seqs[name]))
             continue
-        m = re.fullmatch(r"random(6?)_(-?\d+)_(\d+)", name)
+        m = re.fullmatch(r"(random|randfrag)(6?)_(-?\d+)_(\d+)", name)
         if not m:
             raise ValueError(f"no sequence named {name!r} (list them: python3 netns-tests/parity/replay.py list fixed 0 0 - --family all)")
-        if int(m.group(2)) != seed:
-            raise ValueError(f"{name} is a sequence of seed {m.group(2)}, not of seed {seed} (use --seed {m.group(2)})")
-        make = random6_sequence if m.group(1) else random_sequence
-        out.append(make(seed, int(m.group(3))))
+        kind, v6, name_seed, n = m.group(1), bool(m.group(2)), int(m.group(3)), int(m.group(4))
+        if name_seed != seed:
+            raise ValueError(f"{name} is a sequence of seed {name_seed}, not of seed {seed} (use --seed {name_seed})")
+        if kind == "randfrag":
+            import fragcorpus
+            out.append(fragcorpus.random_frag_sequence(seed, n, v6))
+        else:
+            out.append((random6_sequence if v6 else random_sequence)(seed, n))
     return out
 
 
@@ -712,7 +727,8 @@ def fixed6():
     add("v6_hop_limit_1_echo", [echo6_step("c", 128, 4011, hop=1), echo6_step("s", 129, 4011),
                                 echo6_step("c", 128, 4011, 2, hop=2), echo6_step("s", 129, 4011, 2, hop=1),
                                 echo6_step("s", 129, 4011, 2)])
-    return seqs
+    import fragcorpus  # it imports this module
+    return seqs + fragcorpus.fixed_frag(True)
 
 
 RANDOM6_KINDS = ["tcp", "tcp", "tcp", "udp", "icmp"]

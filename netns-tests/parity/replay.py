@@ -2,16 +2,19 @@
 """Replay packet sequences between a client and a server namespace through a
 firewall (Linux or tunfw) and record which packets reach the far side.
 
-usage: replay.py MODE CORPUS SEED COUNT OUT [--family 4|6|all] [--only NAME]...
+usage: replay.py MODE CORPUS SEED COUNT OUT [--family 4|6|all] [--frag N] [--only NAME]...
   MODE    kernel | tunfw   (how the namespaces are wired, see parity.sh)
           list             (write the selected sequences' names to OUT and
                             exit; needs no namespace)
   CORPUS  fixed | random | all
   SEED    seed of the random sequences (printed, so a DIFF can be replayed)
   COUNT   number of random sequences (of each family selected)
-  OUT     file to write: one line per sequence, "name<TAB>arrivals", where
-          arrivals has one character per packet: 1 arrived, 0 did not
-          ("-" for standard output)
+  OUT     file to write: one line per sequence, "name<TAB>arrivals<TAB>
+          sizes", where arrivals has one character per packet: 1 arrived, 0
+          did not, and sizes one field per packet (comma-separated): the IP
+          lengths of what arrived of it ("-" for nothing) ("-" for
+          standard output). A fragment's packet is its datagram: what
+          arrived of the datagram while that fragment was handled.
   --only NAME  replay only the named sequence(s) instead of CORPUS/COUNT: a
           fixed-corpus name or random_SEED_INDEX (of this SEED); repeatable,
           or several names separated by commas. A random sequence depends only
@@ -22,13 +25,20 @@ usage: replay.py MODE CORPUS SEED COUNT OUT [--family 4|6|all] [--only NAME]...
   --ftp N  also N random FTP lines of each family selected (ftp_SEED_INDEX,
           ftp6_SEED_INDEX, see ftp_lines.py; the fixed corpora always carry
           the fixed FTP-line cases ftpf_*, ftpf6_*)
+  --frag N  number of random fragment sequences (randfrag_SEED_INDEX,
+          randfrag6_SEED_INDEX) of each family selected; default COUNT
 
 Crafted flows use addresses that neither endpoint owns (10.202.1.50 and up,
 fd00:7f:1::50 and up on the client side, 10.202.2.50 and up, fd00:7f:2::50
 and up on the server side), so the endpoints' own stacks drop them silently
 and never answer with RSTs or ICMP errors. Packets are sent and sniffed
 with AF_PACKET on the endpoint interfaces; the far side knows an IPv4 packet
-by its IP ID and an IPv6 packet by its flow label.
+by its IP ID and an IPv6 packet by its flow label. All fragments of a
+datagram (fragcorpus.FragStep) carry one number as IP ID or flow label,
+from a counter of their own that does not wrap within a run of up to
+32,000 datagrams (so that no fragment joins the incomplete queue of an
+earlier datagram); IPv6 ones also get a fragment identification unique in
+the run.
 """
 import ctypes
 import json
@@ -43,6 +53,7 @@ import time
 
 import corpus
 import ftp_lines
+import fragcorpus
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -91,18 +102,20 @@ class Side:
         self.tx[version].send(frame)
 
     def drain(self):
-        """Keys (see packet_key) of everything that arrived (inbound only)."""
-        ids = set()
+        """(key, IP length) of everything that arrived (inbound only), in
+        order; see packet_key."""
+        got = []
         while True:
             try:
                 data, addr = self.rx.recvfrom(70000)
             except BlockingIOError:
-                return ids
+                return got
             if addr[2] == socket.PACKET_OUTGOING:
                 continue
-            key = packet_key(data[self.hdr:])
+            ip = data[self.hdr:]
+            key = packet_key(ip)
             if key is not None:
-                ids.add(key)
+                got.append((key, ip_length(ip)))
 
 
 def packet_key(ip):
@@ -115,6 +128,13 @@ def packet_key(ip):
         label = struct.unpack("!I", ip[0:4])[0] & 0xFFFFF
         return V6_KEY | label if label else None
     return None
+
+
+def ip_length(ip):
+    """The length an IPv4 or IPv6 header gives its packet."""
+    if ip[0] >> 4 == 4:
+        return struct.unpack("!H", ip[2:4])[0]
+    return 40 + struct.unpack("!H", ip[4:6])[0]
 
 
 def mac(ns, ifname):
@@ -143,19 +163,20 @@ def key(version, ip_id):
 
 
 def await_ids(receiver, wanted, timeout=3.0):
-    """IDs seen until every id in `wanted` arrived (or the timeout)."""
-    seen = set()
+    """(key, length) of what arrived until every key in `wanted` did (or
+    the timeout), and whether they did."""
+    seen = []
     deadline = time.time() + timeout
-    while not wanted <= seen:
+    while not wanted <= {k for k, _ in seen}:
         left = deadline - time.time()
         if left <= 0:
             return seen, False
         select.select([receiver.rx], [], [], min(left, 0.05))
-        seen |= receiver.drain()
+        seen += receiver.drain()
     return seen, True
 
 
-def sequences_for(which, seed, count, only, family, ftp=0):
+def sequences_for(which, seed, count, only, family, frag_count, ftp=0):
     if only:
         return ftp_lines.select(seed, only, corpus.select)
     sequences = []
@@ -163,12 +184,12 @@ def sequences_for(which, seed, count, only, family, ftp=0):
         if which in ("fixed", "all"):
             sequences += corpus.fixed()
         if which in ("random", "all"):
-            sequences += corpus.randomized(seed, count)
+            sequences += corpus.randomized(seed, count) + fragcorpus.randomized_frag(seed, frag_count, False)
     if family in ("6", "all"):
         if which in ("fixed", "all"):
             sequences += corpus.fixed6()
         if which in ("random", "all"):
-            sequences += corpus.randomized6(seed, count)
+            sequences += corpus.randomized6(seed, count) + fragcorpus.randomized_frag(seed, frag_count, True)
     if which in ("fixed", "all"):
         sequences += [s for v6 in (False, True) if family in ("all", "6" if v6 else "4") for s in ftp_lines.fixed(v6)]
     if which in ("random", "all"):
@@ -180,6 +201,13 @@ def main():
     args = sys.argv[1:]
     only = []
     family = "4"
+    frag_count = None
+    while "--frag" in args:
+        i = args.index("--frag")
+        if i + 1 >= len(args) or not args[i + 1].isdigit():
+            raise SystemExit("replay.py: --frag needs a count")
+        frag_count = int(args[i + 1])
+        del args[i:i + 2]
     while "--family" in args:
         i = args.index("--family")
         if i + 1 >= len(args) or args[i + 1] not in ("4", "6", "all"):
@@ -204,7 +232,7 @@ def main():
     mode, which, seed, count, out_path = args
     try:
         seed, count = int(seed), int(count)
-        sequences = sequences_for(which, seed, count, only, family, ftp)
+        sequences = sequences_for(which, seed, count, only, family, count if frag_count is None else frag_count, ftp)
     except ValueError as e:
         raise SystemExit(f"replay.py: {e}")
     if mode == "list":
@@ -226,7 +254,7 @@ def main():
     # One sentinel flow per family the sequences use (a test packet and its
     # sentinel take the same path). Set up: a request and its answer must
     # both arrive.
-    versions = sorted({step.build(1)[0] >> 4 for _, steps in sequences for step in steps} or {4})
+    versions = sorted({step.build(1)[0] >> 4 for _, steps in sequences for step in steps[:1]} or {4})
     for v in versions:
         c.send(sentinel("c", 65001, v))
         if not await_ids(s, {key(v, 65001)})[1]:
@@ -246,9 +274,12 @@ def main():
                 raise SystemExit(f"IPv{v} sentinel flow did not become a stream")
 
     ip_id = 1
+    datagram = 0  # the last datagram number given (1..32000)
+    ident = 0x40000000  # the last IPv6 fragment identification given
     with open(out_path, "w") if out_path != "-" else sys.stdout as out:
         for name, steps in sequences:
-            arrivals = []
+            arrivals, sizes = [], []
+            numbers = {}  # datagram -> (its number, its IPv6 identification)
             for step in steps:
                 if step.wait:
                     time.sleep(step.wait)
@@ -256,18 +287,30 @@ def main():
                 ip_id = ip_id % 32000 + 1
                 mark = ip_id + 32000
                 receiver.drain()
-                packet = step.build(ip_id)
+                if isinstance(step, fragcorpus.FragStep):
+                    if step.dgram not in numbers:
+                        datagram = datagram % 32000 + 1
+                        ident += 1
+                        numbers[step.dgram] = (datagram, ident)
+                    number = numbers[step.dgram][0]
+                    packet = step.build(*numbers[step.dgram])
+                else:
+                    number = ip_id
+                    packet = step.build(ip_id)
                 v = packet[0] >> 4
                 sender.send(packet)
                 # Both firewalls handle a side's packets of one family in
                 # order: once the sentinel sent after the test packet
-                # arrived, its fate is known.
+                # arrived, its fate is known (a fragment that completes a
+                # datagram: every piece of it).
                 sender.send(sentinel(step.side, mark, v))
                 seen, ok = await_ids(receiver, {key(v, mark)})
                 if not ok:
                     raise SystemExit(f"{mode}: {name}: sentinel lost; the sentinel flow expired or the firewall stalled")
-                arrivals.append("1" if key(v, ip_id) in seen else "0")
-            out.write(f"{name}\t{''.join(arrivals)}\n")
+                got = [str(n) for k, n in seen if k == key(v, number)]
+                arrivals.append("1" if got else "0")
+                sizes.append("+".join(got) or "-")
+            out.write(f"{name}\t{''.join(arrivals)}\t{','.join(sizes)}\n")
             out.flush()
 
 

@@ -64,7 +64,7 @@ pub struct TableMemory {
     /// `helpers.ftp.max_control_flows` slots; 0 without the helper.
     pub ftp_helper: u64,
     /// The reassembler: at most twice `defrag.high_thresh` (its chunks,
-    /// `high_thresh` bytes; as many queue records, 888 bytes each, as that
+    /// `high_thresh` bytes; as many queue records, 1,144 bytes each, as that
     /// memory could hold queues, and their index, under `high_thresh`
     /// again) and three datagram-sized buffers (the reassembled datagram,
     /// the firewall's copy of it, its first fragment rebuilt for ICMP

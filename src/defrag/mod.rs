@@ -38,8 +38,10 @@
 //! * [`Outcome::Complete`]: process [`Reassembler::datagram_mut`] as the
 //!   packet (it is a whole, valid datagram; change it in place). To
 //!   forward it, ask [`Reassembled::forward_size`] with the outgoing
-//!   MTU: `Ok(size)` means write pieces `0..fragment_count(dg, size)` of
-//!   [`refragment`](refragment()) (IPv6: with [`Reassembled::ident`]);
+//!   MTU: `Ok(size)` means write pieces `0..fragment_count_with(dg, size,
+//!   b)` of [`refragment_with`] with `b` = [`Reassembled::boundaries_for`]
+//!   `(size)` (the fragments as they came, when they fit; IPv6: with
+//!   [`Reassembled::ident`]);
 //!   `Err(mtu)` means drop it and send fragmentation needed / packet too
 //!   big. An ICMP error about the datagram quotes the first fragment:
 //!   [`Reassembler::first_fragment`] writes it (or a prefix of it).
@@ -66,7 +68,8 @@
 //!   drops inconsistent, empty and too-far fragments alone
 //!   (`nf_ct_frag6_queue`).
 //! * IPv6 first fragments must hold every header through the upper-layer
-//!   header (RFC 8200 4.5); atomic fragments are whole packets (RFC 6946).
+//!   header (RFC 8200 4.5); an atomic fragment is queued as any other
+//!   (`nf_ct_frag6_gather`; not RFC 6946's whole packet).
 //! * The reassembled IPv4 header is the first fragment's, total length
 //!   set, ECN merged (RFC 3168 5.3), offset and MF cleared and DF set
 //!   exactly when the largest fragment had DF, checksum valid. The IPv6
@@ -111,9 +114,11 @@ pub mod v4;
 pub mod v6;
 
 pub use config::DefragConfig;
-pub use outcome::{Family, FragDrop, Outcome, Reassembled, IPV6_MIN_MTU};
+pub use outcome::{Boundaries, Family, FragDrop, Outcome, Reassembled, IPV6_MIN_MTU};
 pub use reassembler::Reassembler;
-pub use refragment::{fragment_count, refragment, RefragError};
+pub use refragment::{
+    fragment_count, fragment_count_with, refragment, refragment_with, RefragError,
+};
 pub use stats::DefragStats;
 
 #[cfg(test)]

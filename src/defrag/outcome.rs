@@ -1,5 +1,7 @@
 //! What [`super::Reassembler::push`] says about a packet.
 
+use super::config::MAX_FRAGMENTS;
+
 /// The two address families, as the reassembler keys and counts them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -22,11 +24,11 @@ pub enum FragDrop {
     /// The datagram already has `max_fragments` fragments queued: the
     /// datagram is discarded.
     TooMany,
-    /// The fragment ends beyond what a datagram can hold. IPv4: the
-    /// datagram is discarded; IPv6 (`nf_ct_frag6_queue`'s "offset is too
-    /// large"): dropped alone. Also at completion, when the first
-    /// fragment's header and the data together exceed the limit (both
-    /// families: discarded).
+    /// IPv6: the fragment ends past 65,535 (`nf_ct_frag6_queue`'s "offset
+    /// is too large"): dropped alone. Both families at completion, when
+    /// the first fragment's header and the data together exceed the limit:
+    /// the datagram is discarded (IPv4 notices only there, as
+    /// `ip_frag_reasm`; a fragment ending past 65,535 is queued).
     Oversize,
     /// No memory: even after evicting other queues the fragment would take
     /// memory above the high threshold. Dropped alone.
@@ -109,6 +111,67 @@ pub struct Reassembled {
     /// IPv6: the fragment header's 32 bits, which the datagram no longer
     /// holds: pass it to [`super::refragment()`]).
     pub ident: u32,
+    /// Where its fragments began: to cut it again as it came
+    /// ([`Reassembled::boundaries_for`], [`super::refragment_with`]).
+    pub boundaries: Boundaries,
+}
+
+/// Where a reassembled datagram's fragments began, in offset order: what
+/// Linux's fast path of `ip_do_fragment` / `ip6_fragment` cuts a
+/// defragmented datagram along. Reassembly for conntrack keeps the
+/// fragments as they came as the datagram's `frag_list` (never coalesced:
+/// `ip_frag_coalesce_ok` is false for defrag users, `nf_ct_frag6_reasm`
+/// passes false), and on output they go as they are when every one fits
+/// the size and all but the last hold a multiple of 8 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Boundaries {
+    /// The datagram offset where the fragments' data begins (the first
+    /// fragment's header length, IPv6 the part before its fragment header).
+    data_at: u16,
+    /// Each fragment's data offset, ascending; the first is 0.
+    starts: [u16; MAX_FRAGMENTS],
+    count: u8,
+}
+
+impl Boundaries {
+    /// No boundaries: cut into even pieces ([`super::refragment()`]).
+    pub const NONE: Boundaries = Boundaries {
+        data_at: 0,
+        starts: [0; MAX_FRAGMENTS],
+        count: 0,
+    };
+
+    /// The boundaries of fragments whose data begins at datagram offset
+    /// `data_at`, each at its data offset in `starts` (any order; at most
+    /// [`MAX_FRAGMENTS`] are kept, [`Boundaries::NONE`] when more).
+    pub fn new(data_at: usize, starts: &[u16]) -> Boundaries {
+        let (Ok(data_at), Ok(count)) = (u16::try_from(data_at), u8::try_from(starts.len())) else {
+            return Boundaries::NONE;
+        };
+        let mut b = Boundaries {
+            data_at,
+            count,
+            ..Boundaries::NONE
+        };
+        let Some(dst) = b.starts.get_mut(..starts.len()) else {
+            return Boundaries::NONE;
+        };
+        dst.copy_from_slice(starts);
+        dst.sort_unstable();
+        b
+    }
+
+    /// How many fragments (0 for [`Boundaries::NONE`]).
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// The datagram offset where fragment `i`'s data began; `None` past
+    /// the last.
+    pub fn start(&self, i: usize) -> Option<usize> {
+        let s = self.starts.get(..self.count())?.get(i)?;
+        Some(usize::from(self.data_at) + usize::from(*s))
+    }
 }
 
 /// The smallest MTU an IPv6 link has (RFC 8200 5, `IPV6_MIN_MTU`).
@@ -131,8 +194,8 @@ impl Reassembled {
     /// largest fragment above `mtu` is an error; a datagram no longer than
     /// it goes whole; a longer one is cut at the largest fragment's size,
     /// but never below 1,280 bytes (Linux's floor; where the datagram
-    /// then fits, Linux sends it as one atomic fragment, here it goes
-    /// whole).
+    /// then fits, it leaves as its fragments or one atomic fragment:
+    /// [`super::refragment_with`]).
     pub fn forward_size(&self, mtu: usize) -> Result<usize, usize> {
         let max = self.max_fragment_size;
         match self.family {
@@ -143,14 +206,26 @@ impl Reassembled {
             Family::V6 => Ok(max.max(IPV6_MIN_MTU).min(mtu)),
         }
     }
+
+    /// The boundaries to cut the datagram along in pieces of `size`
+    /// ([`Reassembled::forward_size`]): its fragments', unless it leaves
+    /// whole (IPv6 no longer than its largest fragment: Linux's
+    /// `__ip6_finish_output` does not call `ip6_fragment` then).
+    pub fn boundaries_for(&self, size: usize) -> &Boundaries {
+        match self.family {
+            Family::V6 if self.len <= size && self.len <= self.max_fragment_size => {
+                &Boundaries::NONE
+            }
+            _ => &self.boundaries,
+        }
+    }
 }
 
 /// What became of a packet given to [`super::Reassembler::push`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a fragment (or not an IP packet the reassembler could read):
-    /// process the packet as it is. An IPv6 atomic fragment (offset 0, M
-    /// clear) is a whole packet (RFC 6946).
+    /// process the packet as it is.
     NotFragment,
     /// Kept in a queue: nothing to forward yet.
     Queued,

@@ -27,28 +27,36 @@ use crate::time::Instant;
 /// A queued fragment: its data's place in the datagram and its chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frag {
-    /// Offset of its first data byte.
+    /// Offset of its first data byte (at most 65,528).
     pub start: u16,
-    /// Offset after its last data byte.
-    pub end: u16,
+    /// Its data bytes (at most 65,535).
+    pub len: u16,
     /// Its chain in the pool (for the first fragment: header, then data).
     pub chain: u32,
 }
 
+impl Frag {
+    /// Offset after its last data byte: beyond 65,535 for an IPv4
+    /// fragment that makes its datagram oversize.
+    pub fn end(&self) -> u32 {
+        u32::from(self.start) + u32::from(self.len)
+    }
+}
+
+/// Offsets of a run: 32 bits, as an IPv4 fragment may end past 65,535.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
-    start: u16,
-    end: u16,
+    start: u32,
+    end: u32,
 }
 
 /// A family's answers where Linux's two reassemblers differ.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// The highest end a fragment may have.
+    /// The highest end a fragment may have; a fragment beyond it is
+    /// dropped alone (IPv6). IPv4 has none: its datagram is found
+    /// oversize at completion.
     pub max_end: u32,
-    /// A fragment beyond `max_end` discards the datagram (else it is
-    /// dropped alone).
-    pub oversize_discards: bool,
     /// A last-fragment inconsistency discards the datagram.
     pub corrupt_discards: bool,
     /// A fragment without data discards the datagram.
@@ -137,7 +145,7 @@ impl Queue {
         first: First::NONE,
         frags: [Frag {
             start: 0,
-            end: 0,
+            len: 0,
             chain: NIL,
         }; MAX_FRAGMENTS],
         nfrags: 0,
@@ -170,7 +178,7 @@ impl Queue {
     ) -> Result<Plan, Refusal> {
         let (start, end) = (inc.start, inc.end);
         if end > policy.max_end {
-            return Err((FragDrop::Oversize, policy.oversize_discards));
+            return Err((FragDrop::Oversize, false));
         }
         let (mut len, mut last_in) = (self.len, self.last_in);
         if !inc.more {
@@ -215,7 +223,7 @@ impl Queue {
         let Some(last) = runs.last() else {
             return Ok(Place::NewRun(0));
         };
-        let last_end = u32::from(last.end);
+        let last_end = last.end;
         if last_end < end {
             return match start.cmp(&last_end) {
                 core::cmp::Ordering::Less => Err((FragDrop::Overlap, true)),
@@ -223,10 +231,10 @@ impl Queue {
                 core::cmp::Ordering::Greater => Ok(Place::NewRun(runs.len())),
             };
         }
-        let i = runs.partition_point(|r| u32::from(r.end) <= start);
+        let i = runs.partition_point(|r| r.end <= start);
         if let Some(r) = runs.get(i) {
-            if u32::from(r.start) < end {
-                let inside = start >= u32::from(r.start) && end <= u32::from(r.end);
+            if r.start < end {
+                let inside = start >= r.start && end <= r.end;
                 return Err(if inside {
                     (FragDrop::Duplicate, false)
                 } else {
@@ -241,9 +249,12 @@ impl Queue {
     /// nothing changed since) whose bytes are in `chain`; false (nothing
     /// changed) for a plan that does not fit the queue.
     pub fn commit(&mut self, plan: &Plan, chain: u32) -> bool {
-        let (start, end) = (plan.start as u16, plan.end as u16);
+        let (start, end) = (plan.start, plan.end);
         let n = usize::from(self.nruns);
         let nfrags = usize::from(self.nfrags);
+        let (Ok(short_start), Ok(len)) = (u16::try_from(start), u16::try_from(end - start)) else {
+            return false;
+        };
         if nfrags >= MAX_FRAGMENTS || n >= MAX_FRAGMENTS {
             return false;
         }
@@ -256,7 +267,11 @@ impl Queue {
             }
             _ => return false,
         }
-        self.frags[nfrags] = Frag { start, end, chain };
+        self.frags[nfrags] = Frag {
+            start: short_start,
+            len,
+            chain,
+        };
         self.nfrags += 1;
         self.len = plan.len;
         self.last_in = plan.last_in;
@@ -274,7 +289,6 @@ mod tests {
 
     const OPEN: Policy = Policy {
         max_end: 65535,
-        oversize_discards: false,
         corrupt_discards: false,
         empty_discards: false,
     };

@@ -3,10 +3,10 @@
 
 use std::hash::{BuildHasher, RandomState};
 
-use super::config::DefragConfig;
+use super::config::{DefragConfig, MAX_FRAGMENTS};
 use super::fragment::{First, Fragment, Read};
 use super::index::Index;
-use super::outcome::{Family, FragDrop, Outcome, Reassembled};
+use super::outcome::{Boundaries, Family, FragDrop, Outcome, Reassembled};
 use super::pool::{chunks_for, Pool, CHUNK};
 use super::queue::{Policy, Queue};
 use super::slots::Slots;
@@ -14,6 +14,7 @@ use super::stats::DefragStats;
 use super::{v4, v6};
 use crate::side::Side;
 use crate::time::Instant;
+use crate::wire::PROTO_TCP;
 
 /// Memory a queue record accounts for (the kernel charges `qsize`).
 pub const QUEUE_COST: usize = core::mem::size_of::<Queue>();
@@ -299,7 +300,7 @@ impl Reassembler {
             return self.refuse(FragDrop::Oversize);
         };
         for frag in q.frags() {
-            let (start, end) = (usize::from(frag.start), usize::from(frag.end));
+            let (start, end) = (usize::from(frag.start), frag.end() as usize);
             let at = if start == 0 { 0 } else { hlen + start };
             if let Some(dst) = dg.get_mut(at..hlen + end) {
                 self.pool.load(frag.chain, 0, dst);
@@ -309,7 +310,23 @@ impl Reassembler {
             Family::V4 => v4::finish(dg, q, ecn),
             Family::V6 => v6::finish(dg, q, ecn),
         }
+        let mut starts = [0u16; MAX_FRAGMENTS];
+        for (s, frag) in starts.iter_mut().zip(q.frags()) {
+            *s = frag.start;
+        }
+        let mut boundaries = Boundaries::new(hlen, &starts[..q.frags().len()]);
+        // Linux's early demux (`ip_rcv_finish_core`, `tcp_v4_early_demux`)
+        // pulls the 20 bytes of a TCP header into the first fragment's
+        // buffer; when that fragment held fewer, the first piece no longer
+        // ends on a multiple of 8 and `ip_do_fragment` cuts evenly.
+        if q.family == Family::V4
+            && q.key.protocol == PROTO_TCP
+            && boundaries.start(1).is_some_and(|s| s < hlen + 20)
+        {
+            boundaries = Boundaries::NONE;
+        }
         let info = Reassembled {
+            boundaries,
             family: q.family,
             len,
             max_fragment_size: q.max_size as usize,

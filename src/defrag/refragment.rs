@@ -1,11 +1,20 @@
 //! Refragmentation: cutting a (reassembled) datagram into fragments of at
 //! most a given size, as Linux's `ip_do_fragment` and `ip6_fragment` cut
-//! a datagram on output (their slow path: fixed-size pieces).
+//! a datagram on output: along the fragments it came in when each fits
+//! (their fast path, [`refragment_with`]), else in fixed-size pieces (their
+//! slow path, [`refragment`]).
 //!
 //! Pure functions in the style of [`crate::segment`]: [`fragment_count`]
 //! says how many pieces, [`refragment`] writes piece `index` into a
 //! caller's buffer. Every piece but the last carries a multiple of 8 data
-//! bytes, as many as fit.
+//! bytes, as many as fit. [`fragment_count_with`] and [`refragment_with`]
+//! take the datagram's [`Boundaries`]: when the pieces between them (the
+//! first from the end of the unfragmentable part as the datagram has it
+//! now) each fit `max_size` and all but the last hold a multiple of 8 data
+//! bytes, those are the pieces, as Linux's fast path sends the `frag_list`
+//! of a datagram reassembled for conntrack; otherwise the fixed-size
+//! pieces. (Linux also leaves the fast path when a fragment's buffer lacks
+//! headroom for the headers, which depends on the driver; not modelled.)
 //!
 //! IPv4: each piece has the datagram's header (same identification, DF
 //! as the datagram has it: reassembly set it exactly when Linux sets
@@ -32,6 +41,7 @@
 //! Guarantees: never panics or allocates; every piece is at most
 //! `max_size` bytes; the pieces reassemble to the datagram.
 
+use super::outcome::Boundaries;
 use super::v4;
 use super::v6::FRAGMENT_HEADER_LEN;
 use crate::wire::ipv4::{self, Header};
@@ -52,49 +62,101 @@ pub enum RefragError {
     OutTooSmall,
 }
 
-/// How a datagram's data is cut: every piece but the last `per` bytes,
-/// the last at most `mtu` (Linux: `len = min(left, mtu)`, rounded down to
-/// 8 unless it is the rest).
+/// How a datagram's data (after its first `base` bytes) is cut.
 #[derive(Clone, Copy, Debug)]
-struct Cut {
-    payload: usize,
-    mtu: usize,
-    per: usize,
+enum Cut<'a> {
+    /// Every piece but the last `per` bytes, the last at most `mtu`
+    /// (Linux's slow path: `len = min(left, mtu)`, rounded down to 8
+    /// unless it is the rest).
+    Even {
+        payload: usize,
+        mtu: usize,
+        per: usize,
+    },
+    /// Along the fragments' boundaries (Linux's fast path): piece `i` from
+    /// where fragment `i` began (the first from `base`) to where the next
+    /// began (the last to `total`).
+    Along {
+        b: &'a Boundaries,
+        base: usize,
+        total: usize,
+    },
 }
 
-impl Cut {
-    fn new(payload: usize, mtu: usize) -> Result<Cut, RefragError> {
+impl<'a> Cut<'a> {
+    fn even(payload: usize, mtu: usize) -> Result<Cut<'a>, RefragError> {
         let per = mtu & !7;
         if payload > mtu && per == 0 {
             return Err(RefragError::TooSmall);
         }
-        Ok(Cut { payload, mtu, per })
+        Ok(Cut::Even { payload, mtu, per })
     }
 
-    fn count(&self) -> usize {
-        if self.payload <= self.mtu {
-            1
+    /// Along `b`, when every piece of the data between `base` and `total`
+    /// holds at most `mtu` bytes and all but the last a multiple of 8 (the
+    /// fast path's geometry check), and the fragments' data began at
+    /// `base`; else the even cut. (An IPv6 datagram whose fragmentable
+    /// part began with a Destination Options header has a longer
+    /// unfragmentable part once reassembled, `ip6_find_1stfragopt`; Linux
+    /// 6.18 was seen to cut it evenly, and so is it here.)
+    fn along_or_even(
+        b: &'a Boundaries,
+        base: usize,
+        total: usize,
+        mtu: usize,
+    ) -> Result<Cut<'a>, RefragError> {
+        let along = Cut::Along { b, base, total };
+        let fits = b.start(0) == Some(base)
+            && (0..b.count()).all(|i| {
+                along
+                    .piece(i)
+                    .is_some_and(|(_, len)| len <= mtu && (i + 1 == b.count() || len % 8 == 0))
+            });
+        if fits {
+            Ok(along)
         } else {
-            1 + (self.payload - self.mtu).div_ceil(self.per)
+            Cut::even(total.saturating_sub(base), mtu)
         }
     }
 
-    /// Offset and length of piece `i`'s data.
+    fn count(&self) -> usize {
+        match *self {
+            Cut::Even { payload, mtu, .. } if payload <= mtu => 1,
+            Cut::Even { payload, mtu, per } => 1 + (payload - mtu).div_ceil(per),
+            Cut::Along { b, .. } => b.count(),
+        }
+    }
+
+    /// Offset (from `base`) and length of piece `i`'s data.
     fn piece(&self, i: usize) -> Option<(usize, usize)> {
-        let last = self.count() - 1;
-        match i.cmp(&last) {
-            core::cmp::Ordering::Less => Some((i * self.per, self.per)),
-            core::cmp::Ordering::Equal => Some((i * self.per, self.payload - i * self.per)),
-            core::cmp::Ordering::Greater => None,
+        match *self {
+            Cut::Even { payload, per, .. } => {
+                let last = self.count() - 1;
+                match i.cmp(&last) {
+                    core::cmp::Ordering::Less => Some((i * per, per)),
+                    core::cmp::Ordering::Equal => Some((i * per, payload - i * per)),
+                    core::cmp::Ordering::Greater => None,
+                }
+            }
+            Cut::Along { b, base, total } => {
+                let start = if i == 0 { base } else { b.start(i)? };
+                let end = if i + 1 < b.count() {
+                    b.start(i + 1)?
+                } else {
+                    total
+                };
+                let len = end.checked_sub(start)?;
+                Some((start.checked_sub(base)?, len))
+            }
         }
     }
 }
 
 /// A datagram, read for cutting.
 #[derive(Clone, Copy, Debug)]
-enum Plan {
+enum Plan<'a> {
     /// IPv4 with a header of `hlen` bytes.
-    V4 { hlen: usize, cut: Cut },
+    V4 { hlen: usize, cut: Cut<'a> },
     /// IPv6 that fits: one piece, the datagram itself.
     V6Whole,
     /// IPv6 with an unfragmentable part of `hlen` bytes whose byte at
@@ -102,11 +164,15 @@ enum Plan {
     V6 {
         hlen: usize,
         next_at: usize,
-        cut: Cut,
+        cut: Cut<'a>,
     },
 }
 
-fn plan(dg: &[u8], max_size: usize) -> Result<(Plan, usize), RefragError> {
+fn plan<'a>(
+    dg: &[u8],
+    max_size: usize,
+    b: &'a Boundaries,
+) -> Result<(Plan<'a>, usize), RefragError> {
     match dg.first().map(|b| b >> 4) {
         Some(4) => {
             let h = Header::check_packet(dg).map_err(|_| RefragError::NotIp)?;
@@ -120,14 +186,14 @@ fn plan(dg: &[u8], max_size: usize) -> Result<(Plan, usize), RefragError> {
             Ok((
                 Plan::V4 {
                     hlen,
-                    cut: Cut::new(payload, mtu)?,
+                    cut: Cut::along_or_even(b, hlen, h.total_len, mtu)?,
                 },
                 h.total_len,
             ))
         }
         Some(6) => {
             let h = ipv6::Header::check_packet(dg).map_err(|_| RefragError::NotIp)?;
-            if h.total_len <= max_size {
+            if h.total_len <= max_size && b.count() == 0 {
                 return Ok((Plan::V6Whole, h.total_len));
             }
             let dg = dg.get(..h.total_len).ok_or(RefragError::NotIp)?;
@@ -136,7 +202,9 @@ fn plan(dg: &[u8], max_size: usize) -> Result<(Plan, usize), RefragError> {
                 .checked_sub(hlen + FRAGMENT_HEADER_LEN)
                 .filter(|m| *m >= 8)
                 .ok_or(RefragError::TooSmall)?;
-            let cut = Cut::new(h.total_len - hlen, mtu)?;
+            // With boundaries, Linux is in `ip6_fragment`: a datagram that
+            // fits leaves as one atomic fragment when the fast path fails.
+            let cut = Cut::along_or_even(b, hlen, h.total_len, mtu)?;
             Ok((Plan::V6 { hlen, next_at, cut }, h.total_len))
         }
         _ => Err(RefragError::NotIp),
@@ -171,10 +239,7 @@ fn first_fragmentable(dg: &[u8]) -> Option<(usize, usize)> {
 /// How many pieces [`refragment`] cuts `datagram` into at `max_size`
 /// bytes each (1 when it fits).
 pub fn fragment_count(datagram: &[u8], max_size: usize) -> Result<usize, RefragError> {
-    Ok(match plan(datagram, max_size)?.0 {
-        Plan::V4 { cut, .. } | Plan::V6 { cut, .. } => cut.count(),
-        Plan::V6Whole => 1,
-    })
+    fragment_count_with(datagram, max_size, &Boundaries::NONE)
 }
 
 /// Write piece `index` of `datagram` cut at `max_size` bytes into `out`;
@@ -187,7 +252,37 @@ pub fn refragment(
     index: usize,
     out: &mut [u8],
 ) -> Result<usize, RefragError> {
-    let (plan, total) = plan(datagram, max_size)?;
+    refragment_with(datagram, max_size, &Boundaries::NONE, ident, index, out)
+}
+
+/// How many pieces [`refragment_with`] cuts `datagram` into.
+pub fn fragment_count_with(
+    datagram: &[u8],
+    max_size: usize,
+    b: &Boundaries,
+) -> Result<usize, RefragError> {
+    Ok(match plan(datagram, max_size, b)?.0 {
+        Plan::V4 { cut, .. } | Plan::V6 { cut, .. } => cut.count(),
+        Plan::V6Whole => 1,
+    })
+}
+
+/// [`refragment`], along the boundaries `b` of the fragments the datagram
+/// came in when the pieces between them fit (see the module
+/// documentation); an IPv6 datagram is then cut even when it would fit
+/// whole, as Linux calls `ip6_fragment` for a datagram longer than its
+/// largest fragment ([`super::Reassembled::boundaries_for`] gives none
+/// when it is not), and one that fits but not along `b` is one atomic
+/// fragment, as `ip6_fragment`'s slow path sends it.
+pub fn refragment_with(
+    datagram: &[u8],
+    max_size: usize,
+    b: &Boundaries,
+    ident: u32,
+    index: usize,
+    out: &mut [u8],
+) -> Result<usize, RefragError> {
+    let (plan, total) = plan(datagram, max_size, b)?;
     let dg = datagram.get(..total).ok_or(RefragError::NotIp)?;
     match plan {
         Plan::V4 { hlen, cut } => {

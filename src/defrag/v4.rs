@@ -16,12 +16,15 @@ pub const MAX_LEN: usize = 65_535;
 const DF: u16 = 0x4000;
 
 /// `ip_frag_queue` discards the whole queue (`discard_qp`) on every
-/// inconsistency. Linux only notices an oversize datagram when it is
-/// complete; a fragment ending past 65,535 less the smallest header can
-/// never be part of one, so its datagram is discarded when it comes.
+/// inconsistency. It has no limit on where a fragment ends: one ending
+/// past 65,535 is queued like any other (it sets the datagram's length
+/// when it is the last, and its bytes count for overlaps), and the
+/// datagram is found oversize in `ip_frag_reasm` when it is complete
+/// (`out_oversize`), so the fragments that contradict it meanwhile
+/// discard it, as any inconsistency does. (The highest end is 65,528 +
+/// 65,515.)
 pub const POLICY: Policy = Policy {
-    max_end: (MAX_LEN - ipv4::MIN_HEADER_LEN) as u32,
-    oversize_discards: true,
+    max_end: u32::MAX,
     corrupt_discards: true,
     empty_discards: true,
 };

@@ -25,7 +25,6 @@ pub const FRAGMENT_HEADER_LEN: usize = 8;
 /// the inconsistencies instead.)
 pub const POLICY: Policy = Policy {
     max_end: 65_535,
-    oversize_discards: false,
     corrupt_discards: false,
     empty_discards: false,
 };
@@ -123,8 +122,11 @@ fn transport_truncated(b: &[u8], fragment_at: usize) -> bool {
 /// header) and a fragment header follows extension headers only; a first
 /// fragment without its upper-layer header is dropped (`Incomplete`), and
 /// so is one whose fragment header is cut short (`BadLength`). An atomic
-/// fragment (offset 0, M clear) is `Whole`, as RFC 6946 and the host's
-/// `ipv6_frag_rcv` have it; `nf_ct_frag6_gather` would queue it alone.
+/// fragment (offset 0, M clear) is a fragment like any other, as
+/// `nf_ct_frag6_gather` has it (not RFC 6946's whole packet, as the host's
+/// `ipv6_frag_rcv` does): alone it completes its datagram at once (which
+/// then leaves without the fragment header); with the identification of a
+/// queue it joins that queue.
 pub fn read(side: Side, pkt: &[u8]) -> Read<'_> {
     let Ok(h) = Header::check_packet(pkt) else {
         return Read::Whole;
@@ -147,11 +149,6 @@ pub fn read(side: Side, pkt: &[u8]) -> Read<'_> {
     };
     let start = u32::from(word & !7);
     let more = word & 1 != 0;
-    // An atomic fragment is a whole packet before anything else is asked
-    // of it (RFC 6946; `ipv6_frag_rcv` checks this first too).
-    if start == 0 && !more {
-        return Read::Whole;
-    }
     if transport_truncated(buf, at) {
         return Read::Drop(FragDrop::Incomplete);
     }

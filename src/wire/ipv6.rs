@@ -78,8 +78,9 @@ pub struct Chain {
     /// Offset of its header from the start of the IPv6 header.
     pub offset: usize,
     /// A fragment header was crossed or met: its offset (in 8-byte units)
-    /// and more-fragments flag. An atomic fragment (0, false) is a whole
-    /// packet.
+    /// and more-fragments flag. An atomic fragment (0, false) holds a whole
+    /// datagram (the packet parser still hands it to the reassembler, as
+    /// Linux's defrag queues it).
     pub fragment: Option<(u16, bool)>,
     /// An Authentication Header was crossed. Conntrack skips it (as here),
     /// but nftables' `meta l4proto` stops there (`ipv6_find_hdr` with
@@ -100,7 +101,8 @@ impl Chain {
 }
 
 impl Chain {
-    /// True when the packet is part of a fragmented datagram (not atomic).
+    /// True when the packet is part of a datagram of several fragments (not
+    /// atomic).
     pub fn is_fragment(&self) -> bool {
         matches!(self.fragment, Some((off, more)) if off != 0 || more)
     }
