@@ -92,9 +92,8 @@ s.sendto(b"x" * 4000, (a, 6161))
 # through tunfw sees them open and closed, not "filtered" (as when
 # fragments were dropped): IPv4 `nmap -f -sS` (three fragments of 8 bytes
 # a SYN), IPv6 frag_syn_scan.py (nmap refuses -f with -6). The SYNs crossed
-# tunfw in fragments: each was reassembled; IPv4 ones were cut again towards
-# the server (an IPv6 datagram no longer than its largest fragment leaves
-# whole, as from Linux).
+# tunfw in fragments: each was reassembled, and nmap's were cut again
+# towards the server.
 tf_frag_scan() {
     local fam=$1 re=$(ctr defrag.reassembled) fo=$(ctr defrag.fragments_out.lan) out
     if [ "$fam" = 4 ]; then
