@@ -124,10 +124,15 @@ FRAG_CAP=4194304
 # 61-92% and 59-95%, 0.9-6.6 ms: the replies tunfw does not forward are lost
 # in tfw-wan's ring (tunfw's queue_len, 2048) behind the attack, before
 # tunfw reads anything (the fewest, 61% and 59%, when a calm machine let the
-# attacker send 700,000 packets a second). The check counts where each echo
-# went.
-FRAG_ATTACK_PING_PCT=40
-FRAG_ATTACK_FPING_PCT=30
+# attacker send 700,000 packets a second; a clean-clone CI run, the attacker
+# at 483,000 a second: 31% and 41% plain, 33% and 36% fragmented). How many
+# replies find room in the ring depends on how much faster the attacker
+# writes than tunfw reads, so the floors are low; what tunfw decides is
+# held exactly by the accounting of where each echo went (below): every
+# request crossed tunfw and every reply it accepted reached the client.
+# With eviction disabled no fragmented reply completes (0 of 64).
+FRAG_ATTACK_PING_PCT=15
+FRAG_ATTACK_FPING_PCT=10
 FRAG_ATTACK_RTT_MS=50
 # Drops besides the attack's overlapping fragments (measured 1 or 2:
 # drop.ipv6_scope, link-local IPv6 never forwarded).
@@ -244,6 +249,35 @@ tf_attack() {
     [ $((c1[defrag.dropped.overlap] - c0[defrag.dropped.overlap])) -ge 10000 ] || { note "fewer than 10,000 overlaps dropped"; ok=0; }
     [ $ok = 1 ]
 }
+# tf_pmtu_upload_ipv4: 1 MiB uploaded from the client to the router
+# namespace, behind the server's MTU 1280 link: the client's 1500-byte DF
+# segments do not fit, the server answers ICMP fragmentation needed, which
+# tunfw lets in as RELATED (the icmp-in rule counts it: no echo runs
+# meanwhile), the client lowers its path MTU and the upload completes.
+tf_pmtu_upload_ipv4() {
+    local port=7206 blob="$TOPO_DIR/upload4.blob" got="$TOPO_DIR/upload4.got" rpid cpid rc=0 before
+    in_client ip route get $ROUTER_IP | grep -q " mtu 1280 " && { note "the client knew the path MTU before the upload"; return 1; }
+    before=$(rule_pkts inbound icmp-in)
+    # The router's own side of the link at 1500: it advertises MSS 1460, so
+    # the client's segments fill 1500 bytes and meet the server's 1280.
+    ip -n "$NS_ROUTER" link set tfw-rs mtu 1500
+    [ -s "$blob" ] || head -c 1048576 /dev/urandom >"$blob"
+    rm -f "$got"
+    in_router timeout 15 socat -u TCP4-LISTEN:$port,bind=$ROUTER_IP,reuseaddr CREATE:"$got" &
+    rpid=$!
+    wait_until listening_on "$NS_ROUTER" -t $ROUTER_IP $port || { kill $rpid; return 1; }
+    in_client timeout 15 socat -u OPEN:"$blob" TCP4:$ROUTER_IP:$port 2>/dev/null &
+    cpid=$!
+    wait $rpid || rc=$?
+    kill $cpid 2>/dev/null
+    wait $cpid 2>/dev/null
+    ip -n "$NS_ROUTER" link set tfw-rs mtu $SERVER_ROUTER_MTU
+    note "upload: $(stat -c %s "$got" 2>/dev/null || echo 0) of 1048576 bytes arrived (listener rc=$rc); icmp-in +$(($(rule_pkts inbound icmp-in) - before))"
+    [ $rc = 0 ] && cmp -s "$got" "$blob" || return 1
+    in_client ip route get $ROUTER_IP | grep -q " mtu 1280 " || { note "the client did not learn the path MTU"; return 1; }
+    [ "$(rule_pkts inbound icmp-in)" -gt "$before" ] || { note "icmp-in did not count the fragmentation needed"; return 1; }
+}
+
 fragments_suite() {
     echo "== fragments (reassembled before tracking, cut again on output)"
     tunfw_start "" && frag_servers_start || { FAILED=$((FAILED + 1)); echo "FAIL fragments_start"; return; }
@@ -257,6 +291,7 @@ fragments_suite() {
     check frag_udp_60000_answered_ipv6 tf_udp 6 60000
     check frag_udp_server_initiated_blocked_ipv4 tf_udp_intrusion 4
     check frag_udp_server_initiated_blocked_ipv6 tf_udp_intrusion 6
+    check frag_pmtu_upload_1MiB_frag_needed_related_ipv4 tf_pmtu_upload_ipv4
     check frag_syn_scan_open_closed_ipv4_nmap tf_frag_scan 4
     check frag_syn_scan_open_closed_ipv6 tf_frag_scan 6
     check frag_attack_${FRAG_ATTACK_SECS}s_lan_keeps_working_memory_at_cap tf_attack
