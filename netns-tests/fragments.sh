@@ -192,7 +192,7 @@ tf_attack() {
     local dl_ok=0 dl_bad=0 dl_max=0 t want got
     want=$(sha256sum <"$TOPO_DIR/www/blob" | cut -d' ' -f1)
     while kill -0 $apid 2>/dev/null; do
-        t=$(in_client curl -sS --max-time 30 -o "$d/blob" -w '%{time_total}' http://$SERVER_IP:8080/blob 2>>"$d/curl.err") || t=fail
+        t=$(in_client curl -sS --max-time 60 -o "$d/blob" -w '%{time_total}' http://$SERVER_IP:8080/blob 2>>"$d/curl.err") || t=fail
         got=$(sha256sum <"$d/blob" | cut -d' ' -f1)
         if [ "$t" != fail ] && [ "$got" = "$want" ]; then
             dl_ok=$((dl_ok + 1))
@@ -237,7 +237,7 @@ tf_attack() {
         note "IPv$fam echoes: client sent $sent, tunfw forwarded $req; server replied $srv, tunfw accepted and forwarded $rep, client got $got"
         [ "$req" = "$sent" ] && [ "$got" = "$rep" ] || { note "IPv$fam: echoes lost between tunfw and the client"; ok=0; }
     done
-    [ $dl_bad = 0 ] && [ $dl_ok -ge 2 ] || { note "downloads failed: $(tail -3 "$d/curl.err")"; ok=0; }
+    [ $dl_bad = 0 ] && [ $dl_ok -ge 1 ] || { note "downloads failed or none completed: $(tail -3 "$d/curl.err")"; ok=0; }
     [ "$max" = $FRAG_CAP ] || { note "defrag.memory_max $max is not the default cap $FRAG_CAP"; ok=0; }
     [ "$hw" -le "$max" ] && [ "$mem" -le "$max" ] || { note "memory over the cap"; ok=0; }
     [ $((hw * 100)) -ge $((max * 90)) ] || { note "the attack did not fill the reassembler (high water under 90% of the cap)"; ok=0; }
