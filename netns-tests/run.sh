@@ -183,9 +183,20 @@ t_forwarded_flood_other_side_served() {
     in_client python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("'$CLIENT_IP'", 40011)); s.sendto(b"x", ("'$SERVER_IP'", 7013))'
     wait_until eval "tunfw_ctl flows | grep -q ':40011 '" || { note "no flow to flood"; return 1; }
     fwd_before=$(ctr forwarded.wan)
-    bg in_server timeout 6 hping3 -q --udp --flood -s 7013 -k -p 40011 -d 100 $CLIENT_IP
-    # Measure once the flood runs at full rate (200,000 packets forwarded).
-    wait_grew forwarded.wan $((fwd_before + 200000)) || { note "the flood did not cross tunfw"; return 1; }
+    bg in_server timeout 12 hping3 -q --udp --flood -s 7013 -k -p 40011 -d 100 $CLIENT_IP
+    local flood=$!
+    t_forwarded_flood_measure
+    local rc=$?
+    kill $flood 2>/dev/null
+    wait $flood 2>/dev/null
+    return $rc
+}
+
+# The measurement of t_forwarded_flood_other_side_served, while its flood runs.
+t_forwarded_flood_measure() {
+    # Measure once the flood runs (50,000 packets forwarded: a CI run saw
+    # hping3 reach only 116,000 in its first 10 s once; others 600,000 in 3 s).
+    wait_grew forwarded.wan $((fwd_before + 50000)) || { note "the flood did not cross tunfw"; return 1; }
     out=$(in_client ping -q -i 0.02 -c 100 -W 1 $SERVER_IP 2>&1)
     worst=$(ctl_worst_ms 5) || return 1
     replies=$(grep -o '[0-9]* received' <<<"$out" | cut -d' ' -f1)
