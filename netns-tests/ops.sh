@@ -107,8 +107,12 @@ t_ops_events() {
     head -1 "$ev" | sed 's/^/    /'
 }
 
+# log_since LINES: tunfw's log after its first LINES lines.
+log_since() { tail -n +$(($1 + 1)) "$TUNFW_LOG"; }
+
 t_ops_user_drop() {
-    local uid owner ok=0
+    local uid owner ok=0 l0
+    l0=$(wc -l <"$TUNFW_LOG")
     TUNFW_EXTRA_ARGS=(--user nobody)
     tunfw_start "" && ok=1
     TUNFW_EXTRA_ARGS=()
@@ -119,11 +123,14 @@ t_ops_user_drop() {
     [ "$owner" = nobody ] || { note "socket owner $owner"; return 1; }
     in_client ping -c 2 -i 0.2 -W 2 $SERVER_IP >/dev/null || { note "no forwarding as nobody"; return 1; }
     [ "$(rule_pkts outbound icmp-out)" -ge 2 ] || { note "not counted"; return 1; }
-    note "uid $uid, control socket owned by $owner"
+    # Root opened the multi-queue devices and loaded the steering program
+    # before dropping: each device has its fragment queue.
+    log_since $l0 | grep -q 'queues 2+2;' || { note "not two queues a device: $(log_since $l0 | grep forwarding)"; return 1; }
+    note "uid $uid, control socket owned by $owner; queues 2+2"
 }
 
 t_ops_unprivileged_precreated_devices() {
-    local dir ok=0 uid
+    local dir ok=0 uid l0
     tunfw_stop
     topo_unwire_devices || return 1
     ip -n "$NS_FW" link del tfw-lan && ip -n "$NS_FW" link del tfw-wan || return 1
@@ -132,6 +139,7 @@ t_ops_unprivileged_precreated_devices() {
     dir=$(mktemp -d /tmp/tunfwt-nobody.XXXXXX) && chown nobody "$dir" && EXTRA_DIRS+=("$dir")
     local saved=$TUNFW_CONTROL
     TUNFW_CONTROL=$dir/control.sock
+    l0=$(wc -l <"$TUNFW_LOG")
     TUNFW_RUN_AS=(unshare --mount --propagation private "$HERE/with_user_tun.sh"
         setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all)
     tunfw_start "" && ok=1
@@ -140,6 +148,9 @@ t_ops_unprivileged_precreated_devices() {
         uid=$(awk '/^Uid:/ { print $2 }' /proc/$TUNFW_PID/status)
         [ "$uid" = 65534 ] || { note "uid $uid"; ok=0; }
         in_client ping -c 2 -i 0.2 -W 2 $SERVER_IP >/dev/null || { note "no forwarding"; ok=0; }
+        # Devices made without multi_queue: one queue each, and the log says why.
+        log_since $l0 | grep -q 'queues 1+1;' && log_since $l0 | grep -q 'tfw-wan is a persistent single-queue device' ||
+            { note "queues: $(log_since $l0 | grep -E 'queue' | head -3)"; ok=0; }
     else
         note "tunfw did not start as nobody: $(tail -2 "$TUNFW_LOG")"
     fi

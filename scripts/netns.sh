@@ -92,8 +92,8 @@ topo_up() {
     ip -n "$NS_ROUTER" -6 route add fd00:201:0:2::/64 via $SERVER_ROUTER_SIDE6 advmss 1440
     in_server sysctl -qw net.ipv6.conf.all.forwarding=1
     # The TUN devices start in the fw namespace, persistent, so that tunfw attaches to them.
-    ip -n "$NS_FW" tuntap add dev tfw-lan mode tun || return 1
-    ip -n "$NS_FW" tuntap add dev tfw-wan mode tun || return 1
+    ip -n "$NS_FW" tuntap add dev tfw-lan mode tun multi_queue || return 1
+    ip -n "$NS_FW" tuntap add dev tfw-wan mode tun multi_queue || return 1
 }
 
 # Move the TUN devices to where they are wired (client/server) ...

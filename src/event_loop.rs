@@ -2,15 +2,18 @@
 //! signal pipe and the control socket. It is a thin shell around
 //! [`Firewall::process`]: read a packet, ask for a verdict, write it out.
 //!
-//! The loop runs in turns. In each turn every device with packets waiting
-//! gets a budget of [`BUDGET`] packets (the first device alternates between
-//! turns), then the control socket and signals are served, and the
-//! conntrack timers run when due. A device whose budget ran out is still
-//! known to be readable (mio is edge-triggered and will not say so again),
-//! so the next turn polls without waiting. A flood on one device therefore
-//! delays the other device, the timers and the control socket by at most
-//! one turn (two budgets), as Linux's NAPI polls each device for at most
-//! its weight (64) before the next. When neither device has work, the poll
+//! Each device has one or two queues (see [`crate::device`]: fragments wait
+//! in a queue of their own where the device has two). The loop runs in
+//! turns. In each turn every queue with packets waiting gets a budget of
+//! [`BUDGET`] packets (the first queue rotates between turns), then the
+//! control socket and signals are served, and the conntrack timers run when
+//! due. A queue whose budget ran out is still known to be readable (mio is
+//! edge-triggered and will not say so again), so the next turn polls without
+//! waiting. A flood in one queue therefore delays the other queues, the
+//! timers and the control socket by at most one turn (four budgets), as
+//! Linux's NAPI polls each device for at most its weight (64) before the
+//! next; and a fragment flood, however fast, leaves whole packets on the
+//! same device half of the reads at least. When neither device has work, the poll
 //! timeout is the firewall's next expiry deadline, so an idle tunfw sleeps
 //! in `epoll_wait` and uses no CPU. Reloads (SIGHUP,
 //! `ctl reload`) parse and validate the whole new config first and swap it in
@@ -30,7 +33,7 @@ use crate::conntrack::events::Event;
 use crate::control::{
     dispatch, error_answer, Answer, ControlCounters, ControlServer, Dispatch, Request,
 };
-use crate::device::TunDevice;
+use crate::device::{Queue, TunDevice};
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::pcap::PcapWriter;
 use crate::ratelimit::TokenBucket;
@@ -45,6 +48,16 @@ const LAN: Token = Token(0);
 const WAN: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const CONTROL: Token = Token(3);
+const LAN_FRAGMENTS: Token = Token(4);
+const WAN_FRAGMENTS: Token = Token(5);
+/// The queues the loop reads, in the order of a turn that starts with the
+/// first; `ready` and the tokens above index them.
+const QUEUES: [(Side, Queue); 4] = [
+    (Side::Lan, Queue::Packets),
+    (Side::Wan, Queue::Packets),
+    (Side::Lan, Queue::Fragments),
+    (Side::Wan, Queue::Fragments),
+];
 const FIRST_CLIENT: usize = 16;
 /// Largest frame read from a TUN device: the virtio-net header and the
 /// largest IPv4 or IPv6 packet (a 64 KiB super-packet with offloads; IPv6:
@@ -161,6 +174,11 @@ impl EventLoop {
         let registry = poll.registry();
         registry.register(&mut SourceFd(&lan.as_raw_fd()), LAN, Interest::READABLE)?;
         registry.register(&mut SourceFd(&wan.as_raw_fd()), WAN, Interest::READABLE)?;
+        for (dev, token) in [(&lan, LAN_FRAGMENTS), (&wan, WAN_FRAGMENTS)] {
+            if let Some(fd) = dev.fragment_queue_fd() {
+                registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+            }
+        }
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
         let control = match control {
@@ -227,6 +245,12 @@ impl EventLoop {
         self.devices[0].offloads()
     }
 
+    /// How many queues tunfw reads of the LAN and the WAN device (2: the
+    /// device has a fragment queue).
+    pub fn queue_counts(&self) -> [usize; 2] {
+        [self.devices[0].queue_count(), self.devices[1].queue_count()]
+    }
+
     /// The control socket, if any (to hand it to another user).
     pub fn control_path(&self) -> Option<&Path> {
         self.control.as_ref().map(ControlServer::path)
@@ -244,9 +268,10 @@ impl EventLoop {
             answer: vec![0u8; MAX_FRAME],
             segment: vec![0u8; MAX_FRAME],
         };
-        // Devices known to have packets waiting (their budget ran out).
-        let mut ready = [false; 2];
-        let mut first = Side::Lan;
+        // Queues known to have packets waiting (their budget ran out),
+        // indexed as QUEUES.
+        let mut ready = [false; QUEUES.len()];
+        let mut first = 0;
         loop {
             let now = self.now();
             let deadline = self.fw.next_deadline(now).min(self.control_deadline());
@@ -264,8 +289,10 @@ impl EventLoop {
             let mut quit = false;
             for event in events.iter() {
                 match event.token() {
-                    LAN => ready[Side::Lan.index()] = true,
-                    WAN => ready[Side::Wan.index()] = true,
+                    LAN => ready[0] = true,
+                    WAN => ready[1] = true,
+                    LAN_FRAGMENTS => ready[2] = true,
+                    WAN_FRAGMENTS => ready[3] = true,
                     SIGNALS => {
                         let pending: Vec<i32> = self.signals.pending().collect();
                         for sig in pending {
@@ -286,12 +313,14 @@ impl EventLoop {
                     token => self.serve(Some(token)),
                 }
             }
-            for side in [first, first.other()] {
-                if ready[side.index()] {
-                    ready[side.index()] = self.drain(side, &mut bufs, BUDGET);
+            for k in 0..QUEUES.len() {
+                let i = (first + k) % QUEUES.len();
+                if ready[i] {
+                    let (side, queue) = QUEUES[i];
+                    ready[i] = self.drain(side, queue, &mut bufs, BUDGET);
                 }
             }
-            first = first.other();
+            first = (first + 1) % QUEUES.len();
             let now = self.now();
             if self.fw.next_deadline(now) <= now {
                 self.fw.tick(now);
@@ -404,14 +433,15 @@ impl EventLoop {
         }
     }
 
-    /// Read and handle up to `budget` packets from `side`. Returns true
-    /// when the budget ran out first: more packets may be waiting.
-    fn drain(&mut self, side: Side, bufs: &mut Buffers, budget: u32) -> bool {
+    /// Read and handle up to `budget` packets from `side`'s `queue`.
+    /// Returns true when the budget ran out first: more packets may be
+    /// waiting.
+    fn drain(&mut self, side: Side, queue: Queue, bufs: &mut Buffers, budget: u32) -> bool {
         let header_len = self.header_len;
         // One clock read per turn: a turn is well under a millisecond.
         let now = self.now();
         for _ in 0..budget {
-            let n = match self.devices[side.index()].recv(&mut bufs.packet) {
+            let n = match self.devices[side.index()].recv(queue, &mut bufs.packet) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -420,6 +450,9 @@ impl EventLoop {
                     return false;
                 }
             };
+            if queue == Queue::Fragments {
+                self.counters.fragment_queue_reads[side.index()] += 1;
+            }
             if self.passthrough {
                 // The virtio-net header, if any, goes on with the packet.
                 self.write(side.other(), &bufs.packet[..n]);

@@ -307,8 +307,10 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
         })?;
     }
     log::info!(
-        "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; control {}; uid {}",
+        "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; queues {}+{}; control {}; uid {}",
         event_loop.offloads().describe(),
+        event_loop.queue_counts()[0],
+        event_loop.queue_counts()[1],
         control_path
             .as_ref()
             .map_or("off".to_string(), |p| p.display().to_string()),

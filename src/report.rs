@@ -30,6 +30,8 @@ pub struct LoopCounters {
     /// Super-packets sent back to be cut that could not be segmented (all
     /// of it, or the rest of it from the segment that failed, dropped).
     pub unsegmentable: [u64; 2],
+    /// Packets read from the device's fragment queue.
+    pub fragment_queue_reads: [u64; 2],
     /// The control server's counters, as of its last request.
     pub control: ControlCounters,
 }
@@ -122,6 +124,7 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
         ("tx_error", shell.tx_errors),
         ("loop.short_frame", shell.short_frames),
         ("loop.unsegmentable", shell.unsegmentable),
+        ("loop.fragment_queue_read", shell.fragment_queue_reads),
     ] {
         for side in Side::BOTH {
             out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));

@@ -17,6 +17,15 @@
 //! packets whose transport checksum is left for the sender's device to fill
 //! in, which is what makes the TUN path fast (one read and one write per
 //! super-packet instead of per segment).
+//!
+//! Each device is opened with two queues where it can be (`IFF_MULTI_QUEUE`,
+//! a transient device or a persistent one made with `multi_queue`): a
+//! [`steering`] program sends IP fragments to the second, so that a fragment
+//! flood fills its own ring and not the one whole packets wait in. A
+//! persistent single-queue device, or a kernel that refuses the program,
+//! leaves one queue for everything (a log line says which and why).
+
+pub mod steering;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -26,8 +35,8 @@ use std::os::unix::fs::OpenOptionsExt;
 // <linux/if_tun.h>, from libc: the ioctl numbers follow the target's `_IOW`
 // encoding and have its `ioctl` request type (`libc::Ioctl`).
 use libc::{
-    IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUNSETIFF, TUNSETOFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6,
-    TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6,
+    IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUNSETIFF, TUNSETOFFLOAD, TUN_F_CSUM,
+    TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6,
 };
 
 /// Length of the virtio-net header (`struct virtio_net_hdr`) in front of
@@ -75,9 +84,32 @@ impl Offloads {
     }
 }
 
+/// One of a device's queues: where the kernel leaves a packet for tunfw
+/// to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    /// Every packet but a fragment (every packet, on a one-queue device).
+    Packets,
+    /// IP fragments, when the device has a fragment queue.
+    Fragments,
+}
+
+impl Queue {
+    /// Both, the packet queue first.
+    pub const BOTH: [Queue; 2] = [Queue::Packets, Queue::Fragments];
+
+    /// 0 for the packet queue, 1 for the fragment queue.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// An open TUN device.
 pub struct TunDevice {
+    /// The packet queue; every write goes here.
     file: File,
+    /// The fragment queue, with the steering program attached.
+    fragments: Option<File>,
     name: String,
     offloads: Offloads,
 }
@@ -111,9 +143,9 @@ impl TunDevice {
                     format!("{e}; is /dev/net/tun present (modprobe tun)?")
                 }
                 Some(libc::EBUSY) => format!("{e}; is another program attached to it?"),
-                Some(libc::EINVAL) => format!(
-                    "{e}; a device of that name exists but is not a single-queue TUN device"
-                ),
+                Some(libc::EINVAL) => {
+                    format!("{e}; a device of that name exists but is not a TUN device")
+                }
                 _ => e.to_string(),
             };
             OpenError {
@@ -125,53 +157,42 @@ impl TunDevice {
                 message: format!("bad TUN device name {name:?}: 1 to 15 characters"),
             });
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(TUN_PATH)
-            .map_err(explain)?;
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            // libc's IFF_* are c_int; ifreq's flags field is a c_short (they fit).
-            flags: (IFF_TUN | IFF_NO_PI | if offloads { IFF_VNET_HDR } else { 0 }) as libc::c_short,
-            _pad: [0; 22],
-        };
-        req.name[..name.len()].copy_from_slice(name.as_bytes());
-        // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq`
-        // lays out (40 bytes); the fd is open.
-        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) } < 0 {
-            return Err(explain(io::Error::last_os_error()));
-        }
-        let set = |flags: libc::c_uint| {
-            // SAFETY: TUNSETOFFLOAD takes the flags by value; the fd is an attached TUN.
-            unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) }
-        };
-        let offloads = if offloads {
-            let base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
-            if set(base | TUN_F_USO4 | TUN_F_USO6) == 0 {
-                Offloads::On { uso: true }
-            } else if set(base) == 0 {
-                Offloads::On { uso: false }
-            } else {
-                return Err(explain(io::Error::last_os_error()));
+        let flags = IFF_TUN | IFF_NO_PI | if offloads { IFF_VNET_HDR } else { 0 };
+        // A persistent single-queue device refuses IFF_MULTI_QUEUE (EINVAL).
+        let (file, req, multi_queue) = match attach(name, flags | IFF_MULTI_QUEUE) {
+            Ok((file, req)) => (file, req, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let (file, req) = attach(name, flags).map_err(explain)?;
+                (file, req, false)
             }
-        } else {
-            // A persistent device keeps the offloads an earlier user set:
-            // clear them, or the kernel would still build super-packets.
-            if set(0) != 0 {
-                return Err(explain(io::Error::last_os_error()));
-            }
-            Offloads::Off
+            Err(e) => return Err(explain(e)),
         };
+        let offloads = set_offloads(&file, offloads).map_err(explain)?;
         let len = req
             .name
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        let fragments = if multi_queue {
+            match open_fragment_queue(&file, &name, flags | IFF_MULTI_QUEUE) {
+                Ok(queue) => Some(queue),
+                Err(e) => {
+                    log::warn!("{name}: no fragment queue ({e}); fragments share the packet queue");
+                    None
+                }
+            }
+        } else {
+            log::info!(
+                "{name} is a persistent single-queue device: fragments share its queue \
+                 (`ip tuntap add {name} mode tun multi_queue` gives them one of their own)"
+            );
+            None
+        };
         Ok(TunDevice {
-            name: String::from_utf8_lossy(&req.name[..len]).into_owned(),
+            name,
             file,
+            fragments,
             offloads,
         })
     }
@@ -207,16 +228,95 @@ impl TunDevice {
         req.ioctl(libc::SIOCSIFTXQLEN as _).map(|_| ())
     }
 
-    /// Read one packet (with its virtio-net header when offloads are on);
-    /// `WouldBlock` when none is queued.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.file).read(buf)
+    /// How many queues tunfw reads: 2 with a fragment queue, else 1.
+    pub fn queue_count(&self) -> usize {
+        1 + usize::from(self.fragments.is_some())
+    }
+
+    /// The fragment queue's descriptor, when the device has one.
+    pub fn fragment_queue_fd(&self) -> Option<RawFd> {
+        self.fragments.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Read one packet from `queue` (with its virtio-net header when
+    /// offloads are on); `WouldBlock` when none is queued there, or when
+    /// the device has no such queue.
+    pub fn recv(&self, queue: Queue, buf: &mut [u8]) -> io::Result<usize> {
+        match (queue, &self.fragments) {
+            (Queue::Packets, _) => (&self.file).read(buf),
+            (Queue::Fragments, Some(file)) => (&*file).read(buf),
+            (Queue::Fragments, None) => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     /// Write one packet (with its virtio-net header when offloads are on).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.file).write(buf)
     }
+}
+
+/// Enable the offloads tunfw uses on the device `file` is attached to
+/// (`TUNSETOFFLOAD`), USO where the kernel has it, or (`on` false) clear
+/// them; what the kernel granted.
+fn set_offloads(file: &File, on: bool) -> io::Result<Offloads> {
+    let set = |flags: libc::c_uint| {
+        // SAFETY: TUNSETOFFLOAD takes the flags by value; the fd is an attached TUN.
+        unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) }
+    };
+    if on {
+        let base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+        if set(base | TUN_F_USO4 | TUN_F_USO6) == 0 {
+            Ok(Offloads::On { uso: true })
+        } else if set(base) == 0 {
+            Ok(Offloads::On { uso: false })
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    } else if set(0) == 0 {
+        // A persistent device keeps the offloads an earlier user set:
+        // cleared, or the kernel would still build super-packets.
+        Ok(Offloads::Off)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Open /dev/net/tun non-blocking and attach it to the device `name` with
+/// `flags` (creating a transient device if there is none); the request as
+/// the kernel left it, with the device's name.
+fn attach(name: &str, flags: libc::c_int) -> io::Result<(File, IfReq)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(TUN_PATH)?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        // libc's IFF_* are c_int; ifreq's flags field is a c_short (they fit).
+        flags: flags as libc::c_short,
+        _pad: [0; 22],
+    };
+    let len = name.len().min(libc::IFNAMSIZ - 1);
+    req.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq`
+    // lays out (40 bytes); the fd is open.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((file, req))
+}
+
+/// Give the multi-queue device that `first` is attached to its steering
+/// program, then attach a second queue, the fragment queue. The program is
+/// attached first: until then the kernel would spread packets over the
+/// queues by flow.
+fn open_fragment_queue(first: &File, name: &str, flags: libc::c_int) -> io::Result<File> {
+    let prog = steering::load().map_err(|e| io::Error::new(e.kind(), format!("eBPF load: {e}")))?;
+    steering::attach(first, &prog)
+        .map_err(|e| io::Error::new(e.kind(), format!("TUNSETSTEERINGEBPF: {e}")))?;
+    attach(name, flags)
+        .map(|(file, _)| file)
+        .map_err(|e| io::Error::new(e.kind(), format!("second queue: {e}")))
 }
 
 impl AsRawFd for TunDevice {
