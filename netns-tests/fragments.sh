@@ -241,7 +241,11 @@ tf_attack() {
         sent=$((e1[i] - e0[i])) req=$((e1[6 + i] - e0[6 + i])) got=$((e1[2 + i] - e0[2 + i]))
         srv=$((e1[4 + i] - e0[4 + i])) rep=$((e1[8 + i] - e0[8 + i]))
         note "IPv$fam echoes: client sent $sent, tunfw forwarded $req; server replied $srv, tunfw accepted and forwarded $rep, client got $got"
-        [ "$req" = "$sent" ] && [ "$got" = "$rep" ] || { note "IPv$fam: echoes lost between tunfw and the client"; ok=0; }
+        [ "$req" = "$sent" ] && [ "$got" = "$rep" ] || {
+            note "IPv$fam: echoes lost between tunfw and the client (tunfw tx_error.lan $(ctr tx_error.lan);" \
+                "client's kernel: $(ip netns exec "$NS_CLIENT" nstat -asz IpReasmFails IpReasmTimeout Ip6ReasmFails Ip6ReasmTimeout Icmp6InCsumErrors IcmpInCsumErrors Ip6InDiscards | awk '{ printf "%s %s ", $1, $2 }'))"
+            ok=0
+        }
     done
     [ $dl_bad = 0 ] && [ $dl_ok -ge $((secs / FRAG_ATTACK_DL_EVERY > 0 ? secs / FRAG_ATTACK_DL_EVERY : 1)) ] ||
         { note "downloads failed or fewer than one every $FRAG_ATTACK_DL_EVERY s: $(tail -3 "$d/curl.err")"; ok=0; }

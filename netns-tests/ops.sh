@@ -125,8 +125,8 @@ t_ops_user_drop() {
     [ "$(rule_pkts outbound icmp-out)" -ge 2 ] || { note "not counted"; return 1; }
     # Root opened the multi-queue devices and loaded the steering program
     # before dropping: each device has its fragment queue.
-    log_since $l0 | grep -q 'queues 2+2;' || { note "not two queues a device: $(log_since $l0 | grep forwarding)"; return 1; }
-    note "uid $uid, control socket owned by $owner; queues 2+2"
+    log_since $l0 | grep -q 'queues 9+9;' || { note "not nine queues a device: $(log_since $l0 | grep forwarding)"; return 1; }
+    note "uid $uid, control socket owned by $owner; queues 9+9"
 }
 
 t_ops_unprivileged_precreated_devices() {

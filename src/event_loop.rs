@@ -2,25 +2,25 @@
 //! signal pipe and the control socket. It is a thin shell around
 //! [`Firewall::process`]: read a packet, ask for a verdict, write it out.
 //!
-//! Each device has one or two queues (see [`crate::device`]: fragments wait
-//! in a queue of their own where the device has two). The loop runs in
-//! turns. In each turn every queue with packets waiting gets a budget of
-//! [`BUDGET`] packets (the first queue rotates between turns), then the
-//! control socket and signals are served, and the conntrack timers run when
-//! due. A queue whose budget ran out is still known to be readable (mio is
-//! edge-triggered and will not say so again), so the next turn polls without
-//! waiting. A flood in one queue therefore delays the other queues, the
-//! timers and the control socket by at most one turn (four budgets), as
-//! Linux's NAPI polls each device for at most its weight (64) before the
-//! next; and a fragment flood, however fast, leaves whole packets on the
-//! same device half of the reads at least. When neither device has work, the poll
+//! Each device has one queue or [`crate::device::steering::QUEUES`] (see
+//! [`crate::device`]: the kernel spreads flows over them by a keyed hash,
+//! fragments in a queue of their own). The loop runs in turns. In each turn
+//! every queue with packets waiting gets a budget of [`BUDGET`] packets (the
+//! first queue rotates between turns), then the control socket and signals
+//! are served, and the conntrack timers run when due. A queue whose budget
+//! ran out is still known to be readable (mio is edge-triggered and will not
+//! say so again), so the next turn polls without waiting. A flood in one
+//! queue therefore delays the other queues, the timers and the control
+//! socket by at most one turn (a budget per busy queue), as Linux's NAPI
+//! polls each device for at most its weight (64) before the next; and a
+//! flood of one flow, however fast, gets one queue's share of the reads
+//! while other flows have packets waiting. When neither device has work, the poll
 //! timeout is the firewall's next expiry deadline, so an idle tunfw sleeps
 //! in `epoll_wait` and uses no CPU. Reloads (SIGHUP,
 //! `ctl reload`) parse and validate the whole new config first and swap it in
 //! between two packets; a bad config changes nothing.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use mio::unix::SourceFd;
@@ -33,7 +33,7 @@ use crate::conntrack::events::Event;
 use crate::control::{
     dispatch, error_answer, Answer, ControlCounters, ControlServer, Dispatch, Request,
 };
-use crate::device::{Queue, TunDevice};
+use crate::device::TunDevice;
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::pcap::PcapWriter;
 use crate::ratelimit::TokenBucket;
@@ -44,21 +44,12 @@ use crate::time::Instant;
 use crate::verdict::{Fate, Verdict};
 use crate::wire::vnet::{self, VnetHeader};
 
-const LAN: Token = Token(0);
-const WAN: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const CONTROL: Token = Token(3);
-const LAN_FRAGMENTS: Token = Token(4);
-const WAN_FRAGMENTS: Token = Token(5);
-/// The queues the loop reads, in the order of a turn that starts with the
-/// first; `ready` and the tokens above index them.
-const QUEUES: [(Side, Queue); 4] = [
-    (Side::Lan, Queue::Packets),
-    (Side::Wan, Queue::Packets),
-    (Side::Lan, Queue::Fragments),
-    (Side::Wan, Queue::Fragments),
-];
-const FIRST_CLIENT: usize = 16;
+/// The device queues' tokens: `FIRST_QUEUE + i` for entry `i` of the loop's
+/// queue list (at most 2 × [`crate::device::steering::QUEUES`] entries).
+const FIRST_QUEUE: usize = 16;
+const FIRST_CLIENT: usize = 64;
 /// Largest frame read from a TUN device: the virtio-net header and the
 /// largest IPv4 or IPv6 packet (a 64 KiB super-packet with offloads; IPv6:
 /// 40 + 65,535 bytes), with room to spare.
@@ -145,6 +136,9 @@ pub struct EventLoop {
     passthrough: bool,
     /// Bytes of virtio-net header in front of every frame (0: offloads off).
     header_len: usize,
+    /// Every device queue the loop reads, as (side, queue index), in the
+    /// order of a turn that starts with the first; LAN and WAN alternate.
+    queues: Vec<(Side, usize)>,
 }
 
 impl EventLoop {
@@ -172,11 +166,19 @@ impl EventLoop {
         let header_len = lan.offloads().header_len();
         let poll = Poll::new()?;
         let registry = poll.registry();
-        registry.register(&mut SourceFd(&lan.as_raw_fd()), LAN, Interest::READABLE)?;
-        registry.register(&mut SourceFd(&wan.as_raw_fd()), WAN, Interest::READABLE)?;
-        for (dev, token) in [(&lan, LAN_FRAGMENTS), (&wan, WAN_FRAGMENTS)] {
-            if let Some(fd) = dev.fragment_queue_fd() {
-                registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        let most = lan.queue_count().max(wan.queue_count());
+        let queues: Vec<(Side, usize)> = (0..most)
+            .flat_map(|q| [(Side::Lan, q), (Side::Wan, q)])
+            .filter(|&(side, q)| q < [&lan, &wan][side.index()].queue_count())
+            .collect();
+        for (i, &(side, q)) in queues.iter().enumerate() {
+            let dev = [&lan, &wan][side.index()];
+            if let Some(fd) = dev.queue_fd(q) {
+                registry.register(
+                    &mut SourceFd(&fd),
+                    Token(FIRST_QUEUE + i),
+                    Interest::READABLE,
+                )?;
             }
         }
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
@@ -204,6 +206,7 @@ impl EventLoop {
             debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
             passthrough: false,
             header_len,
+            queues,
         };
         for side in Side::BOTH {
             if let Some(mtu) = event_loop.devices[side.index()].mtu() {
@@ -269,8 +272,9 @@ impl EventLoop {
             segment: vec![0u8; MAX_FRAME],
         };
         // Queues known to have packets waiting (their budget ran out),
-        // indexed as QUEUES.
-        let mut ready = [false; QUEUES.len()];
+        // indexed as `self.queues`.
+        let n = self.queues.len();
+        let mut ready = vec![false; n];
         let mut first = 0;
         loop {
             let now = self.now();
@@ -289,10 +293,9 @@ impl EventLoop {
             let mut quit = false;
             for event in events.iter() {
                 match event.token() {
-                    LAN => ready[0] = true,
-                    WAN => ready[1] = true,
-                    LAN_FRAGMENTS => ready[2] = true,
-                    WAN_FRAGMENTS => ready[3] = true,
+                    Token(t) if (FIRST_QUEUE..FIRST_QUEUE + n).contains(&t) => {
+                        ready[t - FIRST_QUEUE] = true;
+                    }
                     SIGNALS => {
                         let pending: Vec<i32> = self.signals.pending().collect();
                         for sig in pending {
@@ -313,14 +316,14 @@ impl EventLoop {
                     token => self.serve(Some(token)),
                 }
             }
-            for k in 0..QUEUES.len() {
-                let i = (first + k) % QUEUES.len();
+            for k in 0..n {
+                let i = (first + k) % n;
                 if ready[i] {
-                    let (side, queue) = QUEUES[i];
+                    let (side, queue) = self.queues[i];
                     ready[i] = self.drain(side, queue, &mut bufs, BUDGET);
                 }
             }
-            first = (first + 1) % QUEUES.len();
+            first = (first + 1) % n.max(1);
             let now = self.now();
             if self.fw.next_deadline(now) <= now {
                 self.fw.tick(now);
@@ -436,7 +439,7 @@ impl EventLoop {
     /// Read and handle up to `budget` packets from `side`'s `queue`.
     /// Returns true when the budget ran out first: more packets may be
     /// waiting.
-    fn drain(&mut self, side: Side, queue: Queue, bufs: &mut Buffers, budget: u32) -> bool {
+    fn drain(&mut self, side: Side, queue: usize, bufs: &mut Buffers, budget: u32) -> bool {
         let header_len = self.header_len;
         // One clock read per turn: a turn is well under a millisecond.
         let now = self.now();
@@ -450,7 +453,7 @@ impl EventLoop {
                     return false;
                 }
             };
-            if queue == Queue::Fragments {
+            if Some(queue) == self.devices[side.index()].fragment_queue() {
                 self.counters.fragment_queue_reads[side.index()] += 1;
             }
             if self.passthrough {

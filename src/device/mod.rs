@@ -18,16 +18,18 @@
 //! in, which is what makes the TUN path fast (one read and one write per
 //! super-packet instead of per segment).
 //!
-//! Each device is opened with two queues where it can be (`IFF_MULTI_QUEUE`,
-//! a transient device or a persistent one made with `multi_queue`): a
-//! [`steering`] program sends IP fragments to the second, so that a fragment
-//! flood fills its own ring and not the one whole packets wait in. A
-//! persistent single-queue device, or a kernel that refuses the program,
-//! leaves one queue for everything (a log line says which and why).
+//! Each device is opened with [`steering::QUEUES`] queues where it can be
+//! (`IFF_MULTI_QUEUE`: a transient device, or a persistent one made with
+//! `multi_queue`), and a [`steering`] program spreads packets over them by
+//! flow, fragments in a queue of their own, so that a flood fills its own
+//! ring and not the one other flows wait in. A persistent single-queue
+//! device, or a kernel that refuses the program, leaves one queue for
+//! everything (a log line says which and why).
 
 pub mod steering;
 
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -84,32 +86,11 @@ impl Offloads {
     }
 }
 
-/// One of a device's queues: where the kernel leaves a packet for tunfw
-/// to read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Queue {
-    /// Every packet but a fragment (every packet, on a one-queue device).
-    Packets,
-    /// IP fragments, when the device has a fragment queue.
-    Fragments,
-}
-
-impl Queue {
-    /// Both, the packet queue first.
-    pub const BOTH: [Queue; 2] = [Queue::Packets, Queue::Fragments];
-
-    /// 0 for the packet queue, 1 for the fragment queue.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// An open TUN device.
 pub struct TunDevice {
-    /// The packet queue; every write goes here.
-    file: File,
-    /// The fragment queue, with the steering program attached.
-    fragments: Option<File>,
+    /// Its queues: one, or [`steering::QUEUES`] with the steering program
+    /// attached. Every write goes to the first.
+    queues: Vec<File>,
     name: String,
     offloads: Offloads,
 }
@@ -174,25 +155,21 @@ impl TunDevice {
             .position(|&b| b == 0)
             .unwrap_or(req.name.len());
         let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
-        let fragments = if multi_queue {
-            match open_fragment_queue(&file, &name, flags | IFF_MULTI_QUEUE) {
-                Ok(queue) => Some(queue),
-                Err(e) => {
-                    log::warn!("{name}: no fragment queue ({e}); fragments share the packet queue");
-                    None
-                }
+        let mut queues = vec![file];
+        if multi_queue {
+            match open_steered_queues(&queues[0], &name, flags | IFF_MULTI_QUEUE) {
+                Ok(more) => queues.extend(more),
+                Err(e) => log::warn!("{name}: one queue for every flow ({e})"),
             }
         } else {
             log::info!(
-                "{name} is a persistent single-queue device: fragments share its queue \
-                 (`ip tuntap add {name} mode tun multi_queue` gives them one of their own)"
+                "{name} is a persistent single-queue device: every flow shares its queue \
+                 (`ip tuntap add {name} mode tun multi_queue` gives flows and fragments queues of their own)"
             );
-            None
-        };
+        }
         Ok(TunDevice {
             name,
-            file,
-            fragments,
+            queues,
             offloads,
         })
     }
@@ -228,30 +205,37 @@ impl TunDevice {
         req.ioctl(libc::SIOCSIFTXQLEN as _).map(|_| ())
     }
 
-    /// How many queues tunfw reads: 2 with a fragment queue, else 1.
+    /// How many queues tunfw reads: [`steering::QUEUES`], or 1.
     pub fn queue_count(&self) -> usize {
-        1 + usize::from(self.fragments.is_some())
+        self.queues.len()
     }
 
-    /// The fragment queue's descriptor, when the device has one.
-    pub fn fragment_queue_fd(&self) -> Option<RawFd> {
-        self.fragments.as_ref().map(AsRawFd::as_raw_fd)
+    /// The queue fragments wait in, when the device has one.
+    pub fn fragment_queue(&self) -> Option<usize> {
+        (self.queues.len() == steering::QUEUES).then_some(steering::FRAGMENT_QUEUE as usize)
     }
 
-    /// Read one packet from `queue` (with its virtio-net header when
-    /// offloads are on); `WouldBlock` when none is queued there, or when
+    /// The descriptor of queue `queue` (0 to [`TunDevice::queue_count`] - 1).
+    pub fn queue_fd(&self, queue: usize) -> Option<RawFd> {
+        self.queues.get(queue).map(AsRawFd::as_raw_fd)
+    }
+
+    /// Read one packet from queue `queue` (with its virtio-net header when
+    /// offloads are on); `WouldBlock` when none is waiting there, or when
     /// the device has no such queue.
-    pub fn recv(&self, queue: Queue, buf: &mut [u8]) -> io::Result<usize> {
-        match (queue, &self.fragments) {
-            (Queue::Packets, _) => (&self.file).read(buf),
-            (Queue::Fragments, Some(file)) => (&*file).read(buf),
-            (Queue::Fragments, None) => Err(io::ErrorKind::WouldBlock.into()),
+    pub fn recv(&self, queue: usize, buf: &mut [u8]) -> io::Result<usize> {
+        match self.queues.get(queue) {
+            Some(mut file) => file.read(buf),
+            None => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
     /// Write one packet (with its virtio-net header when offloads are on).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.file).write(buf)
+        match self.queues.first() {
+            Some(mut file) => file.write(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
     }
 }
 
@@ -307,21 +291,29 @@ fn attach(name: &str, flags: libc::c_int) -> io::Result<(File, IfReq)> {
 }
 
 /// Give the multi-queue device that `first` is attached to its steering
-/// program, then attach a second queue, the fragment queue. The program is
-/// attached first: until then the kernel would spread packets over the
-/// queues by flow.
-fn open_fragment_queue(first: &File, name: &str, flags: libc::c_int) -> io::Result<File> {
-    let prog = steering::load().map_err(|e| io::Error::new(e.kind(), format!("eBPF load: {e}")))?;
+/// program, keyed at random, then attach the rest of its
+/// [`steering::QUEUES`] queues. The program is attached first: until then
+/// the kernel would spread packets over the queues by its own flow hash.
+fn open_steered_queues(first: &File, name: &str, flags: libc::c_int) -> io::Result<Vec<File>> {
+    let key = std::collections::hash_map::RandomState::new().hash_one(name);
+    let program = steering::program(key as u32, (key >> 32) as u32);
+    let prog = steering::load(&program)
+        .map_err(|e| io::Error::new(e.kind(), format!("eBPF load: {e}")))?;
     steering::attach(first, &prog)
         .map_err(|e| io::Error::new(e.kind(), format!("TUNSETSTEERINGEBPF: {e}")))?;
-    attach(name, flags)
-        .map(|(file, _)| file)
-        .map_err(|e| io::Error::new(e.kind(), format!("second queue: {e}")))
+    (1..steering::QUEUES)
+        .map(|_| {
+            attach(name, flags)
+                .map(|(file, _)| file)
+                .map_err(|e| io::Error::new(e.kind(), format!("another queue: {e}")))
+        })
+        .collect()
 }
 
 impl AsRawFd for TunDevice {
+    /// The first queue's descriptor.
     fn as_raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.queues.first().map_or(-1, AsRawFd::as_raw_fd)
     }
 }
 

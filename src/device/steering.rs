@@ -1,33 +1,48 @@
-//! The fragment queue's steering program: a six-branch eBPF socket filter
-//! that a multi-queue TUN device runs for every packet the kernel hands it
-//! (`TUNSETSTEERINGEBPF`, Linux 4.16 and later), whose return value picks the
-//! queue the packet waits in (`tun_ebpf_select_queue` in
+//! The steering program of a multi-queue TUN device: an eBPF socket filter
+//! the kernel runs for every packet it hands the device
+//! (`TUNSETSTEERINGEBPF`, Linux 4.16 and later), whose return value picks
+//! the queue the packet waits in (`tun_ebpf_select_queue` in
 //! drivers/net/tun.c: the value modulo the number of queues).
 //!
-//! It returns [`FRAGMENT_QUEUE`] for an IP fragment and [`PACKET_QUEUE`] for
-//! anything else, so that fragments, the cheapest packets to flood with and
-//! the costliest to handle, wait in a ring of their own: when a fragment
-//! flood fills that ring, the kernel drops the flood's excess there
-//! (`tx_dropped`) while whole packets still find room in theirs, and the event
-//! loop reads both rings in turn (see [`crate::event_loop`]). Linux itself
-//! never meets this problem because it defragments in softirq, before any
-//! queue; a multi-queue NIC with RSS is the nearest model.
+//! It gives tunfw per-flow fairness before it reads a packet, as Linux's
+//! default `fq_codel` queue discipline and a NIC's RSS rings give theirs:
+//!
+//! - an IP fragment goes to [`FRAGMENT_QUEUE`]: fragments are the cheapest
+//!   packets to flood with and the costliest to handle, and a fragment has
+//!   no ports to hash;
+//! - any other IPv4 or IPv6 packet goes to one of the [`PACKET_QUEUES`]
+//!   packet queues by a keyed hash of its addresses, protocol and (TCP and
+//!   UDP) ports, so that every packet of a flow waits in one queue (no
+//!   reordering) and a flood of one flow fills one ring while the other
+//!   flows find room in theirs;
+//! - anything else, or a packet too short for a field the program reads,
+//!   goes to queue 0 (the classic `LD_ABS` loads end the program with 0).
+//!
+//! The event loop reads every queue in turn with the same budget (see
+//! [`crate::event_loop`]), so a flood, however fast, gets one queue's share
+//! of the reads while others have packets waiting. Two flows share a packet
+//! queue with probability 1 in [`PACKET_QUEUES`]; a flood of many flows
+//! (random sources) fills every queue and competes with everything, as it
+//! would with one queue. The hash is keyed by two random 32-bit words chosen
+//! at start (a multiply-xor hash: it only has to keep a peer from aiming its
+//! flood at another flow's queue, whose key it never sees).
 //!
 //! A fragment, as the program sees it: IPv4 with a fragment offset or the
 //! more-fragments bit (`frag_off & 0x3fff != 0`), or IPv6 whose first next
-//! header is a Fragment header (44). An IPv6 fragment behind other extension
-//! headers (hop-by-hop options first) goes to the packet queue, which
-//! changes where it waits, never how it is handled. Packets are read with
-//! the classic `LD_ABS` loads, which end the program with 0 (the packet
-//! queue) when a load falls outside the packet.
+//! header is a Fragment header (44). An IPv6 packet whose upper-layer
+//! header is not the first next header (extension headers) is hashed on
+//! addresses and that header's number only. Where a packet waits changes,
+//! never how it is handled.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// The queue every packet but a fragment waits in (the device's first).
-pub const PACKET_QUEUE: i32 = 0;
-/// The queue fragments wait in (the device's second).
-pub const FRAGMENT_QUEUE: i32 = 1;
+/// Packet queues a device is given (queues 0 to `PACKET_QUEUES - 1`).
+pub const PACKET_QUEUES: u32 = 8;
+/// The queue fragments wait in: the one after the packet queues.
+pub const FRAGMENT_QUEUE: u32 = PACKET_QUEUES;
+/// Every queue a device is given.
+pub const QUEUES: usize = PACKET_QUEUES as usize + 1;
 
 /// One eBPF instruction as `struct bpf_insn` lays it out: opcode, the
 /// destination register in the low nibble and the source in the high one,
@@ -41,53 +56,172 @@ pub struct Insn {
     imm: i32,
 }
 
-// Opcodes (<linux/bpf_common.h>, <linux/bpf.h>).
-const MOV64_REG: u8 = 0x07 | 0xb0 | 0x08; // BPF_ALU64 | BPF_MOV | BPF_X
-const MOV64_IMM: u8 = 0x07 | 0xb0; // BPF_ALU64 | BPF_MOV | BPF_K
-const RSH64_IMM: u8 = 0x07 | 0x70; // BPF_ALU64 | BPF_RSH | BPF_K
-const AND64_IMM: u8 = 0x07 | 0x50; // BPF_ALU64 | BPF_AND | BPF_K
-const LD_ABS_B: u8 = 0x20 | 0x10; // BPF_LD | BPF_ABS | BPF_B
-const LD_ABS_H: u8 = 0x20 | 0x08; // BPF_LD | BPF_ABS | BPF_H (host order)
-const JEQ_IMM: u8 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
-const JNE_IMM: u8 = 0x05 | 0x50; // BPF_JMP | BPF_JNE | BPF_K
-const JA: u8 = 0x05; // BPF_JMP | BPF_JA
-const EXIT: u8 = 0x05 | 0x90; // BPF_JMP | BPF_EXIT
+#[cfg(test)]
+impl Insn {
+    fn dst(self) -> usize {
+        usize::from(self.regs & 0x0f)
+    }
 
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: dst | (src << 4),
-        off,
-        imm,
+    fn src(self) -> usize {
+        usize::from(self.regs >> 4)
     }
 }
 
-/// The program. Jump offsets count instructions after the jump's own.
-pub const PROGRAM: [Insn; 15] = [
-    // 0: LD_ABS reads the packet through the context in r6.
-    insn(MOV64_REG, 6, 1, 0, 0),
-    // 1-2: r0 = the IP version.
-    insn(LD_ABS_B, 0, 0, 0, 0),
-    insn(RSH64_IMM, 0, 0, 0, 4),
-    // 3: IPv6 -> 9.
-    insn(JEQ_IMM, 0, 0, 5, 6),
-    // 4: neither IPv4 nor IPv6 -> 13 (the packet queue).
-    insn(JNE_IMM, 0, 0, 8, 4),
-    // 5-8: IPv4: flags and fragment offset, less DF: a fragment -> 11.
-    insn(LD_ABS_H, 0, 0, 0, 6),
-    insn(AND64_IMM, 0, 0, 0, 0x3fff),
-    insn(JNE_IMM, 0, 0, 3, 0),
-    insn(JA, 0, 0, 4, 0),
-    // 9-10: IPv6: the first next header; not a Fragment header -> 13.
-    insn(LD_ABS_B, 0, 0, 0, 6),
-    insn(JNE_IMM, 0, 0, 2, 44),
-    // 11-12: a fragment.
-    insn(MOV64_IMM, 0, 0, 0, FRAGMENT_QUEUE),
-    insn(EXIT, 0, 0, 0, 0),
-    // 13-14: anything else.
-    insn(MOV64_IMM, 0, 0, 0, PACKET_QUEUE),
-    insn(EXIT, 0, 0, 0, 0),
-];
+// Opcodes (<linux/bpf_common.h>, <linux/bpf.h>).
+const MOV_X: u8 = 0xbf; // BPF_ALU64 | BPF_MOV | BPF_X
+const MOV_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+const XOR_X: u8 = 0xaf; // BPF_ALU64 | BPF_XOR | BPF_X
+const MUL_K: u8 = 0x27; // BPF_ALU64 | BPF_MUL | BPF_K
+const AND_K: u8 = 0x57; // BPF_ALU64 | BPF_AND | BPF_K
+const LSH_K: u8 = 0x67; // BPF_ALU64 | BPF_LSH | BPF_K
+const RSH_K: u8 = 0x77; // BPF_ALU64 | BPF_RSH | BPF_K
+const MOD_K: u8 = 0x97; // BPF_ALU64 | BPF_MOD | BPF_K
+const LD_ABS_B: u8 = 0x30; // BPF_LD | BPF_ABS | BPF_B
+const LD_ABS_H: u8 = 0x28; // BPF_LD | BPF_ABS | BPF_H (host order)
+const LD_ABS_W: u8 = 0x20; // BPF_LD | BPF_ABS | BPF_W (host order)
+const LD_IND_W: u8 = 0x40; // BPF_LD | BPF_IND | BPF_W, at src register + imm
+const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
+const JA: u8 = 0x05; // BPF_JMP | BPF_JA
+const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
+
+/// Registers the program uses: r0 loads, r6 the context (LD_ABS and
+/// LD_IND read through it), r7 the hash, r8 the IPv4 header length, r9
+/// the protocol.
+const R0: u8 = 0;
+const CTX: u8 = 6;
+const HASH: u8 = 7;
+const IHL: u8 = 8;
+const PROTO: u8 = 9;
+
+/// Jump targets of the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Label {
+    V6,
+    Other,
+    Fragment,
+    Ports4,
+    Ports6,
+    Finish,
+}
+
+/// A small assembler: instructions in order, jumps to labels resolved at
+/// the end.
+struct Asm {
+    insns: Vec<Insn>,
+    jumps: Vec<(usize, Label)>,
+    labels: Vec<(Label, usize)>,
+}
+
+impl Asm {
+    fn op(&mut self, code: u8, dst: u8, src: u8, imm: i32) -> &mut Asm {
+        self.insns.push(Insn {
+            code,
+            regs: dst | (src << 4),
+            off: 0,
+            imm,
+        });
+        self
+    }
+
+    fn jump(&mut self, code: u8, reg: u8, imm: i32, to: Label) -> &mut Asm {
+        self.jumps.push((self.insns.len(), to));
+        self.op(code, reg, 0, imm)
+    }
+
+    fn label(&mut self, l: Label) -> &mut Asm {
+        self.labels.push((l, self.insns.len()));
+        self
+    }
+
+    /// hash = (hash ^ r0) * multiplier.
+    fn mix(&mut self, multiplier: i32) -> &mut Asm {
+        self.op(XOR_X, HASH, R0, 0).op(MUL_K, HASH, 0, multiplier)
+    }
+
+    fn finish(mut self) -> Vec<Insn> {
+        for &(at, to) in &self.jumps {
+            let target = self
+                .labels
+                .iter()
+                .find(|(l, _)| *l == to)
+                .map(|&(_, pc)| pc);
+            // Every label the program jumps to is placed (tests check
+            // that every jump lands inside).
+            let target = target.unwrap_or(self.insns.len());
+            self.insns[at].off = (target as i64 - at as i64 - 1) as i16;
+        }
+        self.insns
+    }
+}
+
+/// The program for the hash key `(seed, multiplier)` (the multiplier is
+/// made odd).
+pub fn program(seed: u32, multiplier: u32) -> Vec<Insn> {
+    let (seed, mul) = (seed as i32, (multiplier | 1) as i32);
+    let mut a = Asm {
+        insns: Vec::with_capacity(64),
+        jumps: Vec::new(),
+        labels: Vec::new(),
+    };
+    a.op(MOV_X, CTX, 1, 0)
+        .op(LD_ABS_B, 0, 0, 0)
+        .op(MOV_X, IHL, R0, 0)
+        .op(RSH_K, R0, 0, 4)
+        .jump(JEQ_K, R0, 6, Label::V6)
+        .jump(JNE_K, R0, 4, Label::Other);
+    // IPv4: a fragment, or the addresses, the protocol and the ports.
+    a.op(AND_K, IHL, 0, 0x0f)
+        .op(LSH_K, IHL, 0, 2)
+        .op(LD_ABS_H, 0, 0, 6)
+        .op(AND_K, R0, 0, 0x3fff)
+        .jump(JNE_K, R0, 0, Label::Fragment)
+        .op(LD_ABS_B, 0, 0, 9)
+        .op(MOV_X, PROTO, R0, 0)
+        .op(MOV_K, HASH, 0, seed)
+        .op(LD_ABS_W, 0, 0, 12)
+        .mix(mul)
+        .op(LD_ABS_W, 0, 0, 16)
+        .mix(mul)
+        .op(MOV_X, R0, PROTO, 0)
+        .mix(mul)
+        .jump(JEQ_K, PROTO, 6, Label::Ports4)
+        .jump(JNE_K, PROTO, 17, Label::Finish)
+        .label(Label::Ports4)
+        .op(LD_IND_W, 0, IHL, 0)
+        .mix(mul)
+        .jump(JA, 0, 0, Label::Finish);
+    // IPv6: a Fragment header first, or the addresses, the first next
+    // header and (TCP, UDP right after the fixed header) the ports.
+    a.label(Label::V6)
+        .op(LD_ABS_B, 0, 0, 6)
+        .op(MOV_X, PROTO, R0, 0)
+        .jump(JEQ_K, PROTO, 44, Label::Fragment)
+        .op(MOV_K, HASH, 0, seed);
+    for word in 0..8 {
+        a.op(LD_ABS_W, 0, 0, 8 + 4 * word).mix(mul);
+    }
+    a.op(MOV_X, R0, PROTO, 0)
+        .mix(mul)
+        .jump(JEQ_K, PROTO, 6, Label::Ports6)
+        .jump(JNE_K, PROTO, 17, Label::Finish)
+        .label(Label::Ports6)
+        .op(LD_ABS_W, 0, 0, 40)
+        .mix(mul);
+    // The hash's well-mixed high bits pick a packet queue.
+    a.label(Label::Finish)
+        .op(MOV_X, R0, HASH, 0)
+        .op(RSH_K, R0, 0, 40)
+        .op(MOD_K, R0, 0, PACKET_QUEUES as i32)
+        .op(EXIT, 0, 0, 0)
+        .label(Label::Fragment)
+        .op(MOV_K, R0, 0, FRAGMENT_QUEUE as i32)
+        .op(EXIT, 0, 0, 0)
+        .label(Label::Other)
+        .op(MOV_K, R0, 0, 0)
+        .op(EXIT, 0, 0, 0);
+    a.finish()
+}
 
 /// The first fields of `union bpf_attr` as `BPF_PROG_LOAD` reads them; the
 /// kernel takes a shorter attribute than its own as zero-extended.
@@ -108,14 +242,14 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const LICENSE: &[u8] = b"MIT OR Apache-2.0\0";
 
-/// Load [`PROGRAM`] into the kernel (its verifier checks it) and return the
+/// Load `program` into the kernel (its verifier checks it) and return the
 /// program's descriptor. Needs CAP_BPF or CAP_SYS_ADMIN unless the kernel
 /// lets unprivileged users load socket filters.
-pub fn load() -> io::Result<OwnedFd> {
+pub fn load(program: &[Insn]) -> io::Result<OwnedFd> {
     let attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_SOCKET_FILTER,
-        insn_cnt: PROGRAM.len() as u32,
-        insns: PROGRAM.as_ptr() as u64,
+        insn_cnt: program.len() as u32,
+        insns: program.as_ptr() as u64,
         license: LICENSE.as_ptr() as u64,
         log_level: 0,
         log_size: 0,
@@ -124,8 +258,8 @@ pub fn load() -> io::Result<OwnedFd> {
         prog_flags: 0,
     };
     // SAFETY: bpf(BPF_PROG_LOAD) reads `size` bytes of `attr`, which
-    // points at the program and the NUL-terminated license; both are
-    // statics that outlive the call.
+    // points at the program and the NUL-terminated license; both outlive
+    // the call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -154,99 +288,4 @@ pub fn attach(queue: &impl AsRawFd, prog: &OwnedFd) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every jump lands inside the program and the program ends with exit:
-    /// what the verifier would refuse, checked without a kernel.
-    #[test]
-    fn jumps_land_inside_and_paths_end_in_exit() {
-        for (pc, i) in PROGRAM.iter().enumerate() {
-            if matches!(i.code, JEQ_IMM | JNE_IMM | JA) {
-                let target = pc as i64 + 1 + i64::from(i.off);
-                assert!((0..PROGRAM.len() as i64).contains(&target), "jump at {pc}");
-            }
-        }
-        assert_eq!(PROGRAM[PROGRAM.len() - 1].code, EXIT);
-    }
-
-    /// A tiny interpreter of the instructions the program uses, to check
-    /// what it returns for crafted packets; a load outside the packet ends
-    /// it with 0, as the kernel's LD_ABS does.
-    fn run(packet: &[u8]) -> i64 {
-        let (mut r0, mut pc) = (0i64, 0usize);
-        loop {
-            let i = PROGRAM[pc];
-            pc += 1;
-            match i.code {
-                MOV64_REG => {}
-                MOV64_IMM => r0 = i64::from(i.imm),
-                RSH64_IMM => r0 >>= i.imm,
-                AND64_IMM => r0 &= i64::from(i.imm),
-                LD_ABS_B => match packet.get(i.imm as usize) {
-                    Some(&b) => r0 = i64::from(b),
-                    None => return 0,
-                },
-                LD_ABS_H => match packet.get(i.imm as usize..i.imm as usize + 2) {
-                    Some(b) => r0 = i64::from(u16::from_be_bytes([b[0], b[1]])),
-                    None => return 0,
-                },
-                JEQ_IMM if r0 == i64::from(i.imm) => pc = (pc as i64 + i64::from(i.off)) as usize,
-                JNE_IMM if r0 != i64::from(i.imm) => pc = (pc as i64 + i64::from(i.off)) as usize,
-                JEQ_IMM | JNE_IMM => {}
-                JA => pc = (pc as i64 + i64::from(i.off)) as usize,
-                EXIT => return r0,
-                other => panic!("opcode {other:#x} not interpreted"),
-            }
-        }
-    }
-
-    fn v4(frag_off: u16) -> Vec<u8> {
-        let mut p = vec![0u8; 20];
-        p[0] = 0x45;
-        p[6..8].copy_from_slice(&frag_off.to_be_bytes());
-        p
-    }
-
-    fn v6(next_header: u8) -> Vec<u8> {
-        let mut p = vec![0u8; 48];
-        p[0] = 0x60;
-        p[6] = next_header;
-        p
-    }
-
-    #[test]
-    fn fragments_go_to_their_queue_and_the_rest_to_the_packet_queue() {
-        let cases: [(&str, Vec<u8>, i32); 11] = [
-            ("IPv4 whole", v4(0), PACKET_QUEUE),
-            ("IPv4 DF", v4(0x4000), PACKET_QUEUE),
-            ("IPv4 first fragment", v4(0x2000), FRAGMENT_QUEUE),
-            ("IPv4 first fragment, DF too", v4(0x6000), FRAGMENT_QUEUE),
-            ("IPv4 last fragment", v4(0x00b9), FRAGMENT_QUEUE),
-            ("IPv4 evil bit alone", v4(0x8000), PACKET_QUEUE),
-            ("IPv6 TCP", v6(6), PACKET_QUEUE),
-            ("IPv6 fragment header", v6(44), FRAGMENT_QUEUE),
-            ("IPv6 hop-by-hop first", v6(0), PACKET_QUEUE),
-            ("not IP", vec![0x10; 40], PACKET_QUEUE),
-            ("IPv4 cut short", vec![0x45, 0, 0], PACKET_QUEUE),
-        ];
-        for (name, packet, queue) in cases {
-            assert_eq!(run(&packet), i64::from(queue), "{name}");
-        }
-        assert_eq!(run(&[]), i64::from(PACKET_QUEUE), "empty");
-    }
-
-    /// The kernel's verifier accepts the program. Loading needs privilege:
-    /// where the kernel refuses for that reason the test says so and checks
-    /// nothing more (the test command runs it as root).
-    #[test]
-    fn kernel_verifier_accepts_the_program() {
-        match load() {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => {
-                eprintln!("skipped: loading eBPF needs privilege here ({e})");
-            }
-            Err(e) => panic!("the kernel refused the steering program: {e}"),
-        }
-    }
-}
+mod tests;
