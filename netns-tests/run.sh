@@ -29,6 +29,8 @@ source "$HERE/fragments.sh"
 source "$HERE/ipv6.sh"
 # shellcheck source=stress.sh
 source "$HERE/stress.sh"
+# shellcheck source=nat.sh
+source "$HERE/nat.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -395,6 +397,7 @@ suite_pass() {
     import_suite
     fragments_suite
     stress_suite
+    nat_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

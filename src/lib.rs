@@ -29,6 +29,7 @@ pub mod filter;
 pub mod helpers;
 pub mod import;
 pub mod matchers;
+pub mod nat;
 pub mod packet;
 pub mod pcap;
 pub mod privilege;

@@ -38,7 +38,7 @@ pub struct LoopCounters {
 
 /// Named counters in a fixed order: `in.lan`, `forwarded.wan`, `drop.REASON`,
 /// `invalid.REASON`, `conntrack.*`, `sent.*`, `tx_error.*`, `loop.*`,
-/// `control.*`.
+/// `nat.*`, `control.*`.
 /// Counters that are zero are included, so a name's presence never depends
 /// on traffic.
 pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
@@ -130,6 +130,15 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
             out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));
         }
     }
+    let nat = &fw.nat().stats;
+    for (name, value) in [
+        ("mapped", nat.mapped),
+        ("exhausted", nat.exhausted),
+        ("translated", nat.translated),
+        ("errors_translated", nat.errors_translated),
+    ] {
+        out.push((format!("nat.{name}"), value));
+    }
     push_control(&shell.control, &mut out);
     out
 }
@@ -207,7 +216,7 @@ pub struct FlowView {
 }
 
 impl FlowView {
-    fn of(flow: &Flow, now: Instant) -> FlowView {
+    fn of(flow: &Flow, reply: &Tuple, now: Instant) -> FlowView {
         let family = if flow.original.src.is_ipv4() {
             "ipv4"
         } else {
@@ -222,7 +231,7 @@ impl FlowView {
             },
             timeout: flow.expires.saturating_since(now).as_secs(),
             original: flow.tuple(Dir::Original).describe(),
-            reply: flow.tuple(Dir::Reply).describe(),
+            reply: reply.describe(),
             assured: flow.assured,
             unreplied: !flow.seen_reply,
             packets: flow.packets,
@@ -231,12 +240,13 @@ impl FlowView {
     }
 }
 
-/// Every live flow that `keep` selects.
-pub fn flows(fw: &Firewall, now: Instant, keep: impl Fn(&Flow) -> bool) -> Vec<FlowView> {
-    fw.conntrack()
-        .flows(now)
-        .filter(|f| keep(f))
-        .map(|f| FlowView::of(f, now))
+/// Every live flow that `keep` selects (given the flow and its reply tuple).
+pub fn flows(fw: &Firewall, now: Instant, keep: impl Fn(&Flow, &Tuple) -> bool) -> Vec<FlowView> {
+    let ct = fw.conntrack();
+    ct.flows(now)
+        .map(|f| (f, ct.reply_tuple(f)))
+        .filter(|(f, reply)| keep(f, reply))
+        .map(|(f, reply)| FlowView::of(f, &reply, now))
         .collect()
 }
 

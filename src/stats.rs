@@ -138,6 +138,9 @@ reason_enum! {
         /// A helper dropped it: no room for the expectation it announces
         /// (as Linux, the sender retransmits the command).
         Helper => "helper",
+        /// New flow that a NAT rule translates, but no free port or ICMP
+        /// identifier was found for it (`nat.exhausted`).
+        NatExhausted => "nat_exhausted",
     }
 }
 

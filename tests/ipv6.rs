@@ -611,7 +611,10 @@ fn operations_cover_ipv6() {
     let flows: Vec<_> = h.fw.conntrack().flows(h.now).copied().collect();
     let count = |words: &[&str]| {
         let f = FlowFilter::parse(words).unwrap();
-        flows.iter().filter(|fl| f.matches(fl)).count()
+        flows
+            .iter()
+            .filter(|fl| f.matches(fl, &fl.tuple(tunfw::conntrack::tuple::Dir::Reply)))
+            .count()
     };
     assert_eq!(count(&["family=6"]), 2);
     assert_eq!(count(&["family=4"]), 1);
@@ -620,7 +623,7 @@ fn operations_cover_ipv6() {
     assert_eq!(count(&["family=6", "port=53"]), 1);
     assert!(FlowFilter::parse(&["family=5"]).is_err());
     // Listings and logs name IPv6 endpoints in brackets.
-    let views = tunfw::report::flows(&h.fw, h.now, |_| true);
+    let views = tunfw::report::flows(&h.fw, h.now, |_, _| true);
     let v6: Vec<_> = views.iter().filter(|v| v.family == "ipv6").collect();
     assert_eq!(v6.len(), 2);
     assert!(v6

@@ -47,3 +47,15 @@ fn an_ipv6_flow_is_tracked_in_the_same_table() {
     assert!(v.forwards());
     assert_eq!(h.fw.conntrack().len(), 2, "one table for both families");
 }
+
+#[test]
+fn with_nat_rules_a_flow_takes_52_bytes_more() {
+    use tunfw::conntrack::translation::Translation;
+    // The translation slot: the reply tuple (the None in its niche) and a
+    // free-list entry; and a second index entry per flow.
+    assert_eq!(size_of::<Option<Translation>>(), 40);
+    let m = TableMemory::for_sizes(65_536, 1, 0).with_nat(true, 65_536);
+    assert_eq!(m.nat / 65_536, 44 + 8, "translation slot (44) + index (8)");
+    let none = TableMemory::for_sizes(65_536, 1, 0).with_nat(false, 65_536);
+    assert_eq!(none.nat, 0, "without NAT rules nothing");
+}

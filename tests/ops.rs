@@ -261,11 +261,29 @@ fn control_requests_and_flow_filters() {
     established_web(&mut h);
     h.out(udp(CLIENT, SERVER, 5000, 53, b"q"));
     let flows: Vec<_> = h.fw.conntrack().flows(h.now).copied().collect();
-    assert_eq!(flows.iter().filter(|fl| f.matches(fl)).count(), 1);
+    assert_eq!(
+        flows
+            .iter()
+            .filter(|fl| f.matches(fl, &fl.tuple(tunfw::conntrack::tuple::Dir::Reply)))
+            .count(),
+        1
+    );
     let by_addr = FlowFilter::parse(&["addr=10.0.2.2"]).unwrap();
-    assert_eq!(flows.iter().filter(|fl| by_addr.matches(fl)).count(), 2);
+    assert_eq!(
+        flows
+            .iter()
+            .filter(|fl| by_addr.matches(fl, &fl.tuple(tunfw::conntrack::tuple::Dir::Reply)))
+            .count(),
+        2
+    );
     let unreplied = FlowFilter::parse(&["state=UNREPLIED"]).unwrap();
-    assert_eq!(flows.iter().filter(|fl| unreplied.matches(fl)).count(), 1);
+    assert_eq!(
+        flows
+            .iter()
+            .filter(|fl| unreplied.matches(fl, &fl.tuple(tunfw::conntrack::tuple::Dir::Reply)))
+            .count(),
+        1
+    );
 }
 
 #[test]

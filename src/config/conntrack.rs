@@ -201,6 +201,7 @@ impl ConntrackSection {
             icmpv6_timeout: secs(t.icmpv6),
             generic_timeout: secs(t.generic),
             expectation_max: self.expectation_max,
+            nat: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use core::mem::size_of;
 
 use crate::conntrack::expect::{ExpectKey, Expectation};
 use crate::conntrack::flow::Flow;
+use crate::conntrack::translation::Translation;
 use crate::helpers::ftp::FtpState;
 
 /// The most memory a config may make tunfw's tables take: 4 GiB.
@@ -70,6 +71,10 @@ pub struct TableMemory {
     /// the firewall's copy of it, its first fragment rebuilt for ICMP
     /// quotes); 0 unless [`TableMemory::with_defrag`].
     pub defrag: u64,
+    /// Address translation: a translation slot (the reply tuple) per flow
+    /// and the flow index's second entry per flow (the index sized for
+    /// twice `conntrack.max`); 0 without NAT rules.
+    pub nat: u64,
 }
 
 /// The largest IP datagram a buffer must hold (65,535 bytes of IPv6
@@ -91,6 +96,7 @@ impl TableMemory {
                 + hash_buckets(expectations) * (size_of::<(ExpectKey, u32)>() as u64 + 1),
             ftp_helper: ftp_control_flows as u64 * slot::<FtpState>(),
             defrag: 0,
+            nat: 0,
         }
     }
 
@@ -102,9 +108,21 @@ impl TableMemory {
         }
     }
 
+    /// These tables with room to translate `max` flows, when `nat`.
+    pub fn with_nat(self, nat: bool, max: usize) -> TableMemory {
+        let max = max.max(1);
+        let nat = if nat {
+            max as u64 * slot::<Translation>()
+                + (index_entries(2 * max) - index_entries(max)) * size_of::<u32>() as u64
+        } else {
+            0
+        };
+        TableMemory { nat, ..self }
+    }
+
     /// All tables together.
     pub fn total(&self) -> u64 {
-        self.flows + self.flow_index + self.expectations + self.ftp_helper + self.defrag
+        self.flows + self.flow_index + self.expectations + self.ftp_helper + self.defrag + self.nat
     }
 
     /// The total for people: `11.3 MiB`.
@@ -120,7 +138,7 @@ impl TableMemory {
         }
         Err(format!(
             "the tables this config sizes would take {} (flows {}, flow index {}, \
-             expectations {}, FTP helper {}, reassembly {}), over the memory budget of {}: \
+             expectations {}, FTP helper {}, reassembly {}, NAT {}), over the memory budget of {}: \
              lower conntrack.max",
             human(self.total()),
             human(self.flows),
@@ -128,6 +146,7 @@ impl TableMemory {
             human(self.expectations),
             human(self.ftp_helper),
             human(self.defrag),
+            human(self.nat),
             human(budget)
         ))
     }

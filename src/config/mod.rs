@@ -41,6 +41,7 @@ mod file;
 mod logging;
 mod memory;
 mod names;
+mod nat;
 mod ron_text;
 
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -59,6 +60,9 @@ pub use error::ConfigError;
 pub use file::{read_text, read_text_file, MAX_FILE_BYTES};
 pub use logging::{LoggingSection, PcapPackets, PcapSection};
 pub use memory::{TableMemory, DATAGRAM_BUFFER, MEMORY_BUDGET_BYTES};
+pub use nat::{
+    DestinationNatConfig, NatSection, SideName, SourceNatConfig, SourceToConfig, MAX_NAT_RULES,
+};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
@@ -166,6 +170,10 @@ pub struct Config {
     /// Reassembly of fragments before tracking.
     #[serde(default)]
     pub defrag: DefragSection,
+    /// Address translation (IPv4): source NAT and masquerade, destination
+    /// NAT (port forwarding).
+    #[serde(default)]
+    pub nat: NatSection,
     /// Logging and pcap.
     #[serde(default)]
     pub logging: LoggingSection,
@@ -230,6 +238,25 @@ impl Config {
             text,
             file,
         )?;
+        let router = [config.router.lan, config.router.wan];
+        if let Some(i) = config.nat.masquerade_without_address(router) {
+            let side = config.nat.source[i].out.side().as_str();
+            let at = [
+                Step::Field("nat"),
+                Step::Field("source"),
+                Step::Index(i),
+                Step::Field("to"),
+            ];
+            let (line, col) = ron_text::locate(text, &at).unwrap_or((1, 1));
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                message: format!(
+                    "Masquerade leaving by {side} takes router.{side}, which is not set"
+                ),
+            });
+        }
         config
             .table_memory()
             .check(MEMORY_BUDGET_BYTES)
@@ -254,6 +281,12 @@ impl Config {
             self.helpers.ftp.as_ref().map_or(0, |f| f.max_control_flows),
         )
         .with_defrag(self.defrag.high_thresh)
+        .with_nat(!self.nat_rules().is_empty(), self.conntrack.max)
+    }
+
+    /// The NAT rules, with the router addresses masquerade uses.
+    pub fn nat_rules(&self) -> crate::nat::rules::NatRules {
+        self.nat.to_rules([self.router.lan, self.router.wan])
     }
 
     /// The embedded default configuration.

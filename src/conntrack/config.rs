@@ -25,6 +25,21 @@ pub struct ConntrackConfig {
     pub generic_timeout: Duration,
     /// Maximum number of pending expectations (`nf_ct_expect_max`).
     pub expectation_max: usize,
+    /// The config translates addresses: the table keeps room for as many
+    /// translated flows as flows (their reply tuples, a second index
+    /// entry each).
+    pub nat: bool,
+}
+
+impl ConntrackConfig {
+    /// How many flows can be translated at once: `max` with NAT, else 0.
+    pub fn translated_max(&self) -> usize {
+        if self.nat {
+            self.max
+        } else {
+            0
+        }
+    }
 }
 
 impl Default for ConntrackConfig {
@@ -37,6 +52,7 @@ impl Default for ConntrackConfig {
             icmpv6_timeout: icmp::DEFAULT_V6_TIMEOUT,
             generic_timeout: generic::DEFAULT_TIMEOUT,
             expectation_max: 1024,
+            nat: false,
         }
     }
 }

@@ -38,15 +38,35 @@ pub enum HelperSlot {
     Attached(u32),
 }
 
+/// Where a translated flow's reply tuple is kept: a slot of the table's
+/// translation pool (see [`super::table::Conntrack::reply_tuple`]), or none
+/// for a flow whose reply tuple is the inverse of its original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatSlot(u32);
+
+impl NatSlot {
+    /// An untranslated flow.
+    pub const NONE: NatSlot = NatSlot(u32::MAX);
+
+    /// The slot at pool index `index`.
+    pub fn at(index: u32) -> NatSlot {
+        NatSlot(index)
+    }
+
+    /// The pool index, for a translated flow.
+    pub fn index(self) -> Option<u32> {
+        (self != NatSlot::NONE).then_some(self.0)
+    }
+}
+
 /// One tracked flow.
 ///
 /// The flow keeps the tuple of its first packet, of either family (40
-/// bytes); the reply tuple is its inverse ([`Flow::tuple`]). Address
-/// translation, where the reply tuple is not the inverse, will keep the
-/// translated reply tuple in a pool that only translated flows use (as
-/// helper state is kept), so that untranslated flows pay nothing for it;
-/// [`Flow::tuple`] and [`Flow::direction_of`] are the only places that
-/// know how the reply tuple is found.
+/// bytes). Its reply tuple is the inverse of that ([`Flow::tuple`]) unless
+/// address translation made it something else; a translated flow keeps its
+/// reply tuple in a pool that only translated flows use (as helper state is
+/// kept, [`Flow::nat`]), so that untranslated flows pay 4 bytes for it. The
+/// table's [`super::table::Conntrack::tuple`] knows both cases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flow {
     /// The tuple of the first packet.
@@ -69,10 +89,14 @@ pub struct Flow {
     pub helper: HelperSlot,
     /// The device the flow's first packet came from.
     pub origin: Side,
+    /// The translated reply tuple's slot, if the flow is translated.
+    pub nat: NatSlot,
 }
 
 impl Flow {
-    /// The tuple of packets in direction `dir`.
+    /// The tuple of packets in direction `dir` of an untranslated flow (a
+    /// translated flow's reply tuple is in the table:
+    /// [`super::table::Conntrack::tuple`]).
     pub fn tuple(&self, dir: Dir) -> Tuple {
         match dir {
             Dir::Original => self.original,
@@ -81,12 +105,18 @@ impl Flow {
         }
     }
 
-    /// The direction a packet travels in this flow, given its tuple `t` and
-    /// `t`'s inverse; `None` when it does not belong to the flow.
-    pub fn direction_of(&self, t: &Tuple, inverse: Option<&Tuple>) -> Option<Dir> {
+    /// The direction a packet travels in this flow, given its tuple `t`,
+    /// `t`'s inverse and the flow's translated reply tuple (`None`:
+    /// untranslated); `None` when it does not belong to the flow.
+    pub fn direction_of(
+        &self,
+        t: &Tuple,
+        inverse: Option<&Tuple>,
+        reply: Option<&Tuple>,
+    ) -> Option<Dir> {
         if self.original == *t {
             Some(Dir::Original)
-        } else if inverse == Some(&self.original) {
+        } else if reply.map_or(inverse == Some(&self.original), |r| r == t) {
             Some(Dir::Reply)
         } else {
             None

@@ -2,9 +2,11 @@
 //! bytes per entry.
 //!
 //! Open addressing with linear probing over a power-of-two array at most
-//! half full. An entry is the flow's slot id (24 bits) and 8 more bits of its
-//! hash, so a probe rarely touches a flow that is not the one sought; the
-//! caller confirms a candidate by comparing the flow's own tuple. Removal
+//! half full. An entry is a 25-bit reference (the flow's slot id and one bit
+//! saying which of its keys the entry files: a translated flow is filed
+//! under the key of each of its tuples, see [`super::table`]) and 7 more bits
+//! of its hash, so a probe rarely touches a flow that is not the one sought;
+//! the caller confirms a candidate by comparing the flow's own tuples. Removal
 //! shifts the rest of the probe run back (no tombstones), so the table
 //! never degrades. The array is allocated when the index is made or grown,
 //! never on insert or remove, and no method panics.
@@ -13,7 +15,8 @@
 pub const MAX_FLOWS: usize = (1 << 24) - 1;
 
 const EMPTY: u32 = u32::MAX;
-const ID_BITS: u32 = 24;
+/// Bits of an entry's reference (a slot id and a key bit).
+const ID_BITS: u32 = 25;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
 
 /// See the module documentation.
@@ -25,13 +28,16 @@ pub struct FlowIndex {
 }
 
 fn tag(hash: u64) -> u32 {
-    (hash >> 56) as u32
+    (hash >> (64 - (32 - ID_BITS))) as u32
 }
 
 impl FlowIndex {
-    /// An empty index for up to `max` flows (at most [`MAX_FLOWS`]).
+    /// An empty index for up to `max` entries (at most twice
+    /// [`MAX_FLOWS`]: a flow has one or two).
     pub fn for_flows(max: usize) -> FlowIndex {
-        let slots = (2 * max.clamp(1, MAX_FLOWS)).next_power_of_two().max(16);
+        let slots = (2 * max.clamp(1, 2 * MAX_FLOWS))
+            .next_power_of_two()
+            .max(16);
         FlowIndex {
             entries: vec![EMPTY; slots],
             mask: slots - 1,
@@ -39,12 +45,12 @@ impl FlowIndex {
         }
     }
 
-    /// How many flows it can hold while staying at most half full.
+    /// How many entries it can hold while staying at most half full.
     pub fn capacity(&self) -> usize {
-        (self.entries.len() / 2).min(MAX_FLOWS)
+        (self.entries.len() / 2).min(2 * MAX_FLOWS)
     }
 
-    /// Number of flows indexed.
+    /// Number of entries.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -54,7 +60,7 @@ impl FlowIndex {
         self.len == 0
     }
 
-    /// The id of the flow with key hash `hash` for which `is_it(id)` holds.
+    /// The reference filed under key hash `hash` for which `is_it(reference)` holds.
     pub fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
         let want = tag(hash);
         let mut i = hash as usize & self.mask;
@@ -71,9 +77,9 @@ impl FlowIndex {
         None
     }
 
-    /// Index flow `id` under `hash`. Returns false (and changes nothing)
-    /// when the index is at capacity or `id` does not fit in 24 bits; the
-    /// caller never inserts a key twice.
+    /// File the reference `id` under `hash`. Returns false (and changes
+    /// nothing) when the index is at capacity or `id` does not fit in 25
+    /// bits; the caller never inserts a key twice.
     pub fn insert(&mut self, hash: u64, id: u32) -> bool {
         if self.len >= self.capacity() || id > ID_MASK || id == ID_MASK {
             return false;
@@ -93,8 +99,9 @@ impl FlowIndex {
         false
     }
 
-    /// Remove flow `id`, indexed under `hash`. `hash_of(other)` gives the
-    /// key hash of any other indexed flow (entries behind it move back).
+    /// Remove the reference `id`, filed under `hash`. `hash_of(other)` gives
+    /// the key hash any other reference is filed under (entries behind it
+    /// move back).
     pub fn remove(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) -> bool {
         let wanted = tag(hash) << ID_BITS | id;
         let Some(mut hole) = self.position(hash, wanted) else {

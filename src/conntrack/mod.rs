@@ -20,6 +20,7 @@ pub mod state;
 pub mod table;
 pub mod tcp;
 pub mod track;
+pub mod translation;
 pub mod tuple;
 pub mod udp;
 

@@ -6,7 +6,9 @@
 //! (`max` flows), so tracking never allocates. Lookups hash with std's
 //! SipHash under a random per-process key, so remote peers cannot choose
 //! colliding tuples; one index entry per flow serves both directions (see
-//! `FlowKey` in [`super::tuple`]).
+//! `FlowKey` in [`super::tuple`]), and a translated flow, whose reply tuple
+//! is not the inverse of its original, has a second entry filed under its
+//! reply tuple's key (as Linux hashes both of a conntrack's tuples).
 
 use std::collections::hash_map::RandomState;
 
@@ -16,8 +18,9 @@ use super::config::{ConntrackConfig, HelperConfig};
 use super::events::{Event, EventKind, EventRing};
 use super::expect::Expectations;
 use super::expiry::ExpiryState;
-use super::flow::{Flow, FlowId, HelperSlot};
+use super::flow::{Flow, FlowId, HelperSlot, NatSlot};
 use super::index::FlowIndex;
+use super::translation::Translation;
 use super::tuple::{key_hash, Dir, Tuple};
 use crate::slab::Slab;
 use crate::time::Instant;
@@ -83,6 +86,7 @@ pub struct Conntrack<S: HelperState = ()> {
     index_hasher: RandomState,
     pub(super) flows: Slab<Flow>,
     helper_states: Slab<S>,
+    translations: Slab<Translation>,
     expiry: ExpiryState,
     pub(super) last_now: Instant,
     /// Table counters.
@@ -100,11 +104,12 @@ impl<S: HelperState> Conntrack<S> {
         let max = cfg.max.max(1);
         Conntrack {
             helper_states: Slab::with_limit(helpers.max_helped_flows()),
+            translations: Slab::with_limit(cfg.translated_max()),
             expectations: Expectations::new(cfg.expectation_max),
             events: EventRing::default(),
             helpers,
             cfg,
-            index: FlowIndex::for_flows(max),
+            index: FlowIndex::for_flows(max + cfg.translated_max()),
             index_hasher: RandomState::new(),
             flows: Slab::with_limit(max),
             expiry: ExpiryState::default(),
@@ -167,17 +172,52 @@ impl<S: HelperState> Conntrack<S> {
     fn find(&self, tuple: &Tuple) -> Option<(FlowId, Dir)> {
         let mut dir = Dir::Original;
         let inverse = tuple.invert();
-        let id = self.index.find(key_hash(&self.index_hasher, tuple), |id| {
-            let flow = self.flows.get(id);
-            match flow.and_then(|f| f.direction_of(tuple, inverse.as_ref())) {
-                Some(d) => {
-                    dir = d;
-                    true
+        let entry = self
+            .index
+            .find(key_hash(&self.index_hasher, tuple), |entry| {
+                let flow = self.flows.get(entry >> 1);
+                let found = flow.and_then(|f| {
+                    let reply = self.translation(f).map(|t| &t.reply);
+                    f.direction_of(tuple, inverse.as_ref(), reply)
+                });
+                match found {
+                    Some(d) => {
+                        dir = d;
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
-            }
-        })?;
-        Some((id, dir))
+            })?;
+        Some((entry >> 1, dir))
+    }
+
+    /// A translated flow's translation.
+    fn translation(&self, flow: &Flow) -> Option<&Translation> {
+        self.translations.get(flow.nat.index()?)
+    }
+
+    /// The tuple of `flow`'s reply packets: the inverse of its original,
+    /// or what address translation made it.
+    pub fn reply_tuple(&self, flow: &Flow) -> Tuple {
+        match self.translation(flow) {
+            Some(t) => t.reply,
+            None => flow.tuple(Dir::Reply),
+        }
+    }
+
+    /// The tuple of `flow`'s packets in direction `dir`, as they arrive.
+    pub fn tuple(&self, flow: &Flow, dir: Dir) -> Tuple {
+        match dir {
+            Dir::Original => flow.original,
+            Dir::Reply => self.reply_tuple(flow),
+        }
+    }
+
+    /// Whether a flow that has not expired at `now` has `tuple` as one of
+    /// its tuples (Linux's `nf_conntrack_tuple_taken`, what address
+    /// translation asks of a candidate reply tuple).
+    pub fn tuple_taken(&self, tuple: &Tuple, now: Instant) -> bool {
+        self.peek(tuple, now).is_some()
     }
 
     /// Look a tuple up; a flow found expired is removed and not returned.
@@ -199,13 +239,32 @@ impl<S: HelperState> Conntrack<S> {
         };
         let at = self.last_now;
         self.emit(EventKind::Destroy, &flow, at);
-        let (flows, hasher) = (&self.flows, &self.index_hasher);
-        self.index
-            .remove(key_hash(hasher, &flow.original), id, |other| {
-                flows
-                    .get(other)
-                    .map_or(0, |f| key_hash(hasher, &f.original))
-            });
+        let reply = flow
+            .nat
+            .index()
+            .and_then(|slot| self.translations.remove(slot));
+        let (flows, translations, hasher) = (&self.flows, &self.translations, &self.index_hasher);
+        // The hash an entry is filed under: its flow's original tuple's
+        // key, or (key bit set) its translated reply tuple's.
+        let hash_of = |entry: u32| {
+            let Some(f) = flows.get(entry >> 1) else {
+                return 0;
+            };
+            let reply = f.nat.index().and_then(|slot| translations.get(slot));
+            match (entry & 1, reply) {
+                (1, Some(t)) => key_hash(hasher, &t.reply),
+                _ => key_hash(hasher, &f.original),
+            }
+        };
+        self.index.remove(
+            key_hash(hasher, &flow.original),
+            entry(id, Dir::Original),
+            hash_of,
+        );
+        if let Some(t) = reply {
+            self.index
+                .remove(key_hash(hasher, &t.reply), entry(id, Dir::Reply), hash_of);
+        }
         if let HelperSlot::Attached(slot) = flow.helper {
             let pending = self
                 .helper_states
@@ -254,15 +313,21 @@ impl<S: HelperState> Conntrack<S> {
     /// flows created from now on.
     pub fn reconfigure(&mut self, cfg: ConntrackConfig, helpers: HelperConfig) {
         let max = cfg.max.max(1);
-        if max > self.index.capacity() {
+        let entries = max + cfg.translated_max();
+        if entries > self.index.capacity() {
             // Grow the index (allocating now, outside the packet path).
-            let mut index = FlowIndex::for_flows(max);
+            let mut index = FlowIndex::for_flows(entries);
             for (id, flow) in self.flows.iter() {
-                index.insert(key_hash(&self.index_hasher, &flow.original), id);
+                let hasher = &self.index_hasher;
+                index.insert(key_hash(hasher, &flow.original), entry(id, Dir::Original));
+                if let Some(t) = self.translation(flow) {
+                    index.insert(key_hash(hasher, &t.reply), entry(id, Dir::Reply));
+                }
             }
             self.index = index;
         }
         self.flows.set_limit(max);
+        self.translations.set_limit(cfg.translated_max());
         self.helper_states.set_limit(helpers.max_helped_flows());
         self.expectations.resize(cfg.expectation_max);
         self.cfg = cfg;
@@ -276,31 +341,73 @@ impl<S: HelperState> Conntrack<S> {
     /// refused ([`ConfirmError::TableFull`]) and the packet must be dropped.
     /// A flow one of whose tuples is already tracked is refused too
     /// ([`ConfirmError::Clash`]).
-    pub fn confirm(&mut self, mut flow: Flow, now: Instant) -> Result<FlowId, ConfirmError> {
-        // A tuple and its inverse have one key: one search finds either.
-        if self.find(&flow.original).is_some() {
-            self.stats.clash += 1;
-            return Err(ConfirmError::Clash);
+    ///
+    /// `reply` is the reply tuple address translation chose (`None`, or the
+    /// inverse of the original: untranslated); a translated flow takes a
+    /// slot of the translation pool, refused as [`ConfirmError::TableFull`]
+    /// when there is none (a config without NAT has none).
+    pub fn confirm(
+        &mut self,
+        mut flow: Flow,
+        reply: Option<Tuple>,
+        now: Instant,
+    ) -> Result<FlowId, ConfirmError> {
+        let reply = reply.filter(|r| Some(*r) != flow.original.invert());
+        // A tuple and its inverse have one key: one search finds either. A
+        // flow that holds one of the tuples but has expired is removed
+        // (address translation counted its tuples free).
+        for tuple in core::iter::once(flow.original).chain(reply) {
+            if let Some((id, _)) = self.find(&tuple) {
+                if self.get(id).is_some_and(|f| f.expires > now) {
+                    self.stats.clash += 1;
+                    return Err(ConfirmError::Clash);
+                }
+                self.remove(id);
+                self.stats.expired += 1;
+            }
         }
         let hash = key_hash(&self.index_hasher, &flow.original);
         if self.flows.len() >= self.flows.limit() && !self.early_drop(hash, now) {
             self.stats.table_full += 1;
             return Err(ConfirmError::TableFull);
         }
+        // Room in the index for the flow's entries, checked first so that
+        // the inserts below cannot fail halfway (the index only refuses at
+        // capacity, and slot ids fit: the pool's limit is at most MAX_FLOWS).
+        let entries = 1 + usize::from(reply.is_some());
+        if self.index.len() + entries > self.index.capacity() {
+            self.stats.table_full += 1;
+            return Err(ConfirmError::TableFull);
+        }
+        flow.nat = NatSlot::NONE;
+        if let Some(reply) = reply {
+            match self.translations.insert(Translation { reply }) {
+                Ok(slot) => flow.nat = NatSlot::at(slot),
+                Err(_) => {
+                    self.stats.table_full += 1;
+                    return Err(ConfirmError::TableFull);
+                }
+            }
+        }
         let wants_helper = flow.helper == HelperSlot::Wanted;
         flow.helper = HelperSlot::None;
         let id = match self.flows.insert(flow) {
-            // The index has room for as many flows as the pool's limit.
-            Ok(id) if self.index.insert(hash, id) => id,
-            inserted => {
+            Ok(id) => id,
+            Err(_) => {
                 // Over the limit after a reload lowered `max`.
-                if let Ok(id) = inserted {
-                    self.flows.remove(id);
+                if let Some(slot) = flow.nat.index() {
+                    self.translations.remove(slot);
                 }
                 self.stats.table_full += 1;
                 return Err(ConfirmError::TableFull);
             }
         };
+        let hasher = &self.index_hasher;
+        self.index.insert(hash, entry(id, Dir::Original));
+        if let Some(reply) = reply {
+            self.index
+                .insert(key_hash(hasher, &reply), entry(id, Dir::Reply));
+        }
         if wants_helper {
             match self.helper_states.insert(S::default()) {
                 Ok(slot) => {
@@ -384,18 +491,27 @@ impl<S: HelperState> Conntrack<S> {
         let HelperSlot::Attached(slot) = flow.helper else {
             return None;
         };
+        let reply = self.reply_tuple(flow);
         Some(HelperView {
             flow,
+            reply,
             state: self.helper_states.get_mut(slot)?,
             expectations: &mut self.expectations,
         })
     }
 }
 
+/// The index entry filing flow `id` under the key of its `key` tuple.
+fn entry(id: FlowId, key: Dir) -> u32 {
+    id << 1 | key.index() as u32
+}
+
 /// See [`Conntrack::helper_view`].
 pub struct HelperView<'a, S> {
     /// The control flow.
     pub flow: &'a Flow,
+    /// Its reply tuple.
+    pub reply: Tuple,
     /// Its helper state.
     pub state: &'a mut S,
     /// Every pending expectation.

@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use super::events::EventKind;
 use super::expect::ExpectKey;
-use super::flow::{Flow, FlowId, HelperSlot, ProtoState};
+use super::flow::{Flow, FlowId, HelperSlot, NatSlot, ProtoState};
 use super::icmp::{embedded_tuple, embedded_tuple_v6};
 use super::state::CtState;
 use super::table::{Conntrack, HelperState};
@@ -306,6 +306,7 @@ impl<S: HelperState> Conntrack<S> {
             bytes: [0; 2],
             helper,
             origin: side,
+            nat: NatSlot::NONE,
         };
         flow.account(Dir::Original, pkt.ip.total_len);
         Ok(flow)
@@ -331,7 +332,10 @@ impl<S: HelperState> Conntrack<S> {
             return Tracked::invalid(InvalidReason::IcmpErrorNoFlow);
         };
         // The quoted packet's source is the reply tuple's destination.
-        if self.get(id).is_none_or(|f| f.tuple(dir).dst != pkt.ip.dst) {
+        if self
+            .get(id)
+            .is_none_or(|f| self.tuple(f, dir).dst != pkt.ip.dst)
+        {
             return Tracked::invalid(InvalidReason::IcmpErrorWrongDestination);
         }
         Tracked {

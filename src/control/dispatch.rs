@@ -57,7 +57,8 @@ pub fn dispatch(
             json(serde_json::Value::Object(map))
         }
         Request::Flows(filter) => json(
-            serde_json::to_value(report::flows(fw, now, |f| filter.matches(f))).unwrap_or_default(),
+            serde_json::to_value(report::flows(fw, now, |f, reply| filter.matches(f, reply)))
+                .unwrap_or_default(),
         ),
         Request::Expectations => {
             json(serde_json::to_value(report::expectations(fw, now)).unwrap_or_default())
@@ -72,7 +73,10 @@ pub fn dispatch(
             let ct = fw.conntrack();
             let ids: Vec<u32> = ct
                 .flow_ids(now)
-                .filter(|&id| ct.get(id).is_some_and(|f| filter.matches(f)))
+                .filter(|&id| {
+                    ct.get(id)
+                        .is_some_and(|f| filter.matches(f, &ct.reply_tuple(f)))
+                })
                 .collect();
             for &id in &ids {
                 fw.conntrack_mut().remove(id);

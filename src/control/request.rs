@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::limits::MAX_REQUEST;
 use crate::conntrack::flow::Flow;
-use crate::conntrack::tuple::Dir;
+use crate::conntrack::tuple::Tuple;
 use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// Which flows a `flows` or `kill` request means. Absent fields match all.
@@ -67,13 +67,19 @@ impl FlowFilter {
         *self == FlowFilter::default()
     }
 
-    /// Whether `flow` matches.
-    pub fn matches(&self, flow: &Flow) -> bool {
-        let t = &flow.tuple(Dir::Original);
+    /// Whether `flow`, whose reply tuple is `reply`, matches: an address
+    /// or port filter matches either tuple (a translated flow's reply tuple
+    /// holds the addresses and ports translation gave it), as `conntrack -L`
+    /// filters do.
+    pub fn matches(&self, flow: &Flow, reply: &Tuple) -> bool {
+        let t = &flow.original;
         if self.protocol.is_some_and(|p| p != t.protocol) {
             return false;
         }
-        if self.addr.is_some_and(|a| a != t.src && a != t.dst) {
+        if self
+            .addr
+            .is_some_and(|a| ![t.src, t.dst, reply.src, reply.dst].contains(&a))
+        {
             return false;
         }
         let version = if t.src.is_ipv4() { 4 } else { 6 };
@@ -81,10 +87,9 @@ impl FlowFilter {
             return false;
         }
         let ported = matches!(t.protocol, PROTO_TCP | PROTO_UDP);
-        if self
-            .port
-            .is_some_and(|p| !ported || (p != t.src_id && p != t.dst_id))
-        {
+        if self.port.is_some_and(|p| {
+            !ported || ![t.src_id, t.dst_id, reply.src_id, reply.dst_id].contains(&p)
+        }) {
             return false;
         }
         match self.state.as_deref() {

@@ -114,9 +114,13 @@ impl FtpHelper {
         let Some(view) = ct.helper_view(id) else {
             return HelpVerdict::Accept;
         };
-        let describe = || view.flow.tuple(Dir::Original).describe();
-        let sender = view.flow.tuple(dir).src;
-        let peer = view.flow.tuple(dir.other()).src;
+        let describe = || view.flow.original.describe();
+        let tuple = |d: Dir| match d {
+            Dir::Original => view.flow.original,
+            Dir::Reply => view.reply,
+        };
+        let sender = tuple(dir).src;
+        let peer = tuple(dir.other()).src;
         let family = Family::of(sender);
         let inspected = view.state.inspect(dir, family, seg.seq, seg.payload);
         let Some((command, addr, port)) = self.announcement(inspected, describe, now) else {

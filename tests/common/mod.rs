@@ -297,6 +297,14 @@ impl Harness {
         v
     }
 
+    /// Send `pkt` from `side`; the verdict and the packet as it leaves
+    /// (rewritten in place: TTL, address translation).
+    pub fn pass(&mut self, side: Side, mut pkt: Vec<u8>) -> (Verdict, Vec<u8>) {
+        let v = self.fw.process(side, &mut pkt, &mut self.answer, self.now);
+        self.last_answer = self.answer[..v.answer_len].to_vec();
+        (v, pkt)
+    }
+
     /// From the client (LAN side).
     pub fn out(&mut self, pkt: Vec<u8>) -> Verdict {
         self.send(Side::Lan, pkt)

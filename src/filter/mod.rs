@@ -28,6 +28,8 @@ use crate::datagram::{DatagramBuffers, Leaving};
 use crate::defrag::{Family, Outcome, Reassembled, Reassembler};
 use crate::helpers::ftp::FtpState;
 use crate::helpers::glue::{FtpHelper, HelpVerdict};
+use crate::nat::packet_plan::{self, Plan};
+use crate::nat::Nat;
 use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
 use crate::ratelimit::TokenBucket;
 use crate::rules::Action;
@@ -38,6 +40,9 @@ use crate::verdict::{Fate, Verdict};
 use crate::wire::tcp::{flags, SeqNum};
 use crate::wire::vnet::{self, VnetHeader};
 use crate::wire::{icmp, icmpv6, ipv4, ipv6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use translation::NewFlowError;
+
+mod translation;
 
 /// How many table slots one expiry step looks at at most (bounds event-loop pauses).
 pub const GC_SLOTS: usize = 16_384;
@@ -83,10 +88,11 @@ struct Settings {
 
 /// The conntrack table's settings in `cfg`.
 fn table_config(cfg: &Config) -> (ConntrackConfig, HelperConfig) {
-    (
-        cfg.conntrack.to_conntrack_config(),
-        cfg.helpers.to_helper_config(),
-    )
+    let conntrack = ConntrackConfig {
+        nat: !cfg.nat_rules().is_empty(),
+        ..cfg.conntrack.to_conntrack_config()
+    };
+    (conntrack, cfg.helpers.to_helper_config())
 }
 
 impl Settings {
@@ -110,6 +116,7 @@ pub struct Firewall {
     fragments: DatagramBuffers,
     conntrack: Table,
     ftp: FtpHelper,
+    nat: Nat,
     settings: Settings,
     stats: Stats,
     answer_limit: TokenBucket,
@@ -128,6 +135,7 @@ impl Firewall {
             fragments: DatagramBuffers::new(),
             conntrack: Conntrack::new(table, helpers),
             ftp: FtpHelper::default(),
+            nat: Nat::new(cfg.nat_rules()),
             settings: Settings::of(cfg),
             stats: Stats::default(),
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
@@ -149,6 +157,7 @@ impl Firewall {
         }
         let (table, helpers) = table_config(cfg);
         self.conntrack.reconfigure(table, helpers);
+        self.nat.set_rules(cfg.nat_rules());
         let defrag = cfg.defrag.to_defrag_config();
         if defrag != *self.defrag.config() {
             // Sized at start: new limits take a new reassembler (the
@@ -254,6 +263,11 @@ impl Firewall {
     /// The FTP helper's counters.
     pub fn ftp(&self) -> &FtpHelper {
         &self.ftp
+    }
+
+    /// Address translation: its rules and counters.
+    pub fn nat(&self) -> &Nat {
+        &self.nat
     }
 
     /// The chain of packets from `side`, with its counters.
@@ -421,13 +435,16 @@ impl Firewall {
                 ..Verdict::dropped(DropReason::TtlExceeded, Some(tracked.state))
             };
         }
+        let plan = self.nat_plan(&pkt, side, &tracked, now);
+        let seen = packet_plan::view(&pkt, &plan);
         let chain = &mut self.settings.chains[side.index()];
-        let (action, decider) = chain.evaluate(&pkt, tracked.state);
+        let (action, decider) = chain.evaluate(&seen, tracked.state);
         let wants_log = chain.wants_log(decider)
             || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
         let state = Some(tracked.state);
+        let mut plan = plan;
         let mut verdict = match action {
-            Action::Accept => self.accept(&pkt, &tracked, now),
+            Action::Accept => self.accept(&pkt, side, &tracked, &mut plan, now),
             Action::Drop => Verdict::dropped(
                 match decider {
                     Decider::Rule(_) => DropReason::RuleDrop,
@@ -449,24 +466,40 @@ impl Firewall {
             wants_log && self.settings.log_limit.take(now)
         };
         if verdict.forwards() {
-            match pkt.ip.src {
-                IpAddr::V4(_) => ipv4::decrement_ttl(buf),
-                IpAddr::V6(_) => ipv6::decrement_hop_limit(buf),
+            let (header_len, family_v4) = (pkt.ip.header_len, pkt.ip.src.is_ipv4());
+            self.translate(buf, header_len, vnet, &plan);
+            if family_v4 {
+                ipv4::decrement_ttl(buf);
+            } else {
+                ipv6::decrement_hop_limit(buf);
             }
         }
         verdict
     }
 
-    /// Confirm a new flow, or run the helper of an established one.
-    fn accept(&mut self, pkt: &Packet<'_>, tracked: &Tracked, now: Instant) -> Verdict {
+    /// Confirm a new flow (with its source NAT, which turns `plan` into the
+    /// rewrite of its first packet), or run the helper of an established one.
+    fn accept(
+        &mut self,
+        pkt: &Packet<'_>,
+        side: Side,
+        tracked: &Tracked,
+        plan: &mut Plan,
+        now: Instant,
+    ) -> Verdict {
         let state = Some(tracked.state);
         match tracked.flow {
-            FlowRef::Pending(flow) => match self.conntrack.confirm(flow, now) {
+            FlowRef::Pending(flow) => match self.confirm(flow, side, plan, now) {
                 Ok(_) => {}
-                Err(ConfirmError::TableFull) => {
+                Err(NewFlowError::Table(ConfirmError::TableFull)) => {
                     return Verdict::dropped(DropReason::TableFull, state)
                 }
-                Err(ConfirmError::Clash) => return Verdict::dropped(DropReason::Clash, state),
+                Err(NewFlowError::Table(ConfirmError::Clash)) => {
+                    return Verdict::dropped(DropReason::Clash, state)
+                }
+                Err(NewFlowError::Exhausted) => {
+                    return Verdict::dropped(DropReason::NatExhausted, state)
+                }
             },
             FlowRef::Existing(id)
                 if tracked.state == CtState::Established

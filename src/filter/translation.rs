@@ -1,0 +1,155 @@
+//! The firewall's address translation steps (see [`crate::nat`]): the plan
+//! of a packet before the rules, the source NAT of a new flow they
+//! accepted, and the rewrite of a forwarded packet.
+
+use super::Firewall;
+use crate::conntrack::flow::Flow;
+use crate::conntrack::table::ConfirmError;
+use crate::conntrack::track::{FlowRef, Tracked};
+use crate::conntrack::tuple::Tuple;
+use crate::nat::packet_plan::{self, Plan};
+use crate::packet::{Packet, Transport};
+use crate::side::Side;
+use crate::time::Instant;
+use crate::wire::icmp;
+use crate::wire::vnet::{self, VnetHeader};
+
+/// Why a new flow the rules accepted was not inserted.
+pub(super) enum NewFlowError {
+    /// The table refused it.
+    Table(ConfirmError),
+    /// Its NAT rule found no free port or identifier.
+    Exhausted,
+}
+
+impl Firewall {
+    /// What NAT does to this packet (see [`crate::nat::packet_plan`]): for
+    /// a new IPv4 flow, destination NAT now (the rules see its result);
+    /// for a packet or ICMP error of a translated flow, its rewrite.
+    pub(super) fn nat_plan(
+        &mut self,
+        pkt: &Packet<'_>,
+        side: Side,
+        tracked: &Tracked,
+        now: Instant,
+    ) -> Plan {
+        if !pkt.ip.src.is_ipv4() {
+            return Plan::Keep;
+        }
+        match tracked.flow {
+            FlowRef::Pending(ref flow) if self.nat.is_active() => {
+                let table = &self.conntrack;
+                let middle = self
+                    .nat
+                    .destination(side, &flow.original, |t| table.tuple_taken(t, now));
+                Plan::Rewrite {
+                    from: flow.original,
+                    to: middle,
+                    view: middle,
+                }
+            }
+            FlowRef::Existing(id) => {
+                let Some(flow) = self.conntrack.get(id).filter(|f| f.nat.index().is_some()) else {
+                    return Plan::Keep;
+                };
+                let reply = self.conntrack.reply_tuple(flow);
+                match pkt.transport {
+                    Transport::Icmp(i) if icmp::is_error(i.icmp_type) => {
+                        match crate::conntrack::icmp::embedded_tuple(i.body) {
+                            Ok(quoted) => {
+                                packet_plan::for_error(&quoted, tracked.dir, &flow.original, &reply)
+                            }
+                            Err(_) => Plan::Keep,
+                        }
+                    }
+                    _ => packet_plan::for_packet(
+                        &Tuple::of_packet(pkt),
+                        tracked.dir,
+                        &flow.original,
+                        &reply,
+                    ),
+                }
+            }
+            _ => Plan::Keep,
+        }
+    }
+
+    /// Carry out `plan` on the forwarded packet in `buf` (IPv4, its header
+    /// `header_len` bytes; `vnet` says whether its transport checksum is partial).
+    pub(super) fn translate(
+        &mut self,
+        buf: &mut [u8],
+        header_len: usize,
+        vnet: &VnetHeader,
+        plan: &Plan,
+    ) {
+        match *plan {
+            Plan::Keep => {}
+            Plan::Rewrite { from, to, .. } => {
+                if from != to {
+                    let partial = vnet.flags & vnet::F_NEEDS_CSUM != 0;
+                    crate::nat::rewrite::rewrite_v4(buf, 0, header_len, &from, &to, partial, false);
+                    self.nat.stats.translated += 1;
+                }
+            }
+            Plan::Error {
+                quoted_from,
+                quoted_to,
+                outer_src,
+                outer_dst,
+            } => {
+                crate::nat::rewrite::translate_icmp_error(
+                    buf,
+                    header_len,
+                    &quoted_from,
+                    &quoted_to,
+                    outer_src,
+                    outer_dst,
+                );
+                self.nat.stats.errors_translated += 1;
+            }
+        }
+    }
+
+    /// Insert a new flow the rules accepted: its source NAT chosen now
+    /// (leaving by the other side), after the destination NAT `plan` holds;
+    /// `plan` becomes the first packet's rewrite.
+    pub(super) fn confirm(
+        &mut self,
+        flow: Flow,
+        side: Side,
+        plan: &mut Plan,
+        now: Instant,
+    ) -> Result<(), NewFlowError> {
+        let Plan::Rewrite { to: middle, .. } = *plan else {
+            return self
+                .conntrack
+                .confirm(flow, None, now)
+                .map(drop)
+                .map_err(NewFlowError::Table);
+        };
+        let table = &self.conntrack;
+        let leaving = self
+            .nat
+            .source(side.other(), &flow.original, &middle, |t| {
+                table.tuple_taken(t, now)
+            })
+            .map_err(|_| {
+                self.nat.stats.exhausted += 1;
+                NewFlowError::Exhausted
+            })?;
+        let reply = leaving.invert();
+        self.conntrack
+            .confirm(flow, reply, now)
+            .map_err(NewFlowError::Table)?;
+        if leaving != flow.original {
+            self.nat.stats.mapped += 1;
+        }
+        *plan = Plan::Rewrite {
+            from: flow.original,
+            to: leaving,
+            view: middle,
+        };
+        Ok(())
+    }
+}
