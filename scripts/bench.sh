@@ -4,7 +4,9 @@
 # Throughput through (a) Linux forwarding with iptables rules equal to the
 # default config, (b) tunfw on its default config, (c) tunfw --passthrough
 # (no tracking, no rules: the floor of the TUN path), both with TUN offloads
-# (the default), and for context (d) tunfw --offload off, measured with iperf3
+# (the default), for context (d) tunfw --offload off, and (e) tunfw with the
+# client masqueraded behind its WAN address (the server has no route back
+# past it: `nat: (source: [(out: Wan, to: Masquerade)])`), measured with iperf3
 # between a client and a server namespace. Tests (--tests picks some, comma
 # separated; default all): tcp1 and tcp4 (TCP, one and four streams), udp64
 # (UDP with 64-byte payloads at full rate), tcp1v6 (TCP one stream over IPv6:
@@ -20,12 +22,19 @@
 # DIR/bench.svg (default DIR: bench-results/).
 # Results vary from run to run on shared machines: compare ratios of one run.
 # Namespaces: ${BENCH_PREFIX}-{client,fw,server} (default BENCH_PREFIX=tunfwb).
+# BENCH_VARIANTS picks variants (comma separated; default
+# kernel,tunfw,passthrough,tunfw-nooffload,tunfw-nat). BENCH_TUN_MODE is the
+# mode the TUN devices are made with (default "tun multi_queue"; "tun" for a
+# tunfw binary that predates multi-queue devices).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TIME=5
 RUNS=3
 OUT=$ROOT/bench-results
 ALL_TESTS=tcp1,tcp4,udp64,tcp1v6,udp4000
+ALL_VARIANTS=kernel,tunfw,passthrough,tunfw-nooffload,tunfw-nat
+VARIANTS=${BENCH_VARIANTS:-$ALL_VARIANTS}
+TUN_MODE=${BENCH_TUN_MODE:-tun multi_queue}
 TESTS=$ALL_TESTS
 while [ $# -gt 0 ]; do
     case $1 in
@@ -78,11 +87,19 @@ setup() {
         kernel_fw_up $NC $NF $NS && kernel_fw6_up $NC $NF $NS || return 1
         SERVER_IF=ps0
         ;;
-    tunfw | passthrough | tunfw-nooffload)
-        ip -n $NF tuntap add dev tb-lan mode tun && ip -n $NF tuntap add dev tb-wan mode tun || return 1
+    tunfw | passthrough | tunfw-nooffload | tunfw-nat)
+        # shellcheck disable=SC2086 # the mode is words: "tun multi_queue"
+        ip -n $NF tuntap add dev tb-lan mode $TUN_MODE && ip -n $NF tuntap add dev tb-wan mode $TUN_MODE || return 1
         local extra=()
         [ "$1" = passthrough ] && extra=(--passthrough)
         [ "$1" = tunfw-nooffload ] && extra=(--offload off)
+        if [ "$1" = tunfw-nat ]; then
+            sed -e 's/router: (lan: None, wan: None, lan6: None, wan6: None)/router: (wan: "10.202.2.1")/' \
+                -e 's/^    outbound: (/    nat: (source: [(out: Wan, to: Masquerade)]),\n    outbound: (/' \
+                "$ROOT/config/default.ron" >"$WORK/nat.ron"
+            grep -q Masquerade "$WORK/nat.ron" && "$TUNFW_BIN" --check --config "$WORK/nat.ron" >/dev/null || return 1
+            extra=(--config "$WORK/nat.ron")
+        fi
         ip netns exec $NF "$TUNFW_BIN" --lan tb-lan --wan tb-wan --control "$WORK/control.sock" "${extra[@]}" \
             >"$WORK/tunfw-$1.log" 2>&1 &
         TUNFW_PID=$!
@@ -91,7 +108,8 @@ setup() {
         ip -n $NC addr add 10.202.1.2/24 dev tb-lan && ip -n $NC link set tb-lan up
         ip -n $NC route add 10.202.2.0/24 dev tb-lan
         ip -n $NS addr add 10.202.2.2/24 dev tb-wan && ip -n $NS link set tb-wan up
-        ip -n $NS route add 10.202.1.0/24 dev tb-wan
+        # Masqueraded, the server answers the WAN address, on its own link.
+        [ "$1" = tunfw-nat ] || ip -n $NS route add 10.202.1.0/24 dev tb-wan
         ip -n $NC addr add fd00:7f:1::2/64 dev tb-lan nodad && ip -n $NC -6 route add fd00:7f:2::/64 dev tb-lan
         ip -n $NS addr add fd00:7f:2::2/64 dev tb-wan nodad && ip -n $NS -6 route add fd00:7f:1::/64 dev tb-wan
         SERVER_IF=tb-wan
@@ -138,7 +156,7 @@ echo "variant,test,run,gbit_per_s,packets_per_s,tunfw_cpu_percent,lost_percent" 
 # afresh), so that a load that drifts on a shared machine spreads over all
 # variants instead of skewing the one measured while it lasted.
 for r in $(seq 1 "$RUNS"); do
-    for variant in kernel tunfw passthrough tunfw-nooffload; do
+    for variant in ${VARIANTS//,/ }; do
         setup $variant || { echo "setup of $variant failed" >&2; exit 2; }
         echo "== run $r: $variant" >&2
         for t in ${TESTS//,/ }; do
@@ -154,10 +172,10 @@ for r in $(seq 1 "$RUNS"); do
     done
 done
 
-python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" "$TESTS" <<'PY'
+python3 - "$CSV" "$OUT/bench.svg" "$TIME" "$RUNS" "$TESTS" "$VARIANTS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-tests, variants = sys.argv[5].split(","), ["kernel", "tunfw", "passthrough", "tunfw-nooffload"]
+tests, variants = sys.argv[5].split(","), sys.argv[6].split(",")
 def vals(v, t, k): return [float(r[k]) for r in rows if r["variant"] == v and r["test"] == t and r.get(k)]
 def med(v, t, k):
     x = vals(v, t, k)
@@ -170,13 +188,15 @@ for t in tests:
         cpu = "-" if v == "kernel" else f"{c[0]:.0f}"
         lost = f"{l[0]:.1f} ({l[1]:.1f}-{l[2]:.1f})" if vals(v, t, "lost_percent") and (l := med(v, t, "lost_percent")) else "-"
         print(f"{t:<7} {v:<16} {g[0]:>8.3f} ({g[1]:.3f}-{g[2]:.3f}) {p[0]:>10.0f} ({p[1]:.0f}-{p[2]:.0f}) {cpu:>12} {lost:>18}")
-    a, b, c, d = (med(v, t, "gbit_per_s")[0] for v in variants)
-    pa, pb, pc, pd = (med(v, t, "packets_per_s")[0] for v in variants)
-    ratio = lambda x, y: f"{x / y:.2f}" if y else "-"
-    print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s), b/d {ratio(b, d)} (Gbit/s, offloads on/off)")
+    g = {v: med(v, t, "gbit_per_s")[0] for v in variants}
+    p = {v: med(v, t, "packets_per_s")[0] for v in variants}
+    a, b, c, d, e = (g.get(v, 0) for v in ["kernel", "tunfw", "passthrough", "tunfw-nooffload", "tunfw-nat"])
+    pb, pc = p.get("tunfw", 0), p.get("passthrough", 0)
+    ratio = lambda x, y: f"{x / y:.2f}" if x and y else "-"
+    print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s), b/d {ratio(b, d)} (Gbit/s, offloads on/off), e/b {ratio(e, b)} (Gbit/s, masqueraded/not)")
 # SVG: grouped bars of median Gbit/s (log scale is avoided; values are labelled).
 W, H, pad = 720, 360, 60
-colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868", "tunfw-nooffload": "#c44e52"}
+colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868", "tunfw-nooffload": "#c44e52", "tunfw-nat": "#8172b2"}
 mx = max([med(v, t, "gbit_per_s")[0] for v in variants for t in tests] + [0.001])
 gw = (W - 2 * pad) / len(tests)
 bw = gw / (len(variants) + 1)
@@ -193,7 +213,7 @@ for i, t in enumerate(tests):
         out.append(f'<text x="{x+bw*0.45:.1f}" y="{H-pad-h-4:.1f}" text-anchor="middle">{g:.2f}</text>')
     out.append(f'<text x="{pad+i*gw+gw/2:.1f}" y="{H-pad+18}" text-anchor="middle">{t}</text>')
 for j, v in enumerate(variants):
-    out.append(f'<rect x="{pad+j*150}" y="{H-22}" width="12" height="12" fill="{colors[v]}"/><text x="{pad+j*150+16}" y="{H-12}">{"tunfw --offload off" if v == "tunfw-nooffload" else v}</text>')
+    out.append(f'<rect x="{pad+j*130}" y="{H-22}" width="12" height="12" fill="{colors[v]}"/><text x="{pad+j*130+16}" y="{H-12}">{"tunfw --offload off" if v == "tunfw-nooffload" else v}</text>')
 out.append("</svg>")
 open(sys.argv[2], "w").write("\n".join(out))
 print(f"csv: {sys.argv[1]}  chart: {sys.argv[2]}")
