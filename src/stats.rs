@@ -141,6 +141,9 @@ reason_enum! {
         /// New flow that a NAT rule translates, but no free port or ICMP
         /// identifier was found for it (`nat.exhausted`).
         NatExhausted => "nat_exhausted",
+        /// An ICMP redirect about a translated flow (Linux drops those: the
+        /// ends would talk around the translation).
+        NatRedirect => "nat_redirect",
     }
 }
 

@@ -218,6 +218,9 @@ fn an_offloaded_packet_gets_its_partial_checksum_patched() {
     use tunfw::wire::checksum::{fold, pseudo_header_v4};
     use tunfw::wire::vnet::{VnetHeader, F_NEEDS_CSUM};
     let mut h = Harness::with_config(CONFIG);
+    // Another client holds port 40000 towards the server: this flow's
+    // port moves too, which a partial checksum must not be patched for.
+    h.pass(Side::Lan, syn(CLIENT2, 40000, SERVER, 80));
     let mut pkt = tcp_segment(CLIENT, SERVER, 40000, 80, 1000, 0, SYN, b"");
     let partial = |p: &[u8]| {
         let (s, d): ([u8; 4], [u8; 4]) =
@@ -237,6 +240,11 @@ fn an_offloaded_packet_gets_its_partial_checksum_patched() {
         h.fw.process_offloaded(Side::Lan, &vnet, &mut pkt, &mut answer, h.now);
     assert!(v.forwards());
     assert_eq!(&pkt[12..16], &MASQ.octets());
+    assert_ne!(
+        u16::from_be_bytes([pkt[20], pkt[21]]),
+        40000,
+        "the port moved"
+    );
     assert_eq!(u16::from_be_bytes([pkt[36], pkt[37]]), partial(&pkt));
 }
 
@@ -263,6 +271,11 @@ fn nat_configs_are_checked() {
         let e = tunfw::config::Config::parse(&text, "nat.ron").unwrap_err();
         assert!(e.to_string().contains(wanted), "{e}");
         assert!(e.line > 1, "{e}: the error points into the file");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("nat.ron:{}:{}: ", e.line, e.col)),
+            "{e}"
+        );
     }
 }
 
@@ -299,4 +312,98 @@ fn translating_established_packets_does_not_allocate() {
     });
     assert_eq!(forwarded, 400);
     assert_eq!(allocations, 0);
+}
+
+#[test]
+fn translated_flows_come_and_go_without_wearing_the_table() {
+    // 64 flows (a power of two: the index holds exactly 2 × 64 entries),
+    // each masqueraded: removal by flush, by expiry (the sweep) and by
+    // early drop must each give back both index entries, round after
+    // round, or new flows start failing with table_full.
+    let cfg = CONFIG.replace("router:", "conntrack: (max: 64), router:");
+    let mut h = Harness::with_config(&cfg);
+    let mut port = 1024u16;
+    for round in 0..60 {
+        for _ in 0..64 {
+            port += 1;
+            let (v, out) = h.pass(Side::Lan, udp(CLIENT, SERVER, port, 53, b"q"));
+            assert!(v.forwards(), "round {round}, port {port}: {v:?}");
+            assert_eq!(addrs(&out).0, IpAddr::V4(MASQ));
+        }
+        match round % 3 {
+            0 => h.fw.conntrack_mut().flush(),
+            1 => {
+                // Expired, then swept in bounded steps.
+                h.advance_secs(31);
+                let now = h.now;
+                while h.fw.next_deadline(now) <= now {
+                    h.fw.tick(now);
+                }
+            }
+            // Left in place: the next round's flows evict them early
+            // (unreplied UDP flows are not assured).
+            _ => {}
+        }
+    }
+    assert_eq!(h.fw.conntrack().stats.table_full, 0);
+    assert!(h.fw.conntrack().stats.early_drop >= 64);
+}
+
+#[test]
+fn a_rst_answering_an_unreplied_syn_goes_back_translated() {
+    let mut h = Harness::with_config(CONFIG);
+    let (_, out) = h.pass(Side::Lan, syn(CLIENT, 40000, SERVER, 9));
+    assert_eq!(ports(&out), (40000, 9));
+    let rst = tcp_segment(SERVER, MASQ, 9, 40000, 0, 1001, RST | ACK, b"");
+    let (v, back) = h.pass(Side::Wan, rst);
+    assert!(v.forwards(), "{v:?}");
+    assert_eq!(addrs(&back), (SERVER.into(), CLIENT.into()));
+    assert_eq!(ports(&back), (9, 40000));
+    // The flow ended with the RST.
+    let t = tuple(6, CLIENT, 40000, SERVER, 9);
+    assert!(h.flow(&t).is_none());
+}
+
+#[test]
+fn a_recheck_reload_keeps_a_port_forwarded_flow() {
+    let cfg = CONFIG.replace("router:", "on_reload: Recheck, router:");
+    let mut h = Harness::with_config(&cfg);
+    let (v, _) = h.pass(Side::Wan, syn(SERVER, 50000, MASQ, 8080));
+    assert!(v.forwards());
+    let parsed = tunfw::config::Config::parse(&cfg, "nat.ron").unwrap();
+    let summary = h.fw.reload(&parsed, h.now);
+    assert_eq!(
+        summary.flows_removed, 0,
+        "the rules accept it at its translated destination"
+    );
+    assert_eq!(summary.flows_kept, 1);
+}
+
+#[test]
+fn a_redirect_about_a_translated_flow_is_dropped() {
+    let mut h = Harness::with_config(CONFIG);
+    let (_, out) = h.pass(Side::Lan, udp(CLIENT, SERVER, 41000, 53, b"query"));
+    let redirect = icmp(SERVER, MASQ, icmp::REDIRECT, 1, [10, 0, 2, 9], &out[..28]);
+    let v = h.inb(redirect);
+    assert_eq!(v.fate, Fate::Drop(DropReason::NatRedirect));
+}
+
+#[test]
+fn an_untranslated_flow_cannot_take_a_translated_flows_reply_tuple() {
+    let mut h = Harness::with_config(CONFIG);
+    let (_, out) = h.pass(Side::Lan, syn(CLIENT, 40000, SERVER, 80));
+    assert_eq!((addrs(&out).0, ports(&out).0), (IpAddr::V4(MASQ), 40000));
+    // A LAN packet from the masquerade address itself (outside the
+    // masqueraded network: no rule translates it), same port, same server:
+    // its reply tuple would be the first flow's. Its port moves instead.
+    let (v, other) = h.pass(Side::Lan, syn(MASQ, 40000, SERVER, 80));
+    assert!(v.forwards(), "{v:?}");
+    assert_eq!(addrs(&other).0, IpAddr::V4(MASQ));
+    assert_ne!(ports(&other).0, 40000);
+    // The first flow's answer still reaches its client.
+    let (_, back) = h.pass(
+        Side::Wan,
+        tcp_segment(SERVER, MASQ, 80, 40000, 5000, 1001, SYN | ACK, b""),
+    );
+    assert_eq!(addrs(&back).1, IpAddr::V4(CLIENT));
 }

@@ -160,7 +160,7 @@ mod tests {
     fn hash_for(id: u32) -> u64 {
         let home = u64::from(id % 5) * 7 + 28; // 32 slots: homes 28 (runs wrap), 3, 10, 17, 24
         let tag = u64::from(id % 3);
-        tag << 56 | home
+        tag << 57 | home
     }
 
     #[test]

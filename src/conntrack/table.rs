@@ -234,15 +234,14 @@ impl<S: HelperState> Conntrack<S> {
 
     /// Remove a flow, its helper state and the expectation it announced.
     pub fn remove(&mut self, id: FlowId) {
-        let Some(flow) = self.flows.remove(id) else {
+        let Some(flow) = self.flows.get(id).copied() else {
             return;
         };
-        let at = self.last_now;
-        self.emit(EventKind::Destroy, &flow, at);
-        let reply = flow
-            .nat
-            .index()
-            .and_then(|slot| self.translations.remove(slot));
+        let reply = self.translation(&flow).map(|t| t.reply);
+        // The index entries go first, while the flow and its translation are
+        // still in their pools: moving entries back asks `hash_of` for the
+        // hash of every entry behind the hole, which may be this flow's
+        // other entry.
         let (flows, translations, hasher) = (&self.flows, &self.translations, &self.index_hasher);
         // The hash an entry is filed under: its flow's original tuple's
         // key, or (key bit set) its translated reply tuple's.
@@ -261,10 +260,16 @@ impl<S: HelperState> Conntrack<S> {
             entry(id, Dir::Original),
             hash_of,
         );
-        if let Some(t) = reply {
+        if let Some(r) = reply {
             self.index
-                .remove(key_hash(hasher, &t.reply), entry(id, Dir::Reply), hash_of);
+                .remove(key_hash(hasher, &r), entry(id, Dir::Reply), hash_of);
         }
+        self.flows.remove(id);
+        if let Some(slot) = flow.nat.index() {
+            self.translations.remove(slot);
+        }
+        let at = self.last_now;
+        self.emit(EventKind::Destroy, &flow, at);
         if let HelperSlot::Attached(slot) = flow.helper {
             let pending = self
                 .helper_states
@@ -356,7 +361,16 @@ impl<S: HelperState> Conntrack<S> {
         // A tuple and its inverse have one key: one search finds either. A
         // flow that holds one of the tuples but has expired is removed
         // (address translation counted its tuples free).
-        for tuple in core::iter::once(flow.original).chain(reply) {
+        // With translated flows in the table, an untranslated flow's reply
+        // tuple may be a translated flow's tuple: it is looked up too.
+        let reply_to_check = match reply {
+            Some(r) => Some(r),
+            None if self.translations.limit() > 0 || !self.translations.is_empty() => {
+                flow.original.invert()
+            }
+            None => None,
+        };
+        for tuple in core::iter::once(flow.original).chain(reply_to_check) {
             if let Some((id, _)) = self.find(&tuple) {
                 if self.get(id).is_some_and(|f| f.expires > now) {
                     self.stats.clash += 1;

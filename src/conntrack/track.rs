@@ -30,7 +30,7 @@ use crate::wire::{icmp, icmpv6, PROTO_TCP};
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowRef {
-    /// No flow (INVALID, or the flow was deleted by this packet).
+    /// No flow (INVALID, UNTRACKED).
     None,
     /// An existing flow.
     Existing(FlowId),
@@ -64,8 +64,9 @@ impl Tracked {
 
 /// What one packet did to its existing flow.
 enum Update {
-    /// Tracked in `state`; the flow lives on unless `alive` is false.
-    Done(CtState, bool),
+    /// Tracked in `state` (the flow may have ended with the packet: it
+    /// then expires now).
+    Done(CtState),
     /// INVALID; the flow is unchanged (or only its timeout shortened).
     Invalid(InvalidReason),
     /// A SYN reopening a closed flow: remove it and track the packet as new.
@@ -75,7 +76,7 @@ enum Update {
 /// What a protocol's tracker said about a packet of an existing flow.
 enum Step {
     /// Accepted: refresh the timeout; the flow becomes ASSURED if `assured`;
-    /// `kill` removes it now.
+    /// `kill` ends it with this packet.
     Accept {
         timeout: Duration,
         assured: bool,
@@ -119,16 +120,12 @@ impl<S: HelperState> Conntrack<S> {
             found.and_then(|(id, dir)| Some((id, dir, self.update(id, dir, pkt, now)?)))
         {
             match update {
-                Update::Done(state, alive) => {
+                Update::Done(state) => {
                     return Tracked {
                         state,
                         invalid: None,
                         dir,
-                        flow: if alive {
-                            FlowRef::Existing(id)
-                        } else {
-                            FlowRef::None
-                        },
+                        flow: FlowRef::Existing(id),
                     };
                 }
                 Update::Invalid(reason) => return Tracked::invalid(reason),
@@ -238,11 +235,19 @@ impl<S: HelperState> Conntrack<S> {
             self.emit(EventKind::Update, &snapshot, now);
         }
         if kill {
-            self.remove(id);
+            // Gone for every later packet (lookups and the sweep treat an
+            // expired flow as absent), but still there for this one: its
+            // address translation (a RST answering an unreplied SYN goes
+            // back translated, as Linux keeps a killed conntrack on the
+            // packet that killed it).
+            if let Some(f) = self.flows.get_mut(id) {
+                f.expires = now;
+            }
+            self.note_expiry(now);
         } else if let Some(at) = new_expiry {
             self.note_expiry(at);
         }
-        Some(Update::Done(state, !kill))
+        Some(Update::Done(state))
     }
 
     /// The pending flow a packet that matched no flow would start, or why it

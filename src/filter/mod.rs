@@ -192,7 +192,17 @@ impl Firewall {
     /// Whether the current rules accept the first packet of `flow` (as NEW,
     /// or RELATED for an expected flow), from the side it came from.
     pub fn would_accept(&self, flow: &Flow) -> bool {
-        let t = flow.tuple(Dir::Original);
+        // As the rules saw its first packet: after destination NAT.
+        let original = flow.original;
+        let t = match packet_plan::for_packet(
+            &original,
+            Dir::Original,
+            &original,
+            &self.conntrack.reply_tuple(flow),
+        ) {
+            Plan::Rewrite { view, .. } => view,
+            _ => original,
+        };
         let transport = match (t.protocol, flow.proto) {
             (PROTO_TCP, _) => Transport::Tcp(TcpInfo {
                 src_port: t.src_id,
@@ -436,6 +446,9 @@ impl Firewall {
             };
         }
         let plan = self.nat_plan(&pkt, side, &tracked, now);
+        if plan == Plan::Refuse {
+            return Verdict::dropped(DropReason::NatRedirect, Some(tracked.state));
+        }
         let seen = packet_plan::view(&pkt, &plan);
         let chain = &mut self.settings.chains[side.index()];
         let (action, decider) = chain.evaluate(&seen, tracked.state);
@@ -653,9 +666,14 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> usize {
-        let Ok(pkt) = packet::parse(dg) else {
+        let Ok(mut pkt) = packet::parse(dg) else {
             return 0;
         };
+        // The datagram may have been translated already: the answer goes
+        // to the first fragment's sender, from its destination.
+        if let Some((src, dst)) = header_addresses(first) {
+            (pkt.ip.src, pkt.ip.dst) = (src, dst);
+        }
         let src = self.router_address(side, &pkt).unwrap_or(pkt.ip.dst);
         if !self.answer_allowed(now) {
             return 0;
@@ -693,6 +711,23 @@ impl Firewall {
         let built = answer::icmp_error(pkt, original, icmp_type, code, src, answer);
         self.stats.sent_icmp += u64::from(built.is_some());
         built.unwrap_or(0)
+    }
+}
+
+/// The source and destination in the IP header at the start of `packet`.
+fn header_addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let a: [u8; 8] = packet.get(12..20)?.try_into().ok()?;
+            let (s, d): ([u8; 4], [u8; 4]) = (a[..4].try_into().ok()?, a[4..].try_into().ok()?);
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        6 => {
+            let s: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let d: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        _ => None,
     }
 }
 

@@ -54,6 +54,9 @@ impl Firewall {
                 };
                 let reply = self.conntrack.reply_tuple(flow);
                 match pkt.transport {
+                    // Redirects about a translated flow would send its ends
+                    // around the translation: dropped, as Linux does.
+                    Transport::Icmp(i) if i.icmp_type == icmp::REDIRECT => Plan::Refuse,
                     Transport::Icmp(i) if icmp::is_error(i.icmp_type) => {
                         match crate::conntrack::icmp::embedded_tuple(i.body) {
                             Ok(quoted) => {
@@ -84,7 +87,7 @@ impl Firewall {
         plan: &Plan,
     ) {
         match *plan {
-            Plan::Keep => {}
+            Plan::Keep | Plan::Refuse => {}
             Plan::Rewrite { from, to, .. } => {
                 if from != to {
                     let partial = vnet.flags & vnet::F_NEEDS_CSUM != 0;
@@ -131,9 +134,7 @@ impl Firewall {
         let table = &self.conntrack;
         let leaving = self
             .nat
-            .source(side.other(), &flow.original, &middle, |t| {
-                table.tuple_taken(t, now)
-            })
+            .source(side.other(), &middle, |t| table.tuple_taken(t, now))
             .map_err(|_| {
                 self.nat.stats.exhausted += 1;
                 NewFlowError::Exhausted

@@ -135,21 +135,22 @@ impl Nat {
     }
 
     /// Source NAT for a flow the rules accepted, leaving by `out`, whose
-    /// first packet had tuple `original` and `middle` after destination
-    /// NAT: the tuple its packets leave with. Without a rule, a flow whose
-    /// destination was translated keeps its source unless that makes its
-    /// reply tuple one a flow already has; then its source port moves
-    /// (Linux's null binding).
+    /// first packet's tuple is `middle` after destination NAT: the tuple its
+    /// packets leave with. Without a rule, a flow keeps its source unless
+    /// that makes its reply tuple one a flow already has; then its source
+    /// port moves (Linux's null binding).
     pub fn source(
         &mut self,
         out: Side,
-        original: &Tuple,
         middle: &Tuple,
         taken: impl Fn(&Tuple) -> bool,
     ) -> Result<Tuple, Exhausted> {
         let used = |c: &Tuple| used(c, &taken);
         let Some(target) = self.rules.source_for(out, middle) else {
-            if middle == original || !used(middle) {
+            // Linux's null binding: even an untranslated flow moves its
+            // source port when its reply tuple is taken (by a translated
+            // flow's), so that no two flows share one.
+            if !used(middle) {
                 return Ok(*middle);
             }
             let mut t = *middle;

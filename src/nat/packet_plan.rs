@@ -53,6 +53,9 @@ impl Changed {
 pub enum Plan {
     /// Nothing.
     Keep,
+    /// Drop it: an ICMP redirect about a translated flow (Linux's
+    /// `nf_nat_icmp_reply_translation` drops those).
+    Refuse,
     /// Rewrite the packet from tuple `from` to `to` when it is forwarded;
     /// the rules see `view`.
     Rewrite {
@@ -154,7 +157,7 @@ pub fn for_error(quoted: &Tuple, dir: Dir, original: &Tuple, reply: &Tuple) -> P
 pub fn view<'a>(pkt: &Packet<'a>, plan: &Plan) -> Packet<'a> {
     let mut p = *pkt;
     match *plan {
-        Plan::Keep => {}
+        Plan::Keep | Plan::Refuse => {}
         Plan::Rewrite { view, .. } => {
             p.ip.src = view.src;
             p.ip.dst = view.dst;

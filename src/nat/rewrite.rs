@@ -30,6 +30,10 @@ const UDP_CHECKSUM: usize = 6;
 /// Offset of the ICMP checksum and query identifier in its header.
 const ICMP_CHECKSUM: usize = 2;
 const ICMP_IDENT: usize = 4;
+/// UDP-Lite (RFC 3828) and DCCP (RFC 4340): their checksums cover the
+/// pseudo-header.
+const PROTO_UDPLITE: u8 = 136;
+const PROTO_DCCP: u8 = 33;
 /// Bytes of ICMP header before an error's quoted packet.
 const ICMP_HEADER: usize = 8;
 
@@ -128,6 +132,9 @@ pub fn rewrite_v4(
         PROTO_TCP => (Some((l4 + tcp::CHECKSUM, Field::Full)), true),
         PROTO_UDP if partial => (Some((l4 + UDP_CHECKSUM, Field::Partial)), true),
         PROTO_UDP => (Some((l4 + UDP_CHECKSUM, Field::Udp)), true),
+        // UDP-Lite and DCCP: a pseudo-header checksum at offset 6 (their
+        // ports are not remapped).
+        PROTO_UDPLITE | PROTO_DCCP => (Some((l4 + UDP_CHECKSUM, Field::Full)), true),
         PROTO_ICMP if partial => (None, false),
         PROTO_ICMP => (Some((l4 + ICMP_CHECKSUM, Field::Full)), false),
         _ => (None, false),

@@ -5,6 +5,8 @@
 pub const ECHO_REPLY: u8 = 0;
 /// Destination unreachable.
 pub const DEST_UNREACHABLE: u8 = 3;
+/// Redirect.
+pub const REDIRECT: u8 = 5;
 /// Echo request.
 pub const ECHO_REQUEST: u8 = 8;
 /// Time exceeded.
