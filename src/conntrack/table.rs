@@ -177,6 +177,10 @@ impl<S: HelperState> Conntrack<S> {
             .find(key_hash(&self.index_hasher, tuple), |entry| {
                 let flow = self.flows.get(entry >> 1);
                 let found = flow.and_then(|f| {
+                    // The original direction needs no translation looked up.
+                    if f.original == *tuple {
+                        return Some(Dir::Original);
+                    }
                     let reply = self.translation(f).map(|t| &t.reply);
                     f.direction_of(tuple, inverse.as_ref(), reply)
                 });

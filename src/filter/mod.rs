@@ -445,13 +445,27 @@ impl Firewall {
                 ..Verdict::dropped(DropReason::TtlExceeded, Some(tracked.state))
             };
         }
-        let plan = self.nat_plan(&pkt, side, &tracked, now);
+        let plan = translation::plan(&mut self.nat, &self.conntrack, &pkt, side, &tracked, now);
         if plan == Plan::Refuse {
             return Verdict::dropped(DropReason::NatRedirect, Some(tracked.state));
         }
-        let seen = packet_plan::view(&pkt, &plan);
+        // What the rules see: the packet itself unless NAT changes their view.
+        let translated_view;
+        let seen = match plan {
+            Plan::Rewrite { from, view, .. } if from != view => {
+                translated_view = packet_plan::view(&pkt, &plan);
+                &translated_view
+            }
+            Plan::Error {
+                outer_dst: Some(_), ..
+            } => {
+                translated_view = packet_plan::view(&pkt, &plan);
+                &translated_view
+            }
+            _ => &pkt,
+        };
         let chain = &mut self.settings.chains[side.index()];
-        let (action, decider) = chain.evaluate(&seen, tracked.state);
+        let (action, decider) = chain.evaluate(seen, tracked.state);
         let wants_log = chain.wants_log(decider)
             || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
         let state = Some(tracked.state);
@@ -480,7 +494,7 @@ impl Firewall {
         };
         if verdict.forwards() {
             let (header_len, family_v4) = (pkt.ip.header_len, pkt.ip.src.is_ipv4());
-            self.translate(buf, header_len, vnet, &plan);
+            translation::rewrite(&mut self.nat, buf, header_len, vnet, &plan);
             if family_v4 {
                 ipv4::decrement_ttl(buf);
             } else {
@@ -502,7 +516,14 @@ impl Firewall {
     ) -> Verdict {
         let state = Some(tracked.state);
         match tracked.flow {
-            FlowRef::Pending(flow) => match self.confirm(flow, side, plan, now) {
+            FlowRef::Pending(flow) => match translation::confirm(
+                &mut self.nat,
+                &mut self.conntrack,
+                flow,
+                side,
+                plan,
+                now,
+            ) {
                 Ok(_) => {}
                 Err(NewFlowError::Table(ConfirmError::TableFull)) => {
                     return Verdict::dropped(DropReason::TableFull, state)

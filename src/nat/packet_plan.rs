@@ -82,35 +82,37 @@ pub enum Plan {
 /// The plan for a packet with tuple `t` travelling in direction `dir` of a
 /// flow whose tuples are `original` and `reply`.
 pub fn for_packet(t: &Tuple, dir: Dir, original: &Tuple, reply: &Tuple) -> Plan {
-    let (Some(leaving_original), Some(leaving_reply)) = (reply.invert(), original.invert()) else {
-        return Plan::Keep;
+    // The other direction's tuple, turned around: what this packet leaves
+    // as. Its ids: TCP and UDP swap ports; an ICMP query keeps its own
+    // type and code and takes the identifier (the same both ways); other
+    // protocols have none. (The inverse, without `Tuple::invert`'s
+    // per-protocol lookups: the packet path's cost per translated packet.)
+    let other = match dir {
+        Dir::Original => reply,
+        Dir::Reply => original,
     };
     let ports = matches!(t.protocol, PROTO_TCP | PROTO_UDP);
-    let (to, view) = match dir {
-        Dir::Original => {
-            let view = Tuple {
-                dst: leaving_original.dst,
-                dst_id: if ports {
-                    leaving_original.dst_id
-                } else {
-                    t.dst_id
-                },
-                ..*t
-            };
-            (leaving_original, view)
-        }
-        Dir::Reply => {
-            let view = Tuple {
-                dst: original.src,
-                dst_id: if ports { original.src_id } else { t.dst_id },
-                ..*t
-            };
-            (leaving_reply, view)
-        }
+    let to = Tuple {
+        src: other.dst,
+        dst: other.src,
+        protocol: t.protocol,
+        src_id: if ports { other.dst_id } else { other.src_id },
+        dst_id: if ports { other.src_id } else { t.dst_id },
     };
     if to == *t {
         return Plan::Keep;
     }
+    // The rules see the destination as it leaves in the original
+    // direction, and as the original source in the reply direction.
+    let (view_dst, view_dst_id) = match dir {
+        Dir::Original => (to.dst, to.dst_id),
+        Dir::Reply => (original.src, original.src_id),
+    };
+    let view = Tuple {
+        dst: view_dst,
+        dst_id: if ports { view_dst_id } else { t.dst_id },
+        ..*t
+    };
     Plan::Rewrite { from: *t, to, view }
 }
 

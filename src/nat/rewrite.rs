@@ -19,10 +19,10 @@
 //! that field alone and the function returns false (the callers only pass
 //! packets the parser checked, so that does not happen).
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use crate::conntrack::tuple::Tuple;
-use crate::wire::checksum::{internet_checksum, update16};
+use crate::wire::checksum::{fold, internet_checksum};
 use crate::wire::{ipv4, tcp, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Offset of the UDP checksum in its header.
@@ -37,76 +37,58 @@ const PROTO_DCCP: u8 = 33;
 /// Bytes of ICMP header before an error's quoted packet.
 const ICMP_HEADER: usize = 8;
 
-/// How a transport checksum field is patched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Field {
-    /// A complete checksum (inverted sum).
-    Full,
-    /// A UDP checksum: 0 means none and stays; a result of 0 is sent 0xffff.
-    Udp,
-    /// A partial sum (not inverted) of the pseudo-header: addresses only.
-    Partial,
+/// The one's complement change of a checksum's sum when the covered bytes
+/// `old` become `new` (an even number of bytes): for each 16-bit word, the
+/// old word's complement plus the new word (RFC 1624, eqn. 3), unfolded.
+fn delta(old: &[u8], new: &[u8]) -> u64 {
+    old.chunks_exact(2)
+        .zip(new.chunks_exact(2))
+        .map(|(o, n)| {
+            u64::from(!u16::from_be_bytes([o[0], o[1]]))
+                + u64::from(u16::from_be_bytes([n[0], n[1]]))
+        })
+        .sum()
 }
 
-fn read16(buf: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
+/// Write `new` over `field` (the same length); the change, for the
+/// checksums that cover it (0 when nothing changed).
+fn set(field: &mut [u8], new: &[u8]) -> u64 {
+    if field == new {
+        return 0;
+    }
+    let d = delta(field, new);
+    field.copy_from_slice(new);
+    d
 }
 
-fn write16(buf: &mut [u8], at: usize, v: u16) -> bool {
-    match buf.get_mut(at..at + 2) {
-        Some(b) => {
-            b.copy_from_slice(&v.to_be_bytes());
-            true
-        }
-        None => false,
+/// A complete checksum `check` after its covered bytes changed by `d`.
+fn patched(check: u16, d: u64) -> u16 {
+    if d == 0 {
+        check
+    } else {
+        !fold(u64::from(!check) + d)
     }
 }
 
-/// Patch the checksum at `at` for a covered word that went from `old` to
-/// `new`.
-fn patch(buf: &mut [u8], at: usize, field: Field, old: u16, new: u16) -> bool {
-    let Some(check) = read16(buf, at) else {
-        return false;
-    };
-    let patched = match field {
-        Field::Full => update16(check, old, new),
-        Field::Udp if check == 0 => return true,
-        Field::Udp => match update16(check, old, new) {
-            0 => 0xffff,
-            c => c,
-        },
-        Field::Partial => !update16(!check, old, new),
-    };
-    write16(buf, at, patched)
+/// The 16-bit big-endian field at `at`, if `b` holds it.
+fn read16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-/// Replace the 16-bit word at `at` with `new`, patching the checksums in
-/// `checks` (offset, kind) for it; false when something is out of bounds.
-fn replace16(buf: &mut [u8], at: usize, new: u16, checks: &[(usize, Field)]) -> bool {
-    let Some(old) = read16(buf, at) else {
-        return false;
-    };
-    if old == new {
-        return true;
-    }
-    let mut ok = write16(buf, at, new);
-    for &(c, field) in checks {
-        ok &= patch(buf, c, field, old, new);
-    }
-    ok
+/// The 16-bit big-endian field at `at..at + 2` of `b` (in bounds).
+fn field16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-fn v4_words(a: IpAddr) -> Option<[u16; 2]> {
-    match a {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            Some([
-                u16::from_be_bytes([o[0], o[1]]),
-                u16::from_be_bytes([o[2], o[3]]),
-            ])
-        }
-        IpAddr::V6(_) => None,
-    }
+/// Replace the addresses of the IPv4 header `ip` (at least 20 bytes) with
+/// `src` and `dst`, patching its checksum; the change, for a transport
+/// checksum over the pseudo-header.
+fn set_addresses(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
+    let d = set(&mut ip[ipv4::SRC..ipv4::SRC + 4], &src.octets())
+        + set(&mut ip[ipv4::DST..ipv4::DST + 4], &dst.octets());
+    let check = patched(field16(ip, ipv4::CHECKSUM), d);
+    ip[ipv4::CHECKSUM..ipv4::CHECKSUM + 2].copy_from_slice(&check.to_be_bytes());
+    d
 }
 
 /// Rewrite the IPv4 packet starting at `l3` in `buf` (its header
@@ -114,6 +96,8 @@ fn v4_words(a: IpAddr) -> Option<[u16; 2]> {
 /// that its tuple goes from `from` to `to`: see the module documentation.
 /// `partial`: its transport checksum is partial. `quoted`: this is the
 /// packet an ICMP error quotes (a TCP checksum only with a whole header).
+/// False, with nothing or only the IP header changed, when the buffer is
+/// too short for a field or a tuple is not IPv4.
 pub fn rewrite_v4(
     buf: &mut [u8],
     l3: usize,
@@ -123,75 +107,70 @@ pub fn rewrite_v4(
     partial: bool,
     quoted: bool,
 ) -> bool {
-    let l4 = l3 + header_len;
-    let available = buf.len().saturating_sub(l4);
-    // The transport checksum (offset, kind), when it covers what changes.
-    let (l4_check, covers_addresses) = match from.protocol {
-        PROTO_TCP if quoted && available < tcp::MIN_HEADER_LEN => (None, false),
-        PROTO_TCP if partial => (Some((l4 + tcp::CHECKSUM, Field::Partial)), true),
-        PROTO_TCP => (Some((l4 + tcp::CHECKSUM, Field::Full)), true),
-        PROTO_UDP if partial => (Some((l4 + UDP_CHECKSUM, Field::Partial)), true),
-        PROTO_UDP => (Some((l4 + UDP_CHECKSUM, Field::Udp)), true),
-        // UDP-Lite and DCCP: a pseudo-header checksum at offset 6 (their
-        // ports are not remapped).
-        PROTO_UDPLITE | PROTO_DCCP => (Some((l4 + UDP_CHECKSUM, Field::Full)), true),
-        PROTO_ICMP if partial => (None, false),
-        PROTO_ICMP => (Some((l4 + ICMP_CHECKSUM, Field::Full)), false),
-        _ => (None, false),
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (to.src, to.dst) else {
+        return false;
     };
-    let l4_address_check = l4_check.filter(|_| covers_addresses);
-    let mut ok = rewrite_addresses(
-        buf,
-        l3,
-        (from.src, from.dst),
-        (to.src, to.dst),
-        l4_address_check,
-    );
-    // Ports, or the ICMP query identifier; a partial checksum leaves
-    // them to the device.
-    let id_checks: &[(usize, Field)] = match l4_check {
-        Some((_, Field::Partial)) | None => &[],
-        Some(ref c) => core::slice::from_ref(c),
+    let (Some(ip), l4) = (buf.get_mut(l3..l3 + ipv4::MIN_HEADER_LEN), l3 + header_len) else {
+        return false;
+    };
+    let addresses = set_addresses(ip, src, dst);
+    let ports = (u32::from(to.src_id) << 16 | u32::from(to.dst_id)).to_be_bytes();
+    let Some(l4) = buf.get_mut(l4..) else {
+        return false;
     };
     match from.protocol {
         PROTO_TCP | PROTO_UDP => {
-            ok &= replace16(buf, l4, to.src_id, id_checks);
-            ok &= replace16(buf, l4 + 2, to.dst_id, id_checks);
+            let at = if from.protocol == PROTO_TCP {
+                tcp::CHECKSUM
+            } else {
+                UDP_CHECKSUM
+            };
+            if l4.len() < 4 {
+                return false;
+            }
+            let ids = set(&mut l4[..4], &ports);
+            // A quote may end before the checksum (TCP's at 16).
+            if quoted && l4.len() < at.max(UDP_CHECKSUM) + 2 || l4.len() < at + 2 {
+                return quoted;
+            }
+            let check = field16(l4, at);
+            let new = match (partial, from.protocol) {
+                // The field holds the pseudo-header's sum: addresses only.
+                (true, _) => fold(u64::from(check) + addresses),
+                (false, PROTO_UDP) if check == 0 => 0,
+                (false, PROTO_UDP) => match patched(check, addresses + ids) {
+                    0 => 0xffff,
+                    c => c,
+                },
+                (false, _) => patched(check, addresses + ids),
+            };
+            l4[at..at + 2].copy_from_slice(&new.to_be_bytes());
         }
-        PROTO_ICMP => ok &= replace16(buf, l4 + ICMP_IDENT, to.src_id, id_checks),
+        PROTO_ICMP => {
+            if l4.len() < ICMP_IDENT + 2 {
+                return false;
+            }
+            let ids = set(
+                &mut l4[ICMP_IDENT..ICMP_IDENT + 2],
+                &to.src_id.to_be_bytes(),
+            );
+            if !partial {
+                let check = patched(field16(l4, ICMP_CHECKSUM), ids);
+                l4[ICMP_CHECKSUM..ICMP_CHECKSUM + 2].copy_from_slice(&check.to_be_bytes());
+            }
+        }
+        // UDP-Lite and DCCP: a pseudo-header checksum at offset 6 (their
+        // ports are not remapped).
+        PROTO_UDPLITE | PROTO_DCCP => {
+            if l4.len() < UDP_CHECKSUM + 2 {
+                return false;
+            }
+            let check = patched(field16(l4, UDP_CHECKSUM), addresses);
+            l4[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&check.to_be_bytes());
+        }
         _ => {}
     }
-    ok
-}
-
-/// Replace the source and destination addresses of the IPv4 header at
-/// `l3` (`from` to `to`, each a (source, destination) pair), patching its
-/// checksum and `l4_check`, a transport checksum over the pseudo-header.
-fn rewrite_addresses(
-    buf: &mut [u8],
-    l3: usize,
-    from: (IpAddr, IpAddr),
-    to: (IpAddr, IpAddr),
-    l4_check: Option<(usize, Field)>,
-) -> bool {
-    let ip_check = (l3 + ipv4::CHECKSUM, Field::Full);
-    let mut ok = true;
-    for (at, old, new) in [(ipv4::SRC, from.0, to.0), (ipv4::DST, from.1, to.1)] {
-        let (Some(old_words), Some(new_words)) = (v4_words(old), v4_words(new)) else {
-            return false;
-        };
-        for k in 0..2 {
-            if old_words[k] == new_words[k] {
-                continue;
-            }
-            let checks: &[(usize, Field)] = match l4_check {
-                Some(c) => &[ip_check, c],
-                None => &[ip_check],
-            };
-            ok &= replace16(buf, l3 + at + 2 * k, new_words[k], checks);
-        }
-    }
-    ok
+    true
 }
 
 /// Translate an ICMP error in `buf` (an IPv4 header of `header_len` bytes,
@@ -212,7 +191,7 @@ pub fn translate_icmp_error(
     let Some(inner_len) = buf.get(inner).map(|b| usize::from(b & 0x0f) * 4) else {
         return false;
     };
-    let mut ok = rewrite_v4(buf, inner, inner_len, quoted_from, quoted_to, false, true);
+    let ok = rewrite_v4(buf, inner, inner_len, quoted_from, quoted_to, false, true);
     let total = read16(buf, ipv4::TOTAL_LEN).map_or(buf.len(), usize::from);
     if let Some(icmp) = buf.get_mut(header_len..total.min(buf.len())) {
         if icmp.len() >= ICMP_HEADER {
@@ -221,20 +200,18 @@ pub fn translate_icmp_error(
             icmp[ICMP_CHECKSUM..ICMP_CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
         }
     }
-    let outer = |a: &[u8]| -> Option<IpAddr> {
-        let o: [u8; 4] = a.try_into().ok()?;
-        Some(IpAddr::from(o))
-    };
-    let (Some(src), Some(dst)) = (
-        buf.get(ipv4::SRC..ipv4::SRC + 4).and_then(outer),
-        buf.get(ipv4::DST..ipv4::DST + 4).and_then(outer),
-    ) else {
+    let Some(ip) = buf.get_mut(..ipv4::MIN_HEADER_LEN) else {
         return false;
     };
+    let read = |at: usize| Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3]);
+    let (src, dst) = (read(ipv4::SRC), read(ipv4::DST));
     // The ICMP checksum (computed above) does not cover the outer
     // addresses: only the header checksum does.
-    let to = (outer_src.unwrap_or(src), outer_dst.unwrap_or(dst));
-    ok &= rewrite_addresses(buf, 0, (src, dst), to, None);
+    let v4 = |a: Option<IpAddr>, or: Ipv4Addr| match a {
+        Some(IpAddr::V4(a)) => a,
+        _ => or,
+    };
+    set_addresses(ip, v4(outer_src, src), v4(outer_dst, dst));
     ok
 }
 
