@@ -82,6 +82,15 @@ t_nat_pings_one_identifier_two_clients() {
     [ "${a:-0}" = 5 ] && [ "${b:-0}" = 5 ]
 }
 
+# ping -s 3000 through masquerade: each echo leaves the client in fragments,
+# which tunfw reassembles, translates once and cuts again, both ways.
+t_nat_fragmented_ping() {
+    local out before=$(ctr defrag.reassembled)
+    out=$(in_client ping -q -c 3 -i 0.2 -W 2 -s 3000 $SERVER_IP 2>&1)
+    grep -q ' 3 received' <<<"$out" || { note "$out"; return 1; }
+    [ $(($(ctr defrag.reassembled) - before)) -ge 6 ] || { note "fewer than 6 datagrams reassembled"; return 1; }
+}
+
 t_nat_traceroute_shows_router() {
     local out hops before=$(ctr nat.errors_translated)
     out=$(in_client traceroute -n -q 1 -w 2 -m 6 $ROUTER_IP 2>&1) || { note "$out"; return 1; }
@@ -138,6 +147,7 @@ nat_suite() {
     check nat_two_clients_one_source_port_two_mappings t_nat_two_clients_one_source_port
     check nat_udp_query_answered t_nat_udp_query_answered
     check nat_two_pings_one_identifier_both_answered t_nat_pings_one_identifier_two_clients
+    check nat_fragmented_ping_3000_both_ways t_nat_fragmented_ping
     check nat_traceroute_shows_router_behind_server t_nat_traceroute_shows_router
     check nat_udp_closed_port_connection_refused t_nat_udp_closed_port_refused
     check nat_pmtu_upload_1MiB_through_masquerade tf_pmtu_upload_ipv4

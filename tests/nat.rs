@@ -407,3 +407,69 @@ fn an_untranslated_flow_cannot_take_a_translated_flows_reply_tuple() {
     );
     assert_eq!(addrs(&back).1, IpAddr::V4(CLIENT));
 }
+
+#[test]
+fn a_fragmented_datagram_is_translated_once_and_cut_again() {
+    use tunfw::wire::checksum::internet_checksum;
+    let mut h = Harness::with_config(CONFIG);
+    // A 3000-byte UDP datagram from the client, in three fragments; then
+    // the server's answer to the masquerade address, also in fragments.
+    let send = |h: &mut Harness, side: Side, dg: Vec<u8>| -> Vec<Vec<u8>> {
+        let frags = fragments(&dg, 1280, 0x4242);
+        assert!(frags.len() > 1);
+        let (last, rest) = frags.split_last().unwrap();
+        for f in rest {
+            assert_eq!(h.send(side, f.clone()).fate, Fate::Held);
+        }
+        let v = h.send(side, last.clone());
+        let Fate::ForwardFragments(n) = v.fate else {
+            panic!("{v:?}");
+        };
+        (0..n)
+            .map(|i| {
+                let mut out = vec![0u8; 70_000];
+                let len = h.fw.fragment_piece(i, &mut out).expect("piece");
+                out.truncate(len);
+                out
+            })
+            .collect()
+    };
+    let payload = vec![7u8; 3000];
+    let out = send(&mut h, Side::Lan, udp(CLIENT, SERVER, 41000, 53, &payload));
+    for piece in &out {
+        assert_eq!(
+            &piece[12..16],
+            &MASQ.octets(),
+            "every piece leaves translated"
+        );
+        assert_eq!(internet_checksum(&[&piece[..20]]), 0);
+    }
+    // Put back together as the server's kernel would, the datagram parses:
+    // its UDP checksum was patched for the new source address.
+    let whole = |pieces: &[Vec<u8>]| -> Vec<u8> {
+        let mut dg = pieces[0][..20].to_vec();
+        for p in pieces {
+            dg.extend_from_slice(&p[20..]);
+        }
+        let len = dg.len() as u16;
+        dg[2..4].copy_from_slice(&len.to_be_bytes());
+        dg[6..8].fill(0);
+        dg[10..12].fill(0);
+        let c = internet_checksum(&[&dg[..20]]);
+        dg[10..12].copy_from_slice(&c.to_be_bytes());
+        dg
+    };
+    let dg = whole(&out);
+    assert_eq!(addrs(&dg), (MASQ.into(), SERVER.into()));
+    assert_eq!(ports(&dg), (41000, 53));
+    // The answer to the masquerade address comes back to the client, in
+    // pieces, translated the other way.
+    let back = send(&mut h, Side::Wan, udp(SERVER, MASQ, 53, 41000, &payload));
+    for piece in &back {
+        assert_eq!(&piece[16..20], &CLIENT.octets());
+        assert_eq!(internet_checksum(&[&piece[..20]]), 0);
+    }
+    let dg = whole(&back);
+    assert_eq!(addrs(&dg), (SERVER.into(), CLIENT.into()));
+    assert_eq!(ports(&dg), (53, 41000));
+}
