@@ -120,10 +120,10 @@ tf_frag_scan() {
 FRAG_ATTACK_SECS=${FRAG_ATTACK_SECS:-20}
 # The default config's reassembly cap (defrag.high_thresh, Linux's 4 MiB).
 FRAG_CAP=4194304
-# The attack waits in tfw-wan's fragment queue (the device's second, where
+# The attack waits in tfw-wan's fragment queue (the device's ninth, where
 # tunfw's steering program sends fragments), whose ring (queue_len, 2048)
 # it keeps full; the plain pings' replies and the download's segments wait
-# in the packet queue, which tunfw reads as often. Answered at least (plain
+# in the packet queues, which tunfw reads as often. Answered at least (plain
 # pings, -s 3000 pings), average RTT under. Measured: plain pings all
 # answered. The fragmented replies share the full fragment ring with the
 # attack, so how many find room depends on how much faster the attacker

@@ -124,7 +124,7 @@ t_ops_user_drop() {
     in_client ping -c 2 -i 0.2 -W 2 $SERVER_IP >/dev/null || { note "no forwarding as nobody"; return 1; }
     [ "$(rule_pkts outbound icmp-out)" -ge 2 ] || { note "not counted"; return 1; }
     # Root opened the multi-queue devices and loaded the steering program
-    # before dropping: each device has its fragment queue.
+    # before dropping: each device has its nine queues.
     log_since $l0 | grep -q 'queues 9+9;' || { note "not nine queues a device: $(log_since $l0 | grep forwarding)"; return 1; }
     note "uid $uid, control socket owned by $owner; queues 9+9"
 }

@@ -248,8 +248,9 @@ impl EventLoop {
         self.devices[0].offloads()
     }
 
-    /// How many queues tunfw reads of the LAN and the WAN device (2: the
-    /// device has a fragment queue).
+    /// How many queues tunfw reads of the LAN and the WAN device
+    /// ([`crate::device::steering::QUEUES`], or 1 where the device has a
+    /// single queue).
     pub fn queue_counts(&self) -> [usize; 2] {
         [self.devices[0].queue_count(), self.devices[1].queue_count()]
     }
