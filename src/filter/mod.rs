@@ -450,20 +450,8 @@ impl Firewall {
             return Verdict::dropped(DropReason::NatRedirect, Some(tracked.state));
         }
         // What the rules see: the packet itself unless NAT changes their view.
-        let translated_view;
-        let seen = match plan {
-            Plan::Rewrite { from, view, .. } if from != view => {
-                translated_view = packet_plan::view(&pkt, &plan);
-                &translated_view
-            }
-            Plan::Error {
-                outer_dst: Some(_), ..
-            } => {
-                translated_view = packet_plan::view(&pkt, &plan);
-                &translated_view
-            }
-            _ => &pkt,
-        };
+        let translated_view = packet_plan::view(&pkt, &plan);
+        let seen = translated_view.as_ref().unwrap_or(&pkt);
         let chain = &mut self.settings.chains[side.index()];
         let (action, decider) = chain.evaluate(seen, tracked.state);
         let wants_log = chain.wants_log(decider)

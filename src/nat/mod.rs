@@ -29,7 +29,7 @@ use std::collections::hash_map::RandomState;
 
 use serde::Serialize;
 
-use crate::conntrack::tuple::{Dir, Tuple};
+use crate::conntrack::tuple::Tuple;
 use crate::side::Side;
 use manip::Manip;
 use ports::unique_id;
@@ -208,17 +208,6 @@ impl Nat {
 /// `nf_nat_used_tuple`).
 fn used(c: &Tuple, taken: &impl Fn(&Tuple) -> bool) -> bool {
     c.invert().is_some_and(|reply| taken(&reply))
-}
-
-/// The tuple a packet of a flow leaves with, travelling in direction `dir`
-/// of a flow whose tuples (as they arrive) are `original` and `reply`: the
-/// inverse of the other direction's. For an untranslated flow that is the
-/// packet's own tuple.
-pub fn leaving_tuple(original: &Tuple, reply: &Tuple, dir: Dir) -> Option<Tuple> {
-    match dir {
-        Dir::Original => reply.invert(),
-        Dir::Reply => original.invert(),
-    }
 }
 
 #[cfg(test)]

@@ -154,12 +154,14 @@ pub fn for_error(quoted: &Tuple, dir: Dir, original: &Tuple, reply: &Tuple) -> P
     }
 }
 
-/// `pkt` as the rules see it under `plan`: addresses and ports of the
-/// plan's view (an ICMP error: the new outer destination).
-pub fn view<'a>(pkt: &Packet<'a>, plan: &Plan) -> Packet<'a> {
+/// `pkt` as the rules see it under `plan` (addresses and ports of the
+/// plan's view; an ICMP error: the new outer destination), or `None` when
+/// they see it as it is.
+pub fn view<'a>(pkt: &Packet<'a>, plan: &Plan) -> Option<Packet<'a>> {
     let mut p = *pkt;
     match *plan {
-        Plan::Keep | Plan::Refuse => {}
+        Plan::Keep | Plan::Refuse => return None,
+        Plan::Rewrite { from, view, .. } if from == view => return None,
         Plan::Rewrite { view, .. } => {
             p.ip.src = view.src;
             p.ip.dst = view.dst;
@@ -170,13 +172,9 @@ pub fn view<'a>(pkt: &Packet<'a>, plan: &Plan) -> Packet<'a> {
                 Transport::Other => {}
             }
         }
-        Plan::Error { outer_dst, .. } => {
-            if let Some(dst) = outer_dst {
-                p.ip.dst = dst;
-            }
-        }
+        Plan::Error { outer_dst, .. } => p.ip.dst = outer_dst?,
     }
-    p
+    Some(p)
 }
 
 #[cfg(test)]
