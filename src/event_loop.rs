@@ -474,7 +474,7 @@ impl EventLoop {
                     }
                 }
             };
-            let resegment = self.deliver(side, &vnet, &mut bufs.packet[..n], &mut bufs.answer, now);
+            let resegment = self.deliver(side, &vnet, &mut bufs.packet, n, &mut bufs.answer, now);
             if resegment {
                 self.resegment(side, &vnet, n, bufs, now);
             }
@@ -482,22 +482,25 @@ impl EventLoop {
         true
     }
 
-    /// Decide one frame (virtio-net header, if any, then the packet) and
+    /// Decide one frame, `room[..n]` (virtio-net header, if any, then the
+    /// packet; the rest of `room` is where a rewrite may grow it) and
     /// write what the verdict says. Returns true when the frame is a
     /// super-packet to be cut into segments first.
     fn deliver(
         &mut self,
         side: Side,
         vnet: &VnetHeader,
-        frame: &mut [u8],
+        room: &mut [u8],
+        n: usize,
         answer: &mut [u8],
         now: Instant,
     ) -> bool {
         let header_len = self.header_len;
-        let verdict = self.fw.process_offloaded(
+        let verdict = self.fw.process_in(
             side,
             vnet,
-            &mut frame[header_len..],
+            &mut room[header_len..],
+            n - header_len,
             &mut answer[header_len..],
             now,
         );
@@ -505,10 +508,11 @@ impl EventLoop {
             return true;
         }
         if verdict.logged || (verdict.drop_reason().is_some() && self.pcap.is_some()) {
-            self.record(side, vnet, &frame[header_len..], &verdict);
+            self.record(side, vnet, &room[header_len..n], &verdict);
         }
         if verdict.forwards() {
-            self.write(side.other(), frame);
+            let end = verdict.resized.map_or(n, |len| header_len + len);
+            self.write(side.other(), &room[..end]);
         }
         if let Fate::ForwardFragments(n) = verdict.fate {
             // A forwarded datagram has no answer: the answer buffer (a
@@ -566,7 +570,8 @@ impl EventLoop {
             self.deliver(
                 side,
                 &vnet::PLAIN,
-                &mut bufs.segment[..header_len + len],
+                &mut bufs.segment,
+                header_len + len,
                 &mut bufs.answer,
                 now,
             );

@@ -45,6 +45,9 @@ pub struct Verdict {
     pub logged: bool,
     /// Why the packet was INVALID, when it was.
     pub invalid: Option<InvalidReason>,
+    /// The forwarded packet's new length, when a NAT helper's rewrite
+    /// changed it (see [`crate::filter::Firewall::process_in`]).
+    pub resized: Option<usize>,
 }
 
 impl Verdict {
@@ -57,6 +60,7 @@ impl Verdict {
             decided_by: None,
             logged: false,
             invalid: None,
+            resized: None,
         }
     }
 

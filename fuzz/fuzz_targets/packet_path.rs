@@ -33,10 +33,15 @@ fuzz_target!(|data: &[u8]| {
             Some(h) if rec[0] & 2 != 0 => (h, &rec[11..]),
             _ => (vnet::PLAIN, &rec[1..]),
         };
+        // With room to grow, as the event loop reads (an FTP rewrite through NAT).
         let mut pkt = body.to_vec();
+        let len = pkt.len();
+        pkt.resize(len + 64, 0);
         let now = Instant::from_millis(1000 + 500 * i as u64);
-        let v = fw.process_offloaded(side, &vnet, &mut pkt, &mut answer, now);
+        let v = fw.process_in(side, &vnet, &mut pkt, len, &mut answer, now);
         assert!(v.answer_len <= answer.len());
+        assert!(v.resized.is_none_or(|n| n <= pkt.len()));
+        pkt.truncate(v.resized.unwrap_or(len));
         if v.fate == tunfw::verdict::Fate::Resegment {
             let n = segment::segment_count(&pkt, vnet.gso_size).unwrap_or(0);
             for k in 0..n {

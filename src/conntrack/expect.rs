@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::flow::FlowId;
+use super::tuple::Dir;
 use crate::slab::Slab;
 use crate::time::Instant;
 
@@ -28,6 +29,21 @@ pub struct ExpectKey {
     pub dport: u16,
 }
 
+/// How the expected flow is translated, when its control flow is (Linux's
+/// `exp->dir`, `exp->saved_proto` and `nf_nat_follow_master`): its source
+/// becomes the address the control flow's packets of direction
+/// `dir.other()` go to, its destination the address they come from, at
+/// the port the announcement named before NAT rewrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatFollow {
+    /// The direction, in the control flow, of the expected flow's first
+    /// packet (the opposite of the announcement's).
+    pub dir: Dir,
+    /// The port the announcement named (the expected flow's destination
+    /// port after translation).
+    pub port: u16,
+}
+
 /// One pending expectation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expectation {
@@ -37,6 +53,18 @@ pub struct Expectation {
     pub master: FlowId,
     /// When it stops matching.
     pub expires: Instant,
+    /// The expected flow's translation, when the control flow is translated.
+    pub nat: Option<NatFollow>,
+}
+
+/// Why [`Expectations::insert_unique`] refused an expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectRefused {
+    /// Another control flow's live expectation has this key (the kernel's
+    /// `-EBUSY`: a NAT helper then tries another port).
+    Busy,
+    /// The table is full of live expectations.
+    Full,
 }
 
 /// Expectation counters.
@@ -138,13 +166,50 @@ impl Expectations {
         if let Some(&old) = self.index.get(&key) {
             self.remove(old);
         }
+        self.put(key, master, now + timeout, None, now)
+    }
+
+    /// Add an expectation for `master` whose flow is translated as `nat`
+    /// says, valid for `timeout`, unless another control flow's live
+    /// expectation has the same key (then [`ExpectRefused::Busy`], as the
+    /// kernel's `__nf_ct_expect_check`; `master`'s own is replaced).
+    pub fn insert_unique(
+        &mut self,
+        key: ExpectKey,
+        master: FlowId,
+        nat: NatFollow,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<u32, ExpectRefused> {
+        if let Some(&old) = self.index.get(&key) {
+            let live_other = self
+                .get(old)
+                .is_some_and(|e| e.master != master && e.expires > now);
+            if live_other {
+                return Err(ExpectRefused::Busy);
+            }
+            self.remove(old);
+        }
+        self.put(key, master, now + timeout, Some(nat), now)
+            .map_err(|_| ExpectRefused::Full)
+    }
+
+    fn put(
+        &mut self,
+        key: ExpectKey,
+        master: FlowId,
+        expires: Instant,
+        nat: Option<NatFollow>,
+        now: Instant,
+    ) -> Result<u32, ExpectFull> {
         if self.slots.len() >= self.slots.limit() {
             self.collect_expired(now);
         }
         let exp = Expectation {
             key,
             master,
-            expires: now + timeout,
+            expires,
+            nat,
         };
         let Ok(id) = self.slots.insert(exp) else {
             self.stats.table_full += 1;

@@ -6,7 +6,8 @@
 //! direction), [`flow`] (the record), [`table`] (storage, index, early drop),
 //! [`expiry`], [`track`] (the classification itself, which calls one tracker
 //! per protocol: [`tcp`], [`udp`], [`icmp`], [`generic`]), then
-//! [`expect`] (flows a helper announced) and [`events`].
+//! [`expect`] (flows a helper announced), [`seqadj`] (the sequence
+//! numbers a NAT helper moved) and [`events`].
 
 pub mod config;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod flow;
 pub mod generic;
 pub mod icmp;
 pub mod index;
+pub mod seqadj;
 pub mod state;
 pub mod table;
 pub mod tcp;

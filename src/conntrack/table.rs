@@ -20,6 +20,7 @@ use super::expect::Expectations;
 use super::expiry::ExpiryState;
 use super::flow::{Flow, FlowId, HelperSlot, NatSlot};
 use super::index::FlowIndex;
+use super::seqadj::SeqAdjust;
 use super::translation::Translation;
 use super::tuple::{key_hash, Dir, Tuple};
 use crate::slab::Slab;
@@ -36,6 +37,12 @@ pub trait HelperState: Default {
     /// The expectation this flow announced last, if still pending: it is
     /// removed with the flow.
     fn pending_expectation(&self) -> Option<u32>;
+
+    /// The flow's sequence adjustment, when a NAT helper rewrote a line
+    /// to another length (see [`super::seqadj`]); `None` otherwise.
+    fn seq_adjust(&self) -> Option<&SeqAdjust> {
+        None
+    }
 }
 
 impl HelperState for () {
@@ -500,6 +507,19 @@ impl<S: HelperState> Conntrack<S> {
             next += 1;
         }
         self.expiry.advance(next, live_min, n);
+    }
+
+    /// The sequence adjustment of flow `id`, when it has one in force
+    /// (a helper flow whose lines a NAT helper rewrote to another length).
+    pub fn seq_adjust(&self, id: FlowId) -> Option<SeqAdjust> {
+        let HelperSlot::Attached(slot) = self.flows.get(id)?.helper else {
+            return None;
+        };
+        self.helper_states
+            .get(slot)?
+            .seq_adjust()
+            .filter(|s| s.is_active())
+            .copied()
     }
 
     /// What a helper works on for flow `id`, when one is attached: the

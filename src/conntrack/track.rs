@@ -10,7 +10,7 @@
 use core::time::Duration;
 
 use super::events::EventKind;
-use super::expect::ExpectKey;
+use super::expect::{ExpectKey, NatFollow};
 use super::flow::{Flow, FlowId, HelperSlot, NatSlot, ProtoState};
 use super::icmp::{embedded_tuple, embedded_tuple_v6};
 use super::state::CtState;
@@ -49,15 +49,23 @@ pub struct Tracked {
     pub dir: Dir,
     /// The flow.
     pub flow: FlowRef,
+    /// For a new flow a translated control flow's helper announced: that
+    /// control flow and how the new flow follows its translation.
+    pub follows: Option<(FlowId, NatFollow)>,
 }
 
 impl Tracked {
     fn invalid(reason: InvalidReason) -> Tracked {
+        Tracked::of(CtState::Invalid, Some(reason), Dir::Original, FlowRef::None)
+    }
+
+    fn of(state: CtState, invalid: Option<InvalidReason>, dir: Dir, flow: FlowRef) -> Tracked {
         Tracked {
-            state: CtState::Invalid,
-            invalid: Some(reason),
-            dir: Dir::Original,
-            flow: FlowRef::None,
+            state,
+            invalid,
+            dir,
+            flow,
+            follows: None,
         }
     }
 }
@@ -102,12 +110,7 @@ impl<S: HelperState> Conntrack<S> {
             }
             // Linux never tracks neighbour discovery and MLD.
             Transport::Icmpv6(i) if icmpv6::is_untracked(i.icmp_type) => {
-                return Tracked {
-                    state: CtState::Untracked,
-                    invalid: None,
-                    dir: Dir::Original,
-                    flow: FlowRef::None,
-                };
+                return Tracked::of(CtState::Untracked, None, Dir::Original, FlowRef::None);
             }
             Transport::Icmpv6(i) if icmpv6::is_error(i.icmp_type) => {
                 return self.track_icmp_error(pkt, embedded_tuple_v6(i.body), now);
@@ -121,12 +124,7 @@ impl<S: HelperState> Conntrack<S> {
         {
             match update {
                 Update::Done(state) => {
-                    return Tracked {
-                        state,
-                        invalid: None,
-                        dir,
-                        flow: FlowRef::Existing(id),
-                    };
+                    return Tracked::of(state, None, dir, FlowRef::Existing(id));
                 }
                 Update::Invalid(reason) => return Tracked::invalid(reason),
                 Update::Reopen => {
@@ -136,34 +134,29 @@ impl<S: HelperState> Conntrack<S> {
             }
         }
         // A new flow a helper announced is RELATED (the expectation is one-shot).
-        let expected = tuple.protocol == PROTO_TCP
-            && !self.expectations.is_empty()
-            && self
-                .expectations
-                .take(
-                    &ExpectKey {
-                        src: tuple.src,
-                        dst: tuple.dst,
-                        dport: tuple.dst_id,
-                    },
-                    now,
-                )
-                .is_some();
+        let expectation = if tuple.protocol == PROTO_TCP && !self.expectations.is_empty() {
+            let key = ExpectKey {
+                src: tuple.src,
+                dst: tuple.dst,
+                dport: tuple.dst_id,
+            };
+            self.expectations.take(&key, now)
+        } else {
+            None
+        };
         match self.new_flow(pkt, tuple, side, now) {
             Ok(mut flow) => {
-                if expected {
-                    flow.expected = true;
-                    flow.helper = HelperSlot::None;
-                }
-                Tracked {
-                    state: if expected {
+                let state = match expectation {
+                    Some(_) => {
+                        flow.expected = true;
+                        flow.helper = HelperSlot::None;
                         CtState::Related
-                    } else {
-                        CtState::New
-                    },
-                    invalid: None,
-                    dir: Dir::Original,
-                    flow: FlowRef::Pending(flow),
+                    }
+                    None => CtState::New,
+                };
+                Tracked {
+                    follows: expectation.and_then(|e| Some((e.master, e.nat?))),
+                    ..Tracked::of(state, None, Dir::Original, FlowRef::Pending(flow))
                 }
             }
             Err(reason) => Tracked::invalid(reason),
@@ -174,6 +167,13 @@ impl<S: HelperState> Conntrack<S> {
     /// when there is no such flow.
     fn update(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> Option<Update> {
         let cfg = self.cfg;
+        // An ack of data a NAT helper moved arrives in the moved numbering.
+        let ack_offset = match pkt.transport {
+            Transport::Tcp(seg) => self
+                .seq_adjust(id)
+                .map_or(0, |s| s.ack_offset(dir, seg.ack)),
+            _ => 0,
+        };
         let flow = self.flows.get_mut(id)?;
         let state = if dir == Dir::Reply || flow.seen_reply {
             CtState::Established
@@ -185,7 +185,8 @@ impl<S: HelperState> Conntrack<S> {
         let before = (flow.tcp_state(), flow.seen_reply, flow.assured);
         let step = match (&mut flow.proto, pkt.transport) {
             (ProtoState::Tcp(conn), Transport::Tcp(seg)) => {
-                Step::from(conn.packet(dir, &seg, flow.seen_reply, flow.assured, &cfg.tcp))
+                let status = (flow.seen_reply, flow.assured);
+                Step::from(conn.packet_adjusted(dir, &seg, ack_offset, status, &cfg.tcp))
             }
             (ProtoState::Udp(conn), _) => {
                 let out = conn.packet(flow.seen_reply, now, &cfg.udp);
@@ -343,12 +344,7 @@ impl<S: HelperState> Conntrack<S> {
         {
             return Tracked::invalid(InvalidReason::IcmpErrorWrongDestination);
         }
-        Tracked {
-            state: CtState::Related,
-            invalid: None,
-            dir,
-            flow: FlowRef::Existing(id),
-        }
+        Tracked::of(CtState::Related, None, dir, FlowRef::Existing(id))
     }
 }
 

@@ -19,7 +19,7 @@ use crate::answer;
 use crate::chain::{Chain, Decider};
 use crate::config::{Config, Ipv6Mode, OnReload};
 use crate::conntrack::config::{ConntrackConfig, HelperConfig};
-use crate::conntrack::flow::{Flow, ProtoState};
+use crate::conntrack::flow::{Flow, FlowId, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::table::{ConfirmError, Conntrack};
 use crate::conntrack::track::{FlowRef, Tracked};
@@ -333,7 +333,27 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
-        let verdict = self.decide(side, vnet, buf, answer, now);
+        let len = buf.len();
+        self.process_in(side, vnet, buf, len, answer, now)
+    }
+
+    /// [`Firewall::process_offloaded`] for the packet `buf[..len]`, with
+    /// `buf[len..]` room to grow into: a NAT helper's rewrite may change
+    /// a forwarded packet's length, which [`Verdict::resized`] then says
+    /// (without room a packet that would grow is dropped, as Linux drops
+    /// an skb it cannot enlarge).
+    pub fn process_in(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        len: usize,
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
+        let len = len.min(buf.len());
+        let verdict = self.decide_packet(side, vnet, buf, len, None, answer, now);
+        let buf = &buf[..len];
         let s = side.index();
         let stats = &mut self.stats;
         match verdict.fate {
@@ -364,29 +384,21 @@ impl Firewall {
         verdict
     }
 
-    fn decide(
-        &mut self,
-        side: Side,
-        vnet: &VnetHeader,
-        buf: &mut [u8],
-        answer: &mut [u8],
-        now: Instant,
-    ) -> Verdict {
-        self.decide_packet(side, vnet, buf, None, answer, now)
-    }
-
-    /// [`Firewall::decide`] for a packet or a reassembled datagram, whose
-    /// ICMP answers quote `quote` (the first fragment) instead of the
-    /// packet itself.
+    /// Decide the packet `room[..len]` (a packet read, or a reassembled
+    /// datagram, whose ICMP answers then quote `quote`, its first
+    /// fragment); `room[len..]` is where a rewrite may grow it.
+    #[allow(clippy::too_many_arguments)]
     fn decide_packet(
         &mut self,
         side: Side,
         vnet: &VnetHeader,
-        buf: &mut [u8],
+        room: &mut [u8],
+        len: usize,
         quote: Option<&[u8]>,
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
+        let buf = &mut room[..len];
         if buf.first().is_some_and(|b| b >> 4 == 6) {
             match self.settings.ipv6 {
                 Ipv6Mode::Track => {}
@@ -458,8 +470,9 @@ impl Firewall {
             || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
         let state = Some(tracked.state);
         let mut plan = plan;
+        let mut ftp_edit = None;
         let mut verdict = match action {
-            Action::Accept => self.accept(&pkt, side, &tracked, &mut plan, now),
+            Action::Accept => self.accept(&pkt, side, &tracked, &mut plan, &mut ftp_edit, now),
             Action::Drop => Verdict::dropped(
                 match decider {
                     Decider::Rule(_) => DropReason::RuleDrop,
@@ -481,15 +494,76 @@ impl Firewall {
             wants_log && self.settings.log_limit.take(now)
         };
         if verdict.forwards() {
-            let (header_len, family_v4) = (pkt.ip.header_len, pkt.ip.src.is_ipv4());
-            translation::rewrite(&mut self.nat, buf, header_len, vnet, &plan);
-            if family_v4 {
-                ipv4::decrement_ttl(buf);
-            } else {
-                ipv6::decrement_hop_limit(buf);
-            }
+            let outgoing = Outgoing {
+                header_len: pkt.ip.header_len,
+                v4: pkt.ip.src.is_ipv4(),
+                tcp_flow: match (tracked.flow, pkt.transport) {
+                    (FlowRef::Existing(id), Transport::Tcp(_)) => Some((id, tracked.dir)),
+                    _ => None,
+                },
+            };
+            self.rewrite_outgoing(room, len, vnet, &plan, ftp_edit, outgoing, &mut verdict);
         }
         verdict
+    }
+
+    /// Make the forwarded packet `room[..len]` what leaves: its NAT
+    /// rewrite, an FTP announcement written in (`verdict` then says the
+    /// new length, or becomes a drop when there is no room), its sequence
+    /// numbers moved, its TTL or hop limit decremented.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_outgoing(
+        &mut self,
+        room: &mut [u8],
+        len: usize,
+        vnet: &VnetHeader,
+        plan: &Plan,
+        ftp_edit: Option<translation::FtpEdit>,
+        out: Outgoing,
+        verdict: &mut Verdict,
+    ) {
+        let header_len = out.header_len;
+        translation::rewrite(&mut self.nat, &mut room[..len], header_len, vnet, plan);
+        let mut len = len;
+        if let (Some(edit), Some(flow)) = (ftp_edit, out.tcp_flow) {
+            let nat = &mut self.nat;
+            match translation::write_announcement(
+                nat,
+                &mut self.conntrack,
+                flow,
+                room,
+                len,
+                header_len,
+                vnet,
+                &edit,
+            ) {
+                Some(n) if n == len => {}
+                Some(n) => {
+                    len = n;
+                    verdict.resized = Some(n);
+                }
+                None => {
+                    verdict.fate = Fate::Drop(DropReason::Helper);
+                    return;
+                }
+            }
+        }
+        let buf = &mut room[..len];
+        if let Some(flow) = out.tcp_flow {
+            translation::adjust_sequence(
+                &mut self.nat,
+                &self.conntrack,
+                flow,
+                buf,
+                header_len,
+                vnet,
+            );
+        }
+        if out.v4 {
+            ipv4::decrement_ttl(buf);
+        } else {
+            ipv6::decrement_hop_limit(buf);
+        }
     }
 
     /// Confirm a new flow (with its source NAT, which turns `plan` into the
@@ -500,6 +574,7 @@ impl Firewall {
         side: Side,
         tracked: &Tracked,
         plan: &mut Plan,
+        ftp_edit: &mut Option<translation::FtpEdit>,
         now: Instant,
     ) -> Verdict {
         let state = Some(tracked.state);
@@ -507,6 +582,7 @@ impl Firewall {
             FlowRef::Pending(flow) => match translation::confirm(
                 &mut self.nat,
                 &mut self.conntrack,
+                tracked,
                 flow,
                 side,
                 plan,
@@ -523,14 +599,24 @@ impl Firewall {
                     return Verdict::dropped(DropReason::NatExhausted, state)
                 }
             },
-            FlowRef::Existing(id)
-                if tracked.state == CtState::Established
-                    && self
-                        .ftp
-                        .help(&mut self.conntrack, id, tracked.dir, pkt, now)
-                        == HelpVerdict::Drop =>
-            {
-                return Verdict::dropped(DropReason::Helper, state);
+            FlowRef::Existing(id) if tracked.state == CtState::Established => {
+                match self
+                    .ftp
+                    .help(&mut self.conntrack, id, tracked.dir, pkt, now)
+                {
+                    HelpVerdict::Accept => {}
+                    HelpVerdict::Drop => return Verdict::dropped(DropReason::Helper, state),
+                    HelpVerdict::Rewrite(announced) => {
+                        if let Transport::Tcp(seg) = pkt.transport {
+                            let payload_at = pkt.ip.header_len + tcp_header_len(&seg);
+                            *ftp_edit = Some(translation::FtpEdit {
+                                announced,
+                                at: payload_at + announced.span.0,
+                                seq: seg.seq,
+                            });
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -642,8 +728,8 @@ impl Firewall {
         let mut first = core::mem::take(&mut self.fragments.first);
         let (len, first_len) = DatagramBuffers::load(&mut dg, &mut first, &self.defrag);
         let quote = &first[..first_len];
-        let mut v =
-            self.decide_packet(side, &vnet::PLAIN, &mut dg[..len], Some(quote), answer, now);
+        let mut v = self.decide_packet(side, &vnet::PLAIN, &mut dg, len, Some(quote), answer, now);
+        let len = v.resized.unwrap_or(len);
         if v.forwards() {
             v.fate = match self.fragments.leave(&done, &dg[..len], side.other()) {
                 Leaving::Pieces(n) => Fate::ForwardFragments(n),
@@ -738,6 +824,22 @@ fn header_addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
         }
         _ => None,
     }
+}
+
+/// What the last step needs to know of a forwarded packet.
+#[derive(Clone, Copy)]
+struct Outgoing {
+    /// Its IP header's length.
+    header_len: usize,
+    /// IPv4 (else IPv6).
+    v4: bool,
+    /// Its TCP flow and direction, for an existing TCP flow.
+    tcp_flow: Option<(FlowId, Dir)>,
+}
+
+/// The TCP header's length of `seg` (its options included).
+fn tcp_header_len(seg: &TcpInfo<'_>) -> usize {
+    crate::wire::tcp::MIN_HEADER_LEN + seg.options.len()
 }
 
 fn forward_ipv6(buf: &mut [u8]) -> Verdict {

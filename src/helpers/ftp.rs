@@ -58,6 +58,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::pton::in6_pton;
+use crate::conntrack::seqadj::SeqAdjust;
 use crate::conntrack::table::HelperState;
 use crate::conntrack::tuple::Dir;
 use crate::matchers::Family;
@@ -110,6 +111,11 @@ pub enum Parsed {
         addr: Option<IpAddr>,
         /// Announced port (1..=65535).
         port: u16,
+        /// Where the announcement's arguments are in the parsed bytes:
+        /// offset and length of what a NAT helper rewrites (the kernel's
+        /// `matchoff`, `matchlen`: PORT's and 227's six numbers, EPRT's
+        /// and 229's arguments from the first delimiter to the last).
+        span: (usize, usize),
     },
     /// Parsed, but announces port 0: never expected.
     PortZero(Command),
@@ -163,7 +169,7 @@ pub fn parse(dir: Dir, family: Family, data: &[u8]) -> Parsed {
         match find_pattern(data, p, family) {
             Found::No => continue,
             Found::Partial => return Parsed::Partial(p.command),
-            Found::Yes(addr, port) => {
+            Found::Yes(addr, port, span) => {
                 if port == 0 {
                     return Parsed::PortZero(p.command);
                 }
@@ -171,6 +177,7 @@ pub fn parse(dir: Dir, family: Family, data: &[u8]) -> Parsed {
                     command: p.command,
                     addr,
                     port,
+                    span,
                 };
             }
         }
@@ -181,7 +188,7 @@ pub fn parse(dir: Dir, family: Family, data: &[u8]) -> Parsed {
 enum Found {
     No,
     Partial,
-    Yes(Option<IpAddr>, u16),
+    Yes(Option<IpAddr>, u16, (usize, usize)),
 }
 
 fn find_pattern(data: &[u8], p: &Pattern, family: Family) -> Found {
@@ -210,24 +217,29 @@ fn find_pattern(data: &[u8], p: &Pattern, family: Family) -> Found {
         }
         i += 1;
     }
+    if p.command == Command::Pasv {
+        // 227: the six numbers start at the first digit after the prefix.
+        match data[i..].iter().position(u8::is_ascii_digit) {
+            Some(at) => i += at,
+            None => return Found::Partial,
+        }
+    }
     let args = &data[i..];
     let got = match p.command {
         Command::Port => rfc959(args, Some(b'\r')),
-        Command::Pasv => {
-            // 227: the six numbers start at the first digit after the prefix.
-            match args.iter().position(u8::is_ascii_digit) {
-                Some(at) => rfc959(&args[at..], None),
-                None => return Found::Partial,
-            }
-        }
+        Command::Pasv => rfc959(args, None),
         Command::Eprt => eprt(args, family),
         Command::Epsv => epsv(args),
     };
     match got {
-        Some((addr, port)) => Found::Yes(addr, port),
+        Some((addr, port, len)) => Found::Yes(addr, port, (i, len)),
         None => Found::Partial,
     }
 }
+
+/// An address (if the command has one), a port, and the length of the
+/// arguments read.
+type Arguments = (Option<IpAddr>, u16, usize);
 
 /// The kernel's `try_number`: `N` numbers separated by `sep`, ended by `term`
 /// (or by any non-digit, non-separator when `term` is `None`). Numbers above
@@ -259,11 +271,11 @@ fn numbers<const N: usize>(
     None
 }
 
-fn rfc959(data: &[u8], term: Option<u8>) -> Option<(Option<IpAddr>, u16)> {
-    let (n, _) = numbers::<6>(data, b',', term, 255)?;
+fn rfc959(data: &[u8], term: Option<u8>) -> Option<Arguments> {
+    let (n, len) = numbers::<6>(data, b',', term, 255)?;
     let addr = Ipv4Addr::new(n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8);
     let port = ((n[4] << 8) | n[5]) as u16;
-    Some((Some(IpAddr::V4(addr)), port))
+    Some((Some(IpAddr::V4(addr)), port, len))
 }
 
 fn valid_delimiter(d: u8) -> bool {
@@ -273,7 +285,7 @@ fn valid_delimiter(d: u8) -> bool {
 /// `<d>1<d>a.b.c.d<d>port<d>` on IPv4 or `<d>2<d>ipv6<d>port<d>` on IPv6:
 /// as the kernel's `try_eprt`, the protocol digit must be the control
 /// flow's family.
-fn eprt(data: &[u8], family: Family) -> Option<(Option<IpAddr>, u16)> {
+fn eprt(data: &[u8], family: Family) -> Option<Arguments> {
     if data.len() <= 3 {
         return None;
     }
@@ -302,8 +314,8 @@ fn eprt(data: &[u8], family: Family) -> Option<(Option<IpAddr>, u16)> {
     };
     // The port starts after the character that ended the address (the
     // delimiter, or for in6_pton a NUL or an embedded IPv4's colon).
-    let port = port_until(rest.get(used + 1..)?, d)?;
-    Some((Some(addr), port))
+    let (port, port_len) = port_until(rest.get(used + 1..)?, d)?;
+    Some((Some(addr), port, 3 + used + 1 + port_len))
 }
 
 /// The address an announcement names on a control flow whose sender (the
@@ -328,7 +340,7 @@ pub fn announced_address(addr: Option<IpAddr>, sender: IpAddr) -> IpAddr {
 }
 
 /// `<d><d><d>port<d>` (after the `(` of a 229 reply).
-fn epsv(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
+fn epsv(data: &[u8]) -> Option<Arguments> {
     if data.len() <= 3 {
         return None;
     }
@@ -336,15 +348,17 @@ fn epsv(data: &[u8]) -> Option<(Option<IpAddr>, u16)> {
     if !valid_delimiter(d) || data[1] != d || data[2] != d {
         return None;
     }
-    Some((None, port_until(&data[3..], d)?))
+    let (port, len) = port_until(&data[3..], d)?;
+    Some((None, port, 3 + len))
 }
 
-/// The kernel's `get_port`: digits up to `delim`; 0 means none.
-fn port_until(data: &[u8], delim: u8) -> Option<u16> {
+/// The kernel's `get_port`: digits up to `delim`; 0 means none. The port
+/// and the bytes read, the delimiter included.
+fn port_until(data: &[u8], delim: u8) -> Option<(u16, usize)> {
     let mut port: u32 = 0;
-    for &c in data {
+    for (i, &c) in data.iter().enumerate() {
         if c == delim {
-            return (port != 0).then_some(port as u16);
+            return (port != 0).then_some((port as u16, i + 1));
         } else if c.is_ascii_digit() {
             port = port * 10 + u32::from(c - b'0');
             if port > 65_535 {
@@ -396,11 +410,18 @@ pub struct FtpState {
     partial: [Option<PartialLine>; 2],
     /// The expectation this control flow announced last, if still pending.
     pub expectation: Option<u32>,
+    /// How NAT's rewrites of announcements moved each direction's
+    /// sequence numbers (all zero on untranslated flows).
+    pub seqadj: SeqAdjust,
 }
 
 impl HelperState for FtpState {
     fn pending_expectation(&self) -> Option<u32> {
         self.expectation
+    }
+
+    fn seq_adjust(&self) -> Option<&SeqAdjust> {
+        Some(&self.seqadj)
     }
 }
 
@@ -424,6 +445,10 @@ pub enum Inspect {
         addr: Option<IpAddr>,
         /// Announced port.
         port: u16,
+        /// Where the arguments are in this segment's payload (see
+        /// [`Parsed::Announce`]); `None` when they began in an earlier
+        /// segment (a line kept from a split command).
+        span: Option<(usize, usize)>,
     },
     /// A command announcing port 0: nothing expected.
     PortZero(Command),
@@ -461,6 +486,8 @@ impl FtpState {
         let d = dir.index();
         let mut joined = [0u8; LINE_MAX];
         let mut line_start = seq;
+        // Bytes of the line that came in earlier segments.
+        let mut carried = 0;
         let line: &[u8] = match self.partial[d] {
             Some(p) if p.next_seq() == seq => {
                 // The segment continues a partial line.
@@ -472,6 +499,7 @@ impl FtpState {
                 joined[..p.len].copy_from_slice(&p.buf[..p.len]);
                 joined[p.len..p.len + payload.len()].copy_from_slice(payload);
                 line_start = p.start_seq;
+                carried = p.len;
                 &joined[..p.len + payload.len()]
             }
             _ if self.at_line_start(d, seq) => {
@@ -505,15 +533,23 @@ impl FtpState {
                 command,
                 addr,
                 port,
+                span: (at, len),
             } => Inspect::Announce {
                 command,
                 addr,
                 port,
+                span: at.checked_sub(carried).map(|at| (at, len)),
             },
             Parsed::PortZero(c) => Inspect::PortZero(c),
         };
         self.end_of_segment(d, seq, payload, last);
         result
+    }
+
+    /// Drop the partial line kept for direction `dir`, if any (its
+    /// segment was dropped).
+    pub fn forget_partial(&mut self, dir: Dir) {
+        self.partial[dir.index()] = None;
     }
 
     fn end_of_segment(&mut self, d: usize, seq: SeqNum, payload: &[u8], last: u8) {

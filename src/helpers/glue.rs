@@ -5,9 +5,10 @@
 use serde::Serialize;
 
 use core::net::IpAddr;
+use core::time::Duration;
 
 use super::ftp::{announced_address, Command, FtpState, Inspect};
-use crate::conntrack::expect::ExpectKey;
+use crate::conntrack::expect::{ExpectKey, ExpectRefused, Expectations, NatFollow};
 use crate::conntrack::flow::FlowId;
 use crate::conntrack::table::Conntrack;
 use crate::conntrack::tuple::Dir;
@@ -35,6 +36,15 @@ pub struct FtpStats {
     pub overlong: u64,
     /// Announcements dropped because the expectation table was full.
     pub expectation_table_full: u64,
+    /// Announcements on translated control flows, to be rewritten by NAT.
+    pub nat_announcements: u64,
+    /// Segments of translated control flows dropped because they start a
+    /// command line they do not finish: its address could not be rewritten
+    /// once forwarded (Linux drops every such segment; the sender resends).
+    pub nat_split_dropped: u64,
+    /// Announcements on translated control flows dropped because no port
+    /// near the announced one was free of other flows' expectations.
+    pub nat_ports_exhausted: u64,
 }
 
 /// What the helper decided about a packet the rules accepted.
@@ -42,9 +52,37 @@ pub struct FtpStats {
 pub enum HelpVerdict {
     /// Forward it.
     Accept,
-    /// Drop it: no room for its expectation (as Linux, the sender retransmits).
+    /// Drop it: no room for its expectation, or (on a translated control
+    /// flow) a line it cannot have rewritten (as Linux, the sender
+    /// retransmits).
     Drop,
+    /// Forward it once NAT has rewritten its announcement (a translated
+    /// control flow; the expectation is filed already).
+    Rewrite(Announced),
 }
+
+/// An announcement on a translated control flow that NAT must rewrite
+/// before the packet leaves (the arguments of the kernel's `nf_nat_ftp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announced {
+    /// Which command.
+    pub command: Command,
+    /// Offset and length of its arguments in the segment's payload.
+    pub span: (usize, usize),
+    /// The address the rewritten line announces: where the control
+    /// flow's packets in the announcing direction go after translation.
+    pub addr: IpAddr,
+    /// The port it announces (the expectation's).
+    pub port: u16,
+}
+
+/// An announcement as the parser found it: command, address as written,
+/// port, and where its arguments are in the segment (see [`Inspect`]).
+type Announcement = (Command, Option<IpAddr>, u16, Option<(usize, usize)>);
+
+/// How many ports a translated announcement tries (the kernel's
+/// `nf_nat_exp_find_port`: the announced one, then random ones above it).
+const NAT_PORT_TRIES: u32 = 128;
 
 /// The FTP helper: its counters and the rate limit of its log lines (every
 /// line about a packet takes a token first, at any level). Its
@@ -54,13 +92,18 @@ pub struct FtpHelper {
     /// Counters.
     pub stats: FtpStats,
     log_limit: TokenBucket,
+    /// State of the random port choice of translated announcements.
+    rng: u64,
 }
 
 impl Default for FtpHelper {
     fn default() -> Self {
+        use core::hash::BuildHasher;
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x0066_7470_u64);
         FtpHelper {
             stats: FtpStats::default(),
             log_limit: TokenBucket::new(1, 10),
+            rng: seed | 1,
         }
     }
 }
@@ -73,7 +116,7 @@ impl FtpHelper {
         inspected: Inspect,
         describe: impl Fn() -> String,
         now: Instant,
-    ) -> Option<(Command, Option<IpAddr>, u16)> {
+    ) -> Option<Announcement> {
         match inspected {
             Inspect::Pass => {}
             Inspect::Incomplete(_) => self.stats.split_commands += 1,
@@ -89,14 +132,28 @@ impl FtpHelper {
                 command,
                 addr,
                 port,
-            } => return Some((command, addr, port)),
+                span,
+            } => return Some((command, addr, port, span)),
         }
         None
     }
 
+    /// A random number below `n` (n > 0): xorshift64*, seeded per process.
+    fn random_below(&mut self, n: u32) -> u32 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % u64::from(n)) as u32
+    }
+
     /// Run flow `id`'s helper on a packet the rules accepted, in state
     /// ESTABLISHED (as Linux helpers run only on ESTABLISHED packets).
-    /// Flows without a helper, and non-TCP packets, pass untouched.
+    /// Flows without a helper, and non-TCP packets, pass untouched. On a
+    /// translated control flow an announcement is filed at the address and
+    /// port the other party will see, and comes back as
+    /// [`HelpVerdict::Rewrite`] for NAT to write into the packet.
     pub fn help(
         &mut self,
         ct: &mut Conntrack<FtpState>,
@@ -119,11 +176,19 @@ impl FtpHelper {
             Dir::Original => view.flow.original,
             Dir::Reply => view.reply,
         };
+        let translated = view.reply != view.flow.tuple(Dir::Reply);
         let sender = tuple(dir).src;
         let peer = tuple(dir.other()).src;
         let family = Family::of(sender);
         let inspected = view.state.inspect(dir, family, seg.seq, seg.payload);
-        let Some((command, addr, port)) = self.announcement(inspected, describe, now) else {
+        if let (true, Inspect::Incomplete(_)) = (translated, inspected) {
+            // Its address could not be rewritten once forwarded: dropped,
+            // as Linux drops every partial command; the sender resends.
+            view.state.forget_partial(dir);
+            self.stats.nat_split_dropped += 1;
+            return HelpVerdict::Drop;
+        }
+        let Some((command, addr, port, span)) = self.announcement(inspected, describe, now) else {
             return HelpVerdict::Accept;
         };
         self.stats.announcements += 1;
@@ -153,6 +218,38 @@ impl FtpHelper {
                 view.expectations.stats.replaced += 1;
             }
         }
+        if translated {
+            let Some(span) = span else {
+                // Not reached: a translated flow keeps no partial line.
+                return HelpVerdict::Drop;
+            };
+            // The data connection comes from where this packet goes.
+            let addr = tuple(dir.other()).dst;
+            let follow = NatFollow {
+                dir: dir.other(),
+                port,
+            };
+            let Some((eid, mapped)) =
+                self.expect_translated(view.expectations, id, peer, addr, follow, timeout, now)
+            else {
+                return HelpVerdict::Drop;
+            };
+            view.state.expectation = Some(eid);
+            self.stats.nat_announcements += 1;
+            if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
+                log::debug!(
+                    "ftp {}: {} {announced}:{port} expects {peer} -> {addr}:{mapped} (translated)",
+                    describe(),
+                    command.as_str()
+                );
+            }
+            return HelpVerdict::Rewrite(Announced {
+                command,
+                span,
+                addr,
+                port: mapped,
+            });
+        }
         let key = ExpectKey {
             src: peer,
             dst: announced,
@@ -173,6 +270,50 @@ impl FtpHelper {
             Err(_) => {
                 self.stats.expectation_table_full += 1;
                 HelpVerdict::Drop
+            }
+        }
+    }
+
+    /// File the expectation of a translated announcement from `peer` to
+    /// `addr` at the announced port or, when another control flow expects
+    /// that one, at a random port above it (the kernel's
+    /// `nf_nat_exp_find_port`: at most [`NAT_PORT_TRIES`] tries); its id
+    /// and port, or `None` (counted) when none was free.
+    #[allow(clippy::too_many_arguments)]
+    fn expect_translated(
+        &mut self,
+        expectations: &mut Expectations,
+        master: FlowId,
+        peer: IpAddr,
+        addr: IpAddr,
+        follow: NatFollow,
+        timeout: Duration,
+        now: Instant,
+    ) -> Option<(u32, u16)> {
+        let min = follow.port;
+        let range = u32::from(u16::MAX - min);
+        let mut tries_left = range.min(NAT_PORT_TRIES);
+        let mut port = min;
+        loop {
+            let key = ExpectKey {
+                src: peer,
+                dst: addr,
+                dport: port,
+            };
+            match expectations.insert_unique(key, master, follow, timeout, now) {
+                Ok(eid) => return Some((eid, port)),
+                Err(ExpectRefused::Full) => {
+                    self.stats.expectation_table_full += 1;
+                    return None;
+                }
+                Err(ExpectRefused::Busy) if tries_left > 0 => {
+                    tries_left -= 1;
+                    port = min + self.random_below(range) as u16;
+                }
+                Err(ExpectRefused::Busy) => {
+                    self.stats.nat_ports_exhausted += 1;
+                    return None;
+                }
             }
         }
     }

@@ -17,11 +17,13 @@
 //! This module decides and rewrites; it keeps no per-flow state of its own
 //! and does no I/O.
 
+pub mod ftp;
 pub mod manip;
 pub mod packet_plan;
 pub mod ports;
 pub mod rewrite;
 pub mod rules;
+pub mod seqadj;
 
 use core::hash::BuildHasher;
 use core::net::{IpAddr, Ipv4Addr};
@@ -47,6 +49,16 @@ pub struct NatStats {
     pub translated: u64,
     /// ICMP errors about translated flows translated inside and out.
     pub errors_translated: u64,
+    /// New flows a translated control flow's helper announced, given the
+    /// control flow's translation (`nf_nat_follow_master`).
+    pub followed: u64,
+    /// FTP announcements rewritten in translated control flows.
+    pub ftp_rewritten: u64,
+    /// FTP announcements dropped because the segment had no room to grow.
+    pub ftp_unwritable: u64,
+    /// Packets whose sequence or acknowledgement numbers moved because a
+    /// rewrite changed a line's length (`nf_ct_seq_adjust`).
+    pub seq_adjusted: u64,
 }
 
 /// No free port or identifier was found for a new flow.
@@ -183,6 +195,45 @@ impl Nat {
         }
         let mut rng = || self.random();
         if unique_id(&mut t, target.ports, Manip::Src, &mut rng, used) {
+            Ok(t)
+        } else {
+            Err(Exhausted)
+        }
+    }
+
+    /// Destination NAT for a new flow that a translated control flow's
+    /// helper announced (Linux's `nf_nat_follow_master`, its DST half):
+    /// `original` goes to where the announcing side's packets came from
+    /// (`announcing`: the control flow's tuple in the direction the
+    /// announcement travelled, before translation), at `port`, the port
+    /// the announcement named.
+    pub fn follow_destination(original: &Tuple, announcing: &Tuple, port: u16) -> Tuple {
+        Tuple {
+            dst: announcing.src,
+            dst_id: port,
+            ..*original
+        }
+    }
+
+    /// Source NAT for the same flow (the SRC half): from the address the
+    /// announcing side's packets went to, its source port kept when free,
+    /// else one of its class, as for any mapping.
+    pub fn follow_source(
+        &mut self,
+        middle: &Tuple,
+        announcing: &Tuple,
+        taken: impl Fn(&Tuple) -> bool,
+    ) -> Result<Tuple, Exhausted> {
+        let used = |c: &Tuple| used(c, &taken);
+        let mut t = Tuple {
+            src: announcing.dst,
+            ..*middle
+        };
+        if !used(&t) {
+            return Ok(t);
+        }
+        let mut rng = || self.random();
+        if unique_id(&mut t, None, Manip::Src, &mut rng, used) {
             Ok(t)
         } else {
             Err(Exhausted)

@@ -52,7 +52,7 @@ fn delta(old: &[u8], new: &[u8]) -> u64 {
 
 /// Write `new` over `field` (the same length); the change, for the
 /// checksums that cover it (0 when nothing changed).
-fn set(field: &mut [u8], new: &[u8]) -> u64 {
+pub(super) fn set(field: &mut [u8], new: &[u8]) -> u64 {
     if field == new {
         return 0;
     }
@@ -62,7 +62,7 @@ fn set(field: &mut [u8], new: &[u8]) -> u64 {
 }
 
 /// A complete checksum `check` after its covered bytes changed by `d`.
-fn patched(check: u16, d: u64) -> u16 {
+pub(super) fn patched(check: u16, d: u64) -> u16 {
     if d == 0 {
         check
     } else {
@@ -76,7 +76,7 @@ fn read16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The 16-bit big-endian field at `at..at + 2` of `b` (in bounds).
-fn field16(b: &[u8], at: usize) -> u16 {
+pub(super) fn field16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 

@@ -12,6 +12,7 @@ use tunfw::side::Side;
 use tunfw::time::Instant;
 use tunfw::verdict::Verdict;
 use tunfw::wire::checksum::internet_checksum;
+use tunfw::wire::vnet;
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -299,8 +300,20 @@ impl Harness {
 
     /// Send `pkt` from `side`; the verdict and the packet as it leaves
     /// (rewritten in place: TTL, address translation).
+    /// The packet gets room to grow (a NAT helper's rewrite), as the event
+    /// loop gives it.
     pub fn pass(&mut self, side: Side, mut pkt: Vec<u8>) -> (Verdict, Vec<u8>) {
-        let v = self.fw.process(side, &mut pkt, &mut self.answer, self.now);
+        let len = pkt.len();
+        pkt.resize(len + 256, 0);
+        let v = self.fw.process_in(
+            side,
+            &vnet::PLAIN,
+            &mut pkt,
+            len,
+            &mut self.answer,
+            self.now,
+        );
+        pkt.truncate(v.resized.unwrap_or(len));
         self.last_answer = self.answer[..v.answer_len].to_vec();
         (v, pkt)
     }

@@ -164,6 +164,24 @@ impl TcpConn {
         assured: bool,
         cfg: &TcpConfig,
     ) -> TcpOutcome {
+        self.packet_adjusted(dir, seg, 0, (seen_reply, assured), cfg)
+    }
+
+    /// [`TcpConn::packet`] for a segment whose acknowledgement (and SACK
+    /// edge) is `ack_offset` ahead of the other direction's sender's
+    /// numbering, because a NAT helper moved that direction's sequence
+    /// numbers ([`crate::conntrack::seqadj`]): the window checks subtract
+    /// it first, as the kernel's `tcp_in_window` subtracts its
+    /// `receiver_offset`. `status` is the flow's (seen reply, assured).
+    pub fn packet_adjusted(
+        &mut self,
+        dir: Dir,
+        seg: &TcpInfo<'_>,
+        ack_offset: u32,
+        status: (bool, bool),
+        cfg: &TcpConfig,
+    ) -> TcpOutcome {
+        let (seen_reply, assured) = status;
         if !flags_valid(seg.flags) {
             return TcpOutcome::Invalid(InvalidReason::TcpBadFlags);
         }
@@ -173,7 +191,7 @@ impl TcpConn {
             Err(outcome) => return outcome,
         };
         if !skip_window {
-            match self.in_window(dir, class, seg, cfg) {
+            match self.in_window(dir, class, seg, ack_offset, cfg) {
                 WindowVerdict::Accept => {}
                 WindowVerdict::Ignore => return TcpOutcome::Ignore,
                 WindowVerdict::Invalid(r) => return self.handle_invalid(dir, class, assured, r),
@@ -399,10 +417,14 @@ impl TcpConn {
         dir: Dir,
         class: Class,
         seg: &TcpInfo<'_>,
+        ack_offset: u32,
         cfg: &TcpConfig,
     ) -> WindowVerdict {
         let (d, r) = (dir.index(), dir.other().index());
-        let sack = window::raw_sack(seg, &self.seen[r]);
+        let mut seg = *seg;
+        seg.ack = SeqNum(seg.ack.0.wrapping_sub(ack_offset));
+        let sack = window::raw_sack(&seg, &self.seen[r], ack_offset);
+        let seg = &seg;
         let end = seg.seq_end();
         let win = u32::from(seg.window);
         let syn = seg.has(f::SYN);

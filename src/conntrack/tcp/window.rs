@@ -153,10 +153,13 @@ pub(super) struct Segment {
 /// The segment's acknowledged edge, its SACK blocks included when the
 /// receiver permitted SACK (the kernel reads this before initialising a
 /// sender).
+/// `seg.ack` is already in the receiver's numbering; its SACK blocks are
+/// `ack_offset` ahead of it (a NAT helper's sequence adjustment).
 #[inline]
-pub(super) fn raw_sack(seg: &TcpInfo<'_>, receiver: &PeerWindow) -> SeqNum {
+pub(super) fn raw_sack(seg: &TcpInfo<'_>, receiver: &PeerWindow, ack_offset: u32) -> SeqNum {
     if receiver.sack_permitted() {
-        sack_edge(seg.options, seg.ack)
+        let adjusted = SeqNum(seg.ack.0.wrapping_add(ack_offset));
+        SeqNum(sack_edge(seg.options, adjusted).0.wrapping_sub(ack_offset))
     } else {
         seg.ack
     }
