@@ -413,6 +413,7 @@ suite_pass() {
     if [ "${PARITY:-1}" != 0 ]; then
         echo "== kernel parity (netns-tests/parity: the same packets through Linux and through tunfw)"
         check kernel_parity_fixed_corpus_and_random_sample t_kernel_parity
+        check kernel_parity_nat t_kernel_parity_nat
     fi
 
     # The servers of this pass live in namespaces the next pass replaces.
@@ -435,6 +436,19 @@ t_kernel_parity() {
         bash "$HERE/parity/parity.sh" --family "${PARITY_FAMILY:-all}" --seed "${PARITY_SEED:-20261201}" \
         --random "${PARITY_RANDOM:-200}" 2>&1) || rc=$?
     grep -E '^(DIFF|KNOWN|parity:)' <<<"$out" | sed 's/^/    /'
+    [ $rc = 0 ]
+}
+
+# NAT parity (netns-tests/parity/nat_parity.sh): Linux's iptables -t nat
+# against tunfw's NAT, field by field, random port choices by property. Its
+# namespaces are ${TOPO_PREFIX}n-* (NAT_PARITY_PREFIX overrides).
+# NAT_PARITY_FTP=1 adds the FTP NAT cases (--ftp).
+t_kernel_parity_nat() {
+    local out rc=0 args=()
+    [ "${NAT_PARITY_FTP:-0}" = 1 ] && args+=(--ftp)
+    out=$(NAT_PARITY_PREFIX="${NAT_PARITY_PREFIX:-${TOPO_PREFIX}n}" NAT_PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" \
+        bash "$HERE/parity/nat_parity.sh" "${args[@]}" 2>&1) || rc=$?
+    grep -E '^(DIFF|KNOWN|nat parity:|    )' <<<"$out" | sed 's/^/    /'
     [ $rc = 0 ]
 }
 
