@@ -442,10 +442,10 @@ t_kernel_parity() {
 # NAT parity (netns-tests/parity/nat_parity.sh): Linux's iptables -t nat
 # against tunfw's NAT, field by field, random port choices by property. Its
 # namespaces are ${TOPO_PREFIX}n-* (NAT_PARITY_PREFIX overrides).
-# NAT_PARITY_FTP=1 adds the FTP NAT cases (--ftp).
+# The FTP NAT cases (--ftp) run unless NAT_PARITY_FTP=0.
 t_kernel_parity_nat() {
     local out rc=0 args=()
-    [ "${NAT_PARITY_FTP:-0}" = 1 ] && args+=(--ftp)
+    [ "${NAT_PARITY_FTP:-1}" = 1 ] && args+=(--ftp)
     out=$(NAT_PARITY_PREFIX="${NAT_PARITY_PREFIX:-${TOPO_PREFIX}n}" NAT_PARITY_TUNFW_ARGS="${TUNFW_MODE_ARGS[*]}" \
         bash "$HERE/parity/nat_parity.sh" "${args[@]}" 2>&1) || rc=$?
     grep -E '^(DIFF|KNOWN|nat parity:|    )' <<<"$out" | sed 's/^/    /'

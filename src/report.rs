@@ -136,8 +136,19 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
         ("exhausted", nat.exhausted),
         ("translated", nat.translated),
         ("errors_translated", nat.errors_translated),
+        ("followed", nat.followed),
+        ("ftp_rewritten", nat.ftp_rewritten),
+        ("ftp_unwritable", nat.ftp_unwritable),
+        ("seq_adjusted", nat.seq_adjusted),
     ] {
         out.push((format!("nat.{name}"), value));
+    }
+    for (name, value) in [
+        ("nat_announcements", ftp.nat_announcements),
+        ("nat_split_dropped", ftp.nat_split_dropped),
+        ("nat_ports_exhausted", ftp.nat_ports_exhausted),
+    ] {
+        out.push((format!("ftp.{name}"), value));
     }
     push_control(&shell.control, &mut out);
     out
