@@ -167,9 +167,10 @@ impl<S: HelperState> Conntrack<S> {
     /// when there is no such flow.
     fn update(&mut self, id: FlowId, dir: Dir, pkt: &Packet<'_>, now: Instant) -> Option<Update> {
         let cfg = self.cfg;
-        // An ack of data a NAT helper moved arrives in the moved numbering.
-        let ack_offset = match pkt.transport {
-            Transport::Tcp(seg) => self
+        // An ack of data a NAT helper moved arrives in the moved numbering
+        // (only a flow with a helper can have had its numbers moved).
+        let ack_offset = match (pkt.transport, self.flows.get(id)?.helper) {
+            (Transport::Tcp(seg), HelperSlot::Attached(_)) => self
                 .seq_adjust(id)
                 .map_or(0, |s| s.ack_offset(dir, seg.ack)),
             _ => 0,

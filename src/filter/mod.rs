@@ -549,7 +549,8 @@ impl Firewall {
             }
         }
         let buf = &mut room[..len];
-        if let Some(flow) = out.tcp_flow {
+        // Only after a rewrite can a flow's numbers have moved.
+        if let (Some(flow), true) = (out.tcp_flow, self.nat.stats.ftp_rewritten > 0) {
             translation::adjust_sequence(
                 &mut self.nat,
                 &self.conntrack,

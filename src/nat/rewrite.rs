@@ -52,6 +52,7 @@ fn delta(old: &[u8], new: &[u8]) -> u64 {
 
 /// Write `new` over `field` (the same length); the change, for the
 /// checksums that cover it (0 when nothing changed).
+#[inline(always)]
 pub(super) fn set(field: &mut [u8], new: &[u8]) -> u64 {
     if field == new {
         return 0;
@@ -62,6 +63,7 @@ pub(super) fn set(field: &mut [u8], new: &[u8]) -> u64 {
 }
 
 /// A complete checksum `check` after its covered bytes changed by `d`.
+#[inline(always)]
 pub(super) fn patched(check: u16, d: u64) -> u16 {
     if d == 0 {
         check
@@ -76,6 +78,7 @@ fn read16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The 16-bit big-endian field at `at..at + 2` of `b` (in bounds).
+#[inline(always)]
 pub(super) fn field16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
