@@ -35,6 +35,8 @@ use crate::control::{
 };
 use crate::device::TunDevice;
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
+use crate::metrics::{self, Census, CENSUS_CHUNK};
+use crate::metrics_http::MetricsServer;
 use crate::pcap::PcapWriter;
 use crate::ratelimit::TokenBucket;
 use crate::report::{self, log_line, LoopCounters};
@@ -50,6 +52,10 @@ const CONTROL: Token = Token(3);
 /// queue list (at most 2 × [`crate::device::steering::QUEUES`] entries).
 const FIRST_QUEUE: usize = 16;
 const FIRST_CLIENT: usize = 64;
+/// The metrics listener's token; its client slots' tokens start at
+/// `FIRST_METRICS_CLIENT` (past the queues', below the control clients').
+const METRICS: Token = Token(4);
+const FIRST_METRICS_CLIENT: usize = 40;
 /// Largest frame read from a TUN device: the virtio-net header and the
 /// largest IPv4 or IPv6 packet (a 64 KiB super-packet with offloads; IPv6:
 /// 40 + 65,535 bytes), with room to spare.
@@ -139,6 +145,10 @@ pub struct EventLoop {
     /// Every device queue the loop reads, as (side, queue index), in the
     /// order of a turn that starts with the first; LAN and WAN alternate.
     queues: Vec<(Side, usize)>,
+    /// The `--metrics` server, if any, and the table census under way for
+    /// the scrapes waiting (one [`CENSUS_CHUNK`] a turn).
+    metrics: Option<MetricsServer>,
+    census: Option<Census>,
 }
 
 impl EventLoop {
@@ -207,6 +217,8 @@ impl EventLoop {
             passthrough: false,
             header_len,
             queues,
+            metrics: None,
+            census: None,
         };
         for side in Side::BOTH {
             if let Some(mtu) = event_loop.devices[side.index()].mtu() {
@@ -241,6 +253,20 @@ impl EventLoop {
     /// floor of the TUN path, for benchmarks. Not a firewall.
     pub fn set_passthrough(&mut self, on: bool) {
         self.passthrough = on;
+    }
+
+    /// Serve `/metrics` on `addr` (see [`crate::metrics_http`]); the
+    /// address it listens on (port 0 becomes the one the kernel chose).
+    pub fn enable_metrics(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> io::Result<std::net::SocketAddr> {
+        let mut server = MetricsServer::bind(addr, FIRST_METRICS_CLIENT)
+            .map_err(|e| io::Error::new(e.kind(), format!("metrics address {addr}: {e}")))?;
+        server.register(self.poll.registry(), METRICS)?;
+        let bound = server.local_addr();
+        self.metrics = Some(server);
+        Ok(bound)
     }
 
     /// The offloads both devices were opened with.
@@ -279,7 +305,11 @@ impl EventLoop {
         let mut first = 0;
         loop {
             let now = self.now();
-            let deadline = self.fw.next_deadline(now).min(self.control_deadline());
+            let deadline = self
+                .fw
+                .next_deadline(now)
+                .min(self.control_deadline())
+                .min(self.metrics_deadline());
             let timeout = if ready.contains(&true) {
                 Some(std::time::Duration::ZERO)
             } else {
@@ -314,6 +344,17 @@ impl EventLoop {
                             c.listener_ready();
                         }
                     }
+                    METRICS => {
+                        if let Some(m) = self.metrics.as_mut() {
+                            m.listener_ready();
+                        }
+                    }
+                    token if self.metrics.as_ref().is_some_and(|m| m.owns(token)) => {
+                        let now = self.now();
+                        if let Some(m) = self.metrics.as_mut() {
+                            m.handle(token, now);
+                        }
+                    }
                     token => self.serve(Some(token)),
                 }
             }
@@ -332,6 +373,7 @@ impl EventLoop {
             if self.control_deadline() <= now {
                 self.serve(None);
             }
+            self.serve_metrics(now);
             self.publish_events();
             if let Some(p) = self.pcap.as_mut() {
                 let _ = p.writer.flush();
@@ -374,6 +416,43 @@ impl EventLoop {
         self.control
             .as_ref()
             .map_or(Instant::NEVER, ControlServer::next_deadline)
+    }
+
+    /// When the metrics server next needs a turn: at once while a census
+    /// is under way, else its own deadline.
+    fn metrics_deadline(&self) -> Instant {
+        match &self.metrics {
+            None => Instant::NEVER,
+            Some(_) if self.census.is_some() => Instant::ZERO,
+            Some(m) => m.next_deadline(),
+        }
+    }
+
+    /// The metrics server's turn: accepts and deadlines when due, and for
+    /// clients waiting for the text one [`CENSUS_CHUNK`] of the table
+    /// census; once the census is done, the text, to all of them.
+    fn serve_metrics(&mut self, now: Instant) {
+        let Some(server) = self.metrics.as_mut() else {
+            return;
+        };
+        if server.next_deadline() <= now {
+            server.tick(now);
+        }
+        if !server.waiting() {
+            self.census = None;
+            return;
+        }
+        let census = self.census.get_or_insert_with(Census::new);
+        if !census.step(&self.fw, now, CENSUS_CHUNK) {
+            return;
+        }
+        let mut shell = self.counters;
+        if let Some(c) = self.control.as_ref() {
+            shell.control = c.counters();
+        }
+        let text = metrics::render(&self.fw, &shell, census, Some(&server.counters()));
+        server.deliver(now, &text);
+        self.census = None;
     }
 
     /// Serve the control client `token`, or (`None`) run the control

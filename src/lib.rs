@@ -29,6 +29,8 @@ pub mod filter;
 pub mod helpers;
 pub mod import;
 pub mod matchers;
+pub mod metrics;
+pub mod metrics_http;
 pub mod nat;
 pub mod packet;
 pub mod pcap;

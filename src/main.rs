@@ -35,6 +35,10 @@ struct Cli {
     /// Control socket path ("none" to disable); default: the config's `control`, else /run/tunfw.sock.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100, [::1]:9100);
+    /// default: the config's `metrics`, else none.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// After opening the devices and the socket, drop to this user (and its group).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
@@ -169,6 +173,8 @@ enum CtlCommand {
         /// The config file to apply once.
         file: Option<PathBuf>,
     },
+    /// Every counter and gauge in the Prometheus text format (what --metrics serves).
+    Metrics,
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted; a
     /// {"event":"LOST","lost":N} line counts events dropped while this reader was behind.
     Events,
@@ -293,6 +299,14 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
     }
     let mut event_loop = EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone())
         .map_err(|e| fail(1, format_args!("tunfw: {e}")))?;
+    let metrics = match cli.metrics.or(config.metrics) {
+        Some(addr) => Some(
+            event_loop
+                .enable_metrics(addr)
+                .map_err(|e| fail(1, format_args!("tunfw: {e}")))?,
+        ),
+        None => None,
+    };
     if cli.passthrough {
         log::warn!("passthrough mode: packets are relayed with no tracking and no rules");
         event_loop.set_passthrough(true);
@@ -307,13 +321,14 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
         })?;
     }
     log::info!(
-        "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; queues {}+{}; control {}; uid {}",
+        "forwarding lan={lan} <-> wan={wan}; config {config_name}; offloads {}; queues {}+{}; control {}; metrics {}; uid {}",
         event_loop.offloads().describe(),
         event_loop.queue_counts()[0],
         event_loop.queue_counts()[1],
         control_path
             .as_ref()
             .map_or("off".to_string(), |p| p.display().to_string()),
+        metrics.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
         // SAFETY: getuid has no preconditions.
         unsafe { libc::getuid() }
     );
@@ -422,6 +437,7 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
     }
     match what {
         CtlCommand::Stats => print_stats(&value),
+        CtlCommand::Metrics => print!("{}", value["metrics"].as_str().unwrap_or_default()),
         CtlCommand::Flows(_) => print_flows(value),
         CtlCommand::Expectations => print_expectations(value),
         CtlCommand::Rules => print_rules(value),
@@ -452,6 +468,7 @@ impl CtlCommand {
             CtlCommand::Flows(f) => format!("flows {}", f.words()),
             CtlCommand::Expectations => "expectations".to_string(),
             CtlCommand::Rules => "rules".to_string(),
+            CtlCommand::Metrics => "metrics".to_string(),
             CtlCommand::Flush => "flush".to_string(),
             CtlCommand::Kill(f) => format!("kill {}", f.words()),
             // The daemon resolves the path: make it absolute here.

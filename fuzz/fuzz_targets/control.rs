@@ -170,6 +170,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(json.is_array());
                 assert_eq!(after, before);
             }
+            Ok(Request::Metrics) => {
+                assert!(json["metrics"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("tunfw_packets_total")));
+                assert_eq!(after, before);
+            }
             Ok(r) => panic!("{r:?} answered {json}"),
         }
         fw.tick(now);

@@ -183,6 +183,11 @@ pub struct Config {
     /// Control socket path (overridden by `--control`).
     #[serde(default)]
     pub control: Option<String>,
+    /// Address to serve Prometheus metrics on, `"127.0.0.1:9100"` or
+    /// `"[::1]:9100"` (overridden by `--metrics`); none by default. Read at
+    /// start.
+    #[serde(default, deserialize_with = "metrics_address")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Open the TUN devices with the virtio-net header and kernel offloads
     /// (checksum, TSO, USO): super-packets instead of one read per segment.
     /// Read at start (overridden by `--offload`); a reload does not reopen devices.
@@ -201,6 +206,19 @@ pub struct Config {
     pub outbound: ChainConfig,
     /// WAN to LAN.
     pub inbound: ChainConfig,
+}
+
+fn metrics_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    text.parse().map(Some).map_err(|_| {
+        de::Error::custom(format!(
+            "bad metrics address {text:?}: use IP:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\""
+        ))
+    })
 }
 
 fn default_offload() -> bool {

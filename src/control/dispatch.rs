@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::request::{error_answer, Request};
 use crate::filter::Firewall;
+use crate::metrics;
 use crate::report::{self, LoopCounters};
 use crate::time::Instant;
 
@@ -85,6 +86,13 @@ pub fn dispatch(
         }
         Request::Reload(file) => Dispatch::Reload(file),
         Request::Events => Dispatch::Subscribe,
+        Request::Metrics => {
+            // An operator's command: the census walks the table at once
+            // (as `flows` does, far cheaper); scrapes spread it over turns.
+            let census = metrics::Census::complete(fw, now);
+            let text = metrics::render(fw, shell, &census, None);
+            json(serde_json::json!({ "metrics": text }))
+        }
     }
 }
 

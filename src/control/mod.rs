@@ -13,6 +13,7 @@
 //! | `kill FILTER` | `{"removed": N}`: matching flows removed (a filter is required) |
 //! | `reload [FILE]` | `{"ok": ...}` or `{"error": "FILE:LINE:COL: ..."}` |
 //! | `events` | one JSON line per flow event until the client hangs up |
+//! | `metrics` | `{"metrics": TEXT}`: the Prometheus text (see [`crate::metrics`]) |
 //!
 //! A request line ends with a newline or with the end of the client's stream.
 //!

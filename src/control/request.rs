@@ -120,6 +120,8 @@ pub enum Request {
     Reload(Option<PathBuf>),
     /// Subscribe to flow events.
     Events,
+    /// Every counter and gauge as Prometheus text.
+    Metrics,
 }
 
 impl Request {
@@ -142,6 +144,7 @@ impl Request {
             "rules" => no_args(Request::Rules),
             "flush" => no_args(Request::Flush),
             "events" => no_args(Request::Events),
+            "metrics" => no_args(Request::Metrics),
             "flows" => Ok(Request::Flows(FlowFilter::parse(args)?)),
             "kill" => {
                 let f = FlowFilter::parse(args)?;
@@ -156,7 +159,7 @@ impl Request {
                 _ => Err("reload takes at most one file".into()),
             },
             _ => Err(format!(
-                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events"
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics"
             )),
         }
     }

@@ -370,7 +370,7 @@ impl ControlServer {
                     "too many event subscribers ({MAX_SUBSCRIBERS}); try later"
                 )));
             }
-            Ok(Request::Flows(_) | Request::Expectations | Request::Rules) => {
+            Ok(Request::Flows(_) | Request::Expectations | Request::Rules | Request::Metrics) => {
                 let waiting: usize = self
                     .clients
                     .values()
