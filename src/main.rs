@@ -98,6 +98,34 @@ enum Command {
         #[arg(short = '6', long = "ipv6", value_name = "FILE")]
         ipv6: Option<PathBuf>,
     },
+    /// Say which rule decides a packet described on the command line, and
+    /// why, with no device and no privilege (test a ruleset before
+    /// deploying it).
+    ///
+    /// PACKET: PROTO SRC -> DST [FLAGS] [type N [code M] | ICMP-NAME] [id N]
+    /// [ttl N] from lan|wan, e.g. `tcp 10.0.0.2:5555 -> 192.0.2.1:80 syn
+    /// from lan`, `udp [fd00::2]:5353 -> [fd00:1::1]:53 from lan`, `icmp
+    /// 192.0.2.1 -> 10.0.0.2 echo-request from wan`. The packet is built
+    /// and decided by the packet path (conntrack, destination NAT, the
+    /// chain); each rule evaluated is shown with the match it failed.
+    /// Exit code: 0 accepted, 1 dropped or rejected, 2 bad config or
+    /// description.
+    #[command(verbatim_doc_comment)]
+    Explain {
+        /// Configuration file (RON); without it the embedded default is used.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The conntrack state: new (default: the packet alone), established
+        /// (its flow is started from its side and answered first), reply
+        /// (the packet answers a flow the other side started), or related,
+        /// invalid, untracked (given to the chain as is, without conntrack
+        /// and NAT).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// The packet, as words.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "PACKET")]
+        packet: Vec<String>,
+    },
     /// Print the man page (roff) on standard output.
     Man,
     /// Print shell completions on standard output.
@@ -210,12 +238,38 @@ fn subcommand(command: Command) -> ExitCode {
             what,
         } => ctl(&control, json, what),
         Command::ImportIptables { file, ipv6 } => import(file.as_deref(), ipv6.as_deref()),
+        Command::Explain {
+            config,
+            state,
+            packet,
+        } => explain(config.as_ref(), state.as_deref(), &packet),
         Command::Man => man(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tunfw", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `tunfw explain`: the rule that decides the described packet.
+fn explain(path: Option<&PathBuf>, state: Option<&str>, words: &[String]) -> ExitCode {
+    use tunfw::explain::{Description, StateWish};
+    let (config, _, _) = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    let description = match Description::parse(&words) {
+        Ok(d) => d,
+        Err(e) => return fail(2, format_args!("tunfw explain: {e}")),
+    };
+    let wish = match state.map(StateWish::parse).transpose() {
+        Ok(w) => w.unwrap_or(StateWish::Table),
+        Err(e) => return fail(2, format_args!("tunfw explain: {e}")),
+    };
+    let explanation = tunfw::explain::explain(&config, &description, wish);
+    print!("{}", explanation.render());
+    ExitCode::from(explanation.exit_code())
 }
 
 /// `tunfw man`: the man page, generated from the argument definitions.
