@@ -200,6 +200,13 @@ enum CtlCommand {
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted; a
     /// {"event":"LOST","lost":N} line counts events dropped while this reader was behind.
     Events,
+    /// Trace the live packets matching a filter (its state: NEW, ESTABLISHED,
+    /// RELATED, INVALID, UNTRACKED), until interrupted: per packet its side,
+    /// tuple (and what the rules saw after NAT), conntrack state (and why,
+    /// for INVALID), its flow before and after, each rule evaluated and the
+    /// verdict. At most 100 packets a second are shown; a "N not shown"
+    /// line counts the others.
+    Trace(FilterArgs),
 }
 
 fn main() -> ExitCode {
@@ -463,6 +470,9 @@ fn import(file: Option<&Path>, ipv6: Option<&Path>) -> ExitCode {
 }
 
 fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
+    if let CtlCommand::Trace(f) = &what {
+        return trace(path, &format!("trace {}", f.words()), json);
+    }
     let Some(request) = what.request() else {
         return events(path);
     };
@@ -493,7 +503,7 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
                 value["config"].as_str().unwrap_or("?")
             );
         }
-        CtlCommand::Events => {}
+        CtlCommand::Events | CtlCommand::Trace(_) => {}
     }
     ExitCode::SUCCESS
 }
@@ -516,7 +526,7 @@ impl CtlCommand {
                     .display()
             ),
             CtlCommand::Reload { file: None } => "reload".to_string(),
-            CtlCommand::Events => return None,
+            CtlCommand::Events | CtlCommand::Trace(_) => return None,
         })
     }
 }
@@ -585,7 +595,7 @@ fn print_rules(value: serde_json::Value) {
 fn events(path: &Path) -> ExitCode {
     let mut wait = std::time::Duration::from_millis(10);
     for _ in 0..control::CLIENT_RETRIES {
-        match subscribe(path) {
+        match subscribe(path, "events") {
             Err(e) if control::turned_away(&e) => {
                 std::thread::sleep(wait);
                 wait *= 2;
@@ -593,14 +603,54 @@ fn events(path: &Path) -> ExitCode {
             done => return print_events(done),
         }
     }
-    print_events(subscribe(path))
+    print_events(subscribe(path, "events"))
+}
+
+/// `ctl trace FILTER`: print the traced packets as they come.
+fn trace(path: &Path, request: &str, json: bool) -> ExitCode {
+    let (reader, first) = match subscribe(path, request.trim_end()) {
+        Ok(s) => s,
+        Err(e) => return fail(1, format_args!("tunfw ctl: {e}")),
+    };
+    let stdout = std::io::stdout();
+    for line in first.into_iter().map(Ok).chain(reader.lines()) {
+        let Ok(line) = line else { break };
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(e) = value["error"].as_str() {
+            return fail(1, format_args!("tunfw ctl: {e}"));
+        }
+        let mut text = String::new();
+        if json {
+            text = line;
+        } else if let Some(t) = value["trace"].as_str() {
+            text += t;
+            for rule in value["rules"].as_array().into_iter().flatten() {
+                text += "\n  ";
+                text += rule.as_str().unwrap_or("");
+            }
+        } else if let Some(n) = value["not_shown"].as_u64() {
+            text = format!("({n} matching packets not shown: at most 100 a second)");
+        } else if let Some(n) = lost_events(&line) {
+            text = format!("({n} traces lost: this reader fell behind)");
+        } else {
+            text = line;
+        }
+        let mut out = stdout.lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Connect and ask for events; the stream and its first line (`None` at
 /// the end of the stream). An error line is an error.
-fn subscribe(path: &Path) -> std::io::Result<(BufReader<UnixStream>, Option<String>)> {
+fn subscribe(
+    path: &Path,
+    request: &str,
+) -> std::io::Result<(BufReader<UnixStream>, Option<String>)> {
     let mut stream = control::connect(path)?;
-    stream.write_all(b"events\n")?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut first = String::new();
     if reader.read_line(&mut first)? == 0 {

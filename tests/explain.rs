@@ -297,3 +297,63 @@ fn mismatch_agrees_with_matches() {
     }
     assert_eq!(checked, 8 * 6 * 5);
 }
+
+/// `ctl trace`'s packet side: with a tracer added, process_in records the
+/// packets its filter matches (and only those), with the deciding rule.
+#[test]
+fn the_live_tracer_records_matching_packets() {
+    use tunfw::control::Request;
+    use tunfw::explain::build::{packet, Extra};
+    use tunfw::filter::trace::TraceOutput;
+    use tunfw::filter::Firewall;
+    use tunfw::side::Side;
+    use tunfw::time::Instant;
+    use tunfw::wire::vnet;
+    let cfg = Config::parse(CONFIG, "test.ron").unwrap();
+    let mut fw = Firewall::new(&cfg);
+    let Ok(Request::Trace(filter)) = Request::parse("trace proto=tcp port=80 state=NEW") else {
+        panic!("trace request")
+    };
+    assert!(Request::parse("trace state=SYN_SENT").is_err());
+    let slot = fw.tracer_mut().add(filter).unwrap();
+    let x = Extra {
+        flags: 2,
+        seq: 1,
+        ack: 0,
+        ttl: 64,
+    };
+    let mut answer = [0u8; 1500];
+    for text in [
+        "tcp 192.168.1.5:5555 -> 192.0.2.1:80 from lan",
+        "tcp 192.168.1.5:5556 -> 192.0.2.1:22 from lan",
+        "udp 192.168.1.5:5555 -> 192.0.2.1:80 from lan",
+    ] {
+        let d = Description::parse(&text.split_whitespace().collect::<Vec<_>>()).unwrap();
+        let mut bytes = packet(&d.tuple(), &x);
+        let len = bytes.len();
+        fw.process_in(
+            Side::Lan,
+            &vnet::PLAIN,
+            &mut bytes,
+            len,
+            &mut answer,
+            Instant::from_secs(1),
+        );
+    }
+    let mut lines = Vec::new();
+    let mut records = Vec::new();
+    fw.tracer_mut().drain(|o| {
+        if let TraceOutput::Record(s, r) = o {
+            assert_eq!(s, slot);
+            records.push(*r);
+        }
+    });
+    for r in &records {
+        lines.push(r.json_line(fw.chain(r.side)));
+    }
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("rule web-out (#2)"), "{}", lines[0]);
+    assert!(lines[0].contains("NEW"), "{}", lines[0]);
+    fw.tracer_mut().remove(slot);
+    assert!(!fw.tracer_mut().active());
+}

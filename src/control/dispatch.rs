@@ -23,6 +23,9 @@ pub enum Dispatch {
     Reload(Option<PathBuf>),
     /// Keep the connection open and stream events to it.
     Subscribe,
+    /// Trace the live packets this filter matches: the caller adds a
+    /// tracer and streams its records.
+    Trace(crate::filter::trace::TraceFilter),
 }
 
 /// Answer `request` against `fw` at `now`, with the event loop's own
@@ -85,6 +88,7 @@ pub fn dispatch(
         }
         Request::Reload(file) => Dispatch::Reload(file),
         Request::Events => Dispatch::Subscribe,
+        Request::Trace(filter) => Dispatch::Trace(filter),
     }
 }
 

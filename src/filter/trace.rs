@@ -76,9 +76,6 @@ impl FlowView {
         } else {
             "UNREPLIED"
         });
-        if self.dir == Dir::Reply {
-            out.push_str(", packet in reply direction");
-        }
     }
 }
 
@@ -190,6 +187,13 @@ impl TraceRecord {
         if let Some(r) = self.invalid {
             let _ = write!(out, " ({r})");
         }
+        if self
+            .after
+            .or(self.before)
+            .is_some_and(|v| v.dir == Dir::Reply)
+        {
+            out.push_str(" reply");
+        }
         out.push_str(", flow ");
         match self.before {
             Some(v) => v.describe(&mut out),
@@ -210,6 +214,19 @@ impl TraceRecord {
             self.render_rules(chain, &mut out);
         }
         out
+    }
+
+    /// The record as one JSON line (no newline) for `ctl trace`:
+    /// `{"trace": FIRST-LINE, "rules": [ONE PER RULE EVALUATED]}`.
+    pub fn json_line(&self, chain: &Chain) -> String {
+        let mut rules = String::new();
+        self.render_rules(chain, &mut rules);
+        let rules: Vec<&str> = rules
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        serde_json::json!({ "trace": self.render(chain, false), "rules": rules }).to_string()
     }
 
     /// One line per rule evaluated: `  #N NAME: no (FIELD)` or `yes`.
@@ -432,6 +449,12 @@ impl Tracer {
             }
         }
     }
+}
+
+/// The line telling a `ctl trace` subscriber that `n` packets matched
+/// its filter and were not shown.
+pub fn not_shown_line(n: u64) -> String {
+    format!("{{\"trace\":null,\"not_shown\":{n}}}")
 }
 
 #[cfg(test)]
