@@ -13,6 +13,7 @@
 //! | `kill FILTER` | `{"removed": N}`: matching flows removed (a filter is required) |
 //! | `reload [FILE]` | `{"ok": ...}` or `{"error": "FILE:LINE:COL: ..."}` |
 //! | `events` | one JSON line per flow event until the client hangs up |
+//! | `trace FILTER` | one JSON line per live packet matching FILTER (at most 100 a second, 4 tracers) until the client hangs up |
 //!
 //! A request line ends with a newline or with the end of the client's stream.
 //!
