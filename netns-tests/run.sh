@@ -33,6 +33,8 @@ source "$HERE/stress.sh"
 source "$HERE/nat.sh"
 # shellcheck source=metrics.sh
 source "$HERE/metrics.sh"
+# shellcheck source=trace.sh
+source "$HERE/trace.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -401,6 +403,7 @@ suite_pass() {
     stress_suite
     nat_suite
     metrics_suite
+    trace_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

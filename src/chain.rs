@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::conntrack::state::CtState;
 use crate::packet::Packet;
-use crate::rules::{Action, Rule};
+use crate::rules::{Action, Rule, RuleField};
 
 /// Packet and byte counters of one rule or policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -107,6 +107,30 @@ impl Chain {
             .iter()
             .find(|r| r.matches(pkt, state))
             .map_or(self.policy, |r| r.action)
+    }
+
+    /// [`Chain::peek`] rule by rule, for explaining and tracing: the
+    /// field each rule before the decider failed is written to `misses`
+    /// (as many as fit; the rest are evaluated all the same); returns the
+    /// action, the decider, and how many rules were evaluated (the decider
+    /// included). Counts nothing and allocates nothing.
+    pub fn trace(
+        &self,
+        pkt: &Packet<'_>,
+        state: CtState,
+        misses: &mut [RuleField],
+    ) -> (Action, Decider, usize) {
+        for (i, rule) in self.rules.iter().enumerate() {
+            match rule.mismatch(pkt, state) {
+                None => return (rule.action, Decider::Rule(i), i + 1),
+                Some(field) => {
+                    if let Some(slot) = misses.get_mut(i) {
+                        *slot = field;
+                    }
+                }
+            }
+        }
+        (self.policy, Decider::Policy, self.rules.len())
     }
 
     /// First matching rule's action (or the policy), counting the packet.

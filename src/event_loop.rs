@@ -34,6 +34,7 @@ use crate::control::{
     dispatch, error_answer, Answer, ControlCounters, ControlServer, Dispatch, Request,
 };
 use crate::device::TunDevice;
+use crate::filter::trace::{not_shown_line, TraceOutput};
 use crate::filter::{Firewall, ReloadSummary, DEBUG_LINES_PER_SECOND};
 use crate::metrics::{self, Census, CENSUS_CHUNK};
 use crate::metrics_http::MetricsServer;
@@ -135,6 +136,8 @@ pub struct EventLoop {
     control: Option<ControlServer>,
     pcap: Option<Pcap>,
     started: std::time::Instant,
+    /// When trace subscribers were last told of records not shown.
+    trace_reported: Instant,
     counters: LoopCounters,
     /// Debug lines about single packets (write errors, uncuttable
     /// super-packets), rate-limited as the firewall's.
@@ -212,6 +215,7 @@ impl EventLoop {
             control,
             pcap: None,
             started: std::time::Instant::now(),
+            trace_reported: Instant::ZERO,
             counters: LoopCounters::default(),
             debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
             passthrough: false,
@@ -375,6 +379,7 @@ impl EventLoop {
             }
             self.serve_metrics(now);
             self.publish_events();
+            self.publish_traces();
             if let Some(p) = self.pcap.as_mut() {
                 let _ = p.writer.flush();
             }
@@ -468,6 +473,9 @@ impl EventLoop {
             Some(_) => {}
             None => control.tick(now, &mut answer),
         }
+        for slot in control.take_closed_traces() {
+            self.fw.tracer_mut().remove(slot);
+        }
         if control.has_subscribers() {
             self.fw.conntrack_mut().events.enable(EVENT_RING);
         } else {
@@ -482,6 +490,13 @@ impl EventLoop {
         match dispatch(&mut self.fw, &self.counters, now, req) {
             Dispatch::Answer(bytes) => Answer::Once(bytes),
             Dispatch::Subscribe => Answer::Subscribe,
+            Dispatch::Trace(filter) => match self.fw.tracer_mut().add(filter) {
+                Some(slot) => Answer::Trace(slot),
+                None => Answer::Once(error_answer(&format!(
+                    "too many trace subscribers ({}); try later",
+                    crate::filter::trace::MAX_TRACERS
+                ))),
+            },
             Dispatch::Reload(file) => Answer::Once(match self.reload(file) {
                 Ok((summary, config)) => {
                     serde_json::to_vec(&serde_json::json!({ "ok": summary, "config": config }))
@@ -489,6 +504,40 @@ impl EventLoop {
                 }
                 Err(e) => error_answer(&e),
             }),
+        }
+    }
+
+    /// Send the trace records waiting to their subscribers, and once a
+    /// second the count of those not shown.
+    fn publish_traces(&mut self) {
+        if !self.fw.tracer_mut().active() {
+            return;
+        }
+        let now = self.now();
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        let fw = &mut self.fw;
+        let mut records = Vec::new();
+        fw.tracer_mut().drain(|out| match out {
+            TraceOutput::Record(slot, rec) => records.push((slot, *rec)),
+            TraceOutput::NotShown(slot, n) => lines.push((slot, not_shown_line(n))),
+        });
+        for (slot, rec) in records {
+            lines.push((slot, rec.json_line(fw.chain(rec.side))));
+        }
+        if now.saturating_since(self.trace_reported) >= core::time::Duration::from_secs(1) {
+            self.trace_reported = now;
+            fw.tracer_mut()
+                .report_not_shown(|slot, n| lines.push((slot, not_shown_line(n))));
+        }
+        for (slot, mut line) in lines {
+            line.push('\n');
+            control.send_trace(now, slot, line.as_bytes());
+        }
+        for slot in control.take_closed_traces() {
+            fw.tracer_mut().remove(slot);
         }
     }
 

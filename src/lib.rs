@@ -25,6 +25,7 @@ pub mod datagram;
 pub mod defrag;
 pub mod device;
 pub mod event_loop;
+pub mod explain;
 pub mod filter;
 pub mod helpers;
 pub mod import;

@@ -102,6 +102,34 @@ enum Command {
         #[arg(short = '6', long = "ipv6", value_name = "FILE")]
         ipv6: Option<PathBuf>,
     },
+    /// Say which rule decides a packet described on the command line, and
+    /// why, with no device and no privilege (test a ruleset before
+    /// deploying it).
+    ///
+    /// PACKET: PROTO SRC -> DST [FLAGS] [type N [code M] | ICMP-NAME] [id N]
+    /// [ttl N] from lan|wan, e.g. `tcp 10.0.0.2:5555 -> 192.0.2.1:80 syn
+    /// from lan`, `udp [fd00::2]:5353 -> [fd00:1::1]:53 from lan`, `icmp
+    /// 192.0.2.1 -> 10.0.0.2 echo-request from wan`. The packet is built
+    /// and decided by the packet path (conntrack, destination NAT, the
+    /// chain); each rule evaluated is shown with the match it failed.
+    /// Exit code: 0 accepted, 1 dropped or rejected, 2 bad config or
+    /// description.
+    #[command(verbatim_doc_comment)]
+    Explain {
+        /// Configuration file (RON); without it the embedded default is used.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The conntrack state: new (default: the packet alone), established
+        /// (its flow is started from its side and answered first), reply
+        /// (the packet answers a flow the other side started), or related,
+        /// invalid, untracked (given to the chain as is, without conntrack
+        /// and NAT).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// The packet, as words.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "PACKET")]
+        packet: Vec<String>,
+    },
     /// Print the man page (roff) on standard output.
     Man,
     /// Print shell completions on standard output.
@@ -178,6 +206,13 @@ enum CtlCommand {
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted; a
     /// {"event":"LOST","lost":N} line counts events dropped while this reader was behind.
     Events,
+    /// Trace the live packets matching a filter (its state: NEW, ESTABLISHED,
+    /// RELATED, INVALID, UNTRACKED), until interrupted: per packet its side,
+    /// tuple (and what the rules saw after NAT), conntrack state (and why,
+    /// for INVALID), its flow before and after, each rule evaluated and the
+    /// verdict. At most 100 packets a second are shown; a "N not shown"
+    /// line counts the others.
+    Trace(FilterArgs),
 }
 
 fn main() -> ExitCode {
@@ -216,12 +251,38 @@ fn subcommand(command: Command) -> ExitCode {
             what,
         } => ctl(&control, json, what),
         Command::ImportIptables { file, ipv6 } => import(file.as_deref(), ipv6.as_deref()),
+        Command::Explain {
+            config,
+            state,
+            packet,
+        } => explain(config.as_ref(), state.as_deref(), &packet),
         Command::Man => man(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tunfw", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `tunfw explain`: the rule that decides the described packet.
+fn explain(path: Option<&PathBuf>, state: Option<&str>, words: &[String]) -> ExitCode {
+    use tunfw::explain::{Description, StateWish};
+    let (config, _, _) = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    let description = match Description::parse(&words) {
+        Ok(d) => d,
+        Err(e) => return fail(2, format_args!("tunfw explain: {e}")),
+    };
+    let wish = match state.map(StateWish::parse).transpose() {
+        Ok(w) => w.unwrap_or(StateWish::Table),
+        Err(e) => return fail(2, format_args!("tunfw explain: {e}")),
+    };
+    let explanation = tunfw::explain::explain(&config, &description, wish);
+    print!("{}", explanation.render());
+    ExitCode::from(explanation.exit_code())
 }
 
 /// `tunfw man`: the man page, generated from the argument definitions.
@@ -424,6 +485,9 @@ fn import(file: Option<&Path>, ipv6: Option<&Path>) -> ExitCode {
 }
 
 fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
+    if let CtlCommand::Trace(f) = &what {
+        return trace(path, &format!("trace {}", f.words()), json);
+    }
     let Some(request) = what.request() else {
         return events(path);
     };
@@ -455,7 +519,7 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
                 value["config"].as_str().unwrap_or("?")
             );
         }
-        CtlCommand::Events => {}
+        CtlCommand::Events | CtlCommand::Trace(_) => {}
     }
     ExitCode::SUCCESS
 }
@@ -479,7 +543,7 @@ impl CtlCommand {
                     .display()
             ),
             CtlCommand::Reload { file: None } => "reload".to_string(),
-            CtlCommand::Events => return None,
+            CtlCommand::Events | CtlCommand::Trace(_) => return None,
         })
     }
 }
@@ -548,7 +612,7 @@ fn print_rules(value: serde_json::Value) {
 fn events(path: &Path) -> ExitCode {
     let mut wait = std::time::Duration::from_millis(10);
     for _ in 0..control::CLIENT_RETRIES {
-        match subscribe(path) {
+        match subscribe(path, "events") {
             Err(e) if control::turned_away(&e) => {
                 std::thread::sleep(wait);
                 wait *= 2;
@@ -556,14 +620,54 @@ fn events(path: &Path) -> ExitCode {
             done => return print_events(done),
         }
     }
-    print_events(subscribe(path))
+    print_events(subscribe(path, "events"))
+}
+
+/// `ctl trace FILTER`: print the traced packets as they come.
+fn trace(path: &Path, request: &str, json: bool) -> ExitCode {
+    let (reader, first) = match subscribe(path, request.trim_end()) {
+        Ok(s) => s,
+        Err(e) => return fail(1, format_args!("tunfw ctl: {e}")),
+    };
+    let stdout = std::io::stdout();
+    for line in first.into_iter().map(Ok).chain(reader.lines()) {
+        let Ok(line) = line else { break };
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(e) = value["error"].as_str() {
+            return fail(1, format_args!("tunfw ctl: {e}"));
+        }
+        let mut text = String::new();
+        if json {
+            text = line;
+        } else if let Some(t) = value["trace"].as_str() {
+            text += t;
+            for rule in value["rules"].as_array().into_iter().flatten() {
+                text += "\n  ";
+                text += rule.as_str().unwrap_or("");
+            }
+        } else if let Some(n) = value["not_shown"].as_u64() {
+            text = format!("({n} matching packets not shown: at most 100 a second)");
+        } else if let Some(n) = lost_events(&line) {
+            text = format!("({n} traces lost: this reader fell behind)");
+        } else {
+            text = line;
+        }
+        let mut out = stdout.lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Connect and ask for events; the stream and its first line (`None` at
 /// the end of the stream). An error line is an error.
-fn subscribe(path: &Path) -> std::io::Result<(BufReader<UnixStream>, Option<String>)> {
+fn subscribe(
+    path: &Path,
+    request: &str,
+) -> std::io::Result<(BufReader<UnixStream>, Option<String>)> {
     let mut stream = control::connect(path)?;
-    stream.write_all(b"events\n")?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut first = String::new();
     if reader.read_line(&mut first)? == 0 {

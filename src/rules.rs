@@ -73,6 +73,53 @@ impl Proto {
     }
 }
 
+/// The match of a rule a packet failed ([`Rule::mismatch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleField {
+    /// `family`: the packet is of the other IP family.
+    Family,
+    /// `proto`: another protocol (or family, for ICMP and ICMPv6).
+    Proto,
+    /// `state`: the packet's conntrack state is not in the set.
+    State,
+    /// `src`: the source address is in none of the blocks.
+    Src,
+    /// `dst`: the destination address is in none of the blocks.
+    Dst,
+    /// `sport`/`dport`: the packet has no ports the rules may read (not
+    /// TCP or UDP, or a later fragment).
+    NoPorts,
+    /// `sport`: the source port is not in the set.
+    Sport,
+    /// `dport`: the destination port is not in the set.
+    Dport,
+    /// `icmp_type`: the packet is not ICMP (or ICMPv6) the rules may read.
+    NoIcmp,
+    /// `icmp_type`: another ICMP type.
+    IcmpType,
+    /// `icmp_code`: another ICMP code.
+    IcmpCode,
+}
+
+impl RuleField {
+    /// The config field's name (`proto`, `dport`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleField::Family => "family",
+            RuleField::Proto => "proto",
+            RuleField::State => "state",
+            RuleField::Src => "src",
+            RuleField::Dst => "dst",
+            RuleField::NoPorts => "sport/dport (no ports)",
+            RuleField::Sport => "sport",
+            RuleField::Dport => "dport",
+            RuleField::NoIcmp => "icmp_type (not ICMP)",
+            RuleField::IcmpType => "icmp_type",
+            RuleField::IcmpCode => "icmp_code",
+        }
+    }
+}
+
 /// A non-empty set of conntrack states, as `-m state --state NEW,ESTABLISHED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateSet(u8);
@@ -249,6 +296,53 @@ impl Rule {
             }
         }
         true
+    }
+
+    /// The first of the rule's matches that the packet, in state `state`,
+    /// fails, in the order [`Rule::matches`] tests them; `None` exactly
+    /// when [`Rule::matches`] is true. For explaining and tracing only: the
+    /// packet path calls [`Rule::matches`], which this leaves untouched.
+    pub fn mismatch(&self, pkt: &Packet<'_>, state: CtState) -> Option<RuleField> {
+        if self.family.is_some_and(|f| f != Family::of(pkt.ip.src)) {
+            return Some(RuleField::Family);
+        }
+        if self.proto.is_some_and(|p| !p.matches(pkt)) {
+            return Some(RuleField::Proto);
+        }
+        if self.state.is_some_and(|s| !s.contains(state)) {
+            return Some(RuleField::State);
+        }
+        if self.src.as_ref().is_some_and(|c| !c.matches(pkt.ip.src)) {
+            return Some(RuleField::Src);
+        }
+        if self.dst.as_ref().is_some_and(|c| !c.matches(pkt.ip.dst)) {
+            return Some(RuleField::Dst);
+        }
+        if self.sport.is_some() || self.dport.is_some() {
+            let Some((sp, dp)) = pkt.ports().filter(|_| pkt.rules_see_transport()) else {
+                return Some(RuleField::NoPorts);
+            };
+            if self.sport.as_ref().is_some_and(|s| !s.contains(sp)) {
+                return Some(RuleField::Sport);
+            }
+            if self.dport.as_ref().is_some_and(|s| !s.contains(dp)) {
+                return Some(RuleField::Dport);
+            }
+        }
+        if let Some(t) = self.icmp_type {
+            let (Transport::Icmp(i) | Transport::Icmpv6(i), true) =
+                (pkt.transport, pkt.rules_see_transport())
+            else {
+                return Some(RuleField::NoIcmp);
+            };
+            if i.icmp_type != t {
+                return Some(RuleField::IcmpType);
+            }
+            if self.icmp_code.is_some_and(|c| c != i.code) {
+                return Some(RuleField::IcmpCode);
+            }
+        }
+        None
     }
 
     /// A one-line iptables-like description, for listings.

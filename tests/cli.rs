@@ -224,3 +224,62 @@ fn import_iptables_cli_reads_ip6tables_with_dash_6() {
     assert_eq!(code, 2);
     assert!(err.contains("FILE"), "{err}");
 }
+
+#[test]
+fn explain_prints_the_deciding_rule_with_exit_codes() {
+    let cfg = write(
+        "explain.ron",
+        r#"(
+    outbound: (policy: Drop, rules: [
+        (name: "web-out", proto: Tcp, dport: "80", action: Accept),
+    ]),
+    inbound: (policy: Drop, rules: []),
+)"#,
+    );
+    let (code, out, _) = tunfw(&[
+        "explain",
+        "--config",
+        &cfg.path,
+        "tcp 10.0.0.2:5555 -> 192.0.2.1:80 syn from lan",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("decision:  rule web-out (#1)"), "{out}");
+    assert!(out.contains("verdict:   ACCEPT"), "{out}");
+    // Words may come one by one too (`to` spares quoting `->`).
+    let (code, out, _) = tunfw(&[
+        "explain",
+        "--config",
+        &cfg.path,
+        "tcp",
+        "10.0.0.2:5555",
+        "to",
+        "192.0.2.1:81",
+        "from",
+        "lan",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("verdict:   DROP (drop reason policy_outbound)"),
+        "{out}"
+    );
+    let (code, _, err) = tunfw(&[
+        "explain",
+        "--config",
+        &cfg.path,
+        "tcp 10.0.0.2:5555 -> 192.0.2.1:80",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing `from lan`"), "{err}");
+    let bad = write(
+        "bad.ron",
+        "(outbound: (policy: Drop, rules: [(action: Maybe)]))",
+    );
+    let (code, _, err) = tunfw(&[
+        "explain",
+        "--config",
+        &bad.path,
+        "udp 10.0.0.2:1 -> 10.0.0.3:2 from lan",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.ron:1:"), "{err}");
+}

@@ -40,6 +40,8 @@ pub(super) struct Client {
     /// Waiting for the request: when the last byte came. Streaming events:
     /// when a byte was last written, or when output started waiting.
     pub(super) active: Instant,
+    /// Streaming traces (not events): the tracer slot.
+    pub(super) trace: Option<usize>,
 }
 
 impl Client {
@@ -52,6 +54,7 @@ impl Client {
             written: 0,
             accepted: now,
             active: now,
+            trace: None,
         }
     }
 

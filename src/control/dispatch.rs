@@ -24,6 +24,9 @@ pub enum Dispatch {
     Reload(Option<PathBuf>),
     /// Keep the connection open and stream events to it.
     Subscribe,
+    /// Trace the live packets this filter matches: the caller adds a
+    /// tracer and streams its records.
+    Trace(crate::filter::trace::TraceFilter),
 }
 
 /// Answer `request` against `fw` at `now`, with the event loop's own
@@ -93,6 +96,7 @@ pub fn dispatch(
             let text = metrics::render(fw, shell, &census, None);
             json(serde_json::json!({ "metrics": text }))
         }
+        Request::Trace(filter) => Dispatch::Trace(filter),
     }
 }
 

@@ -14,6 +14,7 @@
 //! | `reload [FILE]` | `{"ok": ...}` or `{"error": "FILE:LINE:COL: ..."}` |
 //! | `events` | one JSON line per flow event until the client hangs up |
 //! | `metrics` | `{"metrics": TEXT}`: the Prometheus text (see [`crate::metrics`]) |
+//! | `trace FILTER` | one JSON line per live packet matching FILTER (at most 100 a second, 4 tracers) until the client hangs up |
 //!
 //! A request line ends with a newline or with the end of the client's stream.
 //!

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use super::limits::MAX_REQUEST;
 use crate::conntrack::flow::Flow;
+use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::Tuple;
+use crate::filter::trace::TraceFilter;
 use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// Which flows a `flows` or `kill` request means. Absent fields match all.
@@ -60,6 +62,29 @@ impl FlowFilter {
             }
         }
         Ok(f)
+    }
+
+    /// The filter of `trace`: the same fields, `state` a conntrack state
+    /// (NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED).
+    pub fn trace_filter(&self) -> Result<TraceFilter, String> {
+        let state = match self.state.as_deref() {
+            None => None,
+            Some(s) => Some(
+                CtState::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == s)
+                    .ok_or_else(|| {
+                        format!("bad trace state {s:?}: NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED")
+                    })?,
+            ),
+        };
+        Ok(TraceFilter {
+            protocol: self.protocol,
+            addr: self.addr,
+            port: self.port,
+            family: self.family,
+            state,
+        })
     }
 
     /// Whether no field is set.
@@ -122,6 +147,8 @@ pub enum Request {
     Events,
     /// Every counter and gauge as Prometheus text.
     Metrics,
+    /// Trace live packets matching the filter.
+    Trace(TraceFilter),
 }
 
 impl Request {
@@ -146,6 +173,7 @@ impl Request {
             "events" => no_args(Request::Events),
             "metrics" => no_args(Request::Metrics),
             "flows" => Ok(Request::Flows(FlowFilter::parse(args)?)),
+            "trace" => Ok(Request::Trace(FlowFilter::parse(args)?.trace_filter()?)),
             "kill" => {
                 let f = FlowFilter::parse(args)?;
                 if f.is_empty() {
@@ -159,7 +187,7 @@ impl Request {
                 _ => Err("reload takes at most one file".into()),
             },
             _ => Err(format!(
-                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics"
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics, trace"
             )),
         }
     }
@@ -187,6 +215,8 @@ pub enum Answer {
     Once(Vec<u8>),
     /// Keep the connection open and stream events to it.
     Subscribe,
+    /// Keep the connection open and stream the traces of tracer slot N.
+    Trace(usize),
 }
 
 /// An error message as the JSON answer.

@@ -61,6 +61,9 @@ pub struct ControlServer {
     counters: ControlCounters,
     /// When an accept error was last logged.
     warned: Option<Instant>,
+    /// Tracer slots of trace subscribers closed since the last
+    /// [`ControlServer::take_closed_traces`].
+    closed_traces: Vec<usize>,
 }
 
 impl ControlServer {
@@ -89,6 +92,7 @@ impl ControlServer {
             accept_pending: false,
             counters: ControlCounters::default(),
             warned: None,
+            closed_traces: Vec::new(),
         })
     }
 
@@ -118,7 +122,7 @@ impl ControlServer {
     fn subscribers(&self) -> usize {
         self.clients
             .values()
-            .filter(|c| matches!(c.phase, Phase::Events { .. }))
+            .filter(|c| matches!(c.phase, Phase::Events { .. }) && c.trace.is_none())
             .count()
     }
 
@@ -341,6 +345,11 @@ impl ControlServer {
                             c.phase = Phase::Events { lost: 0 };
                             c.active = now;
                         }
+                        Answer::Trace(slot) => {
+                            c.phase = Phase::Events { lost: 0 };
+                            c.active = now;
+                            c.trace = Some(slot);
+                        }
                     }
                 }
             },
@@ -396,7 +405,7 @@ impl ControlServer {
     pub fn broadcast(&mut self, now: Instant, lines: &[u8]) {
         let mut gone = Vec::new();
         for (token, c) in self.clients.iter_mut() {
-            if !matches!(c.phase, Phase::Events { .. }) {
+            if !matches!(c.phase, Phase::Events { .. }) || c.trace.is_some() {
                 continue;
             }
             for line in lines.split_inclusive(|&b| b == b'\n') {
@@ -413,8 +422,31 @@ impl ControlServer {
         }
     }
 
+    /// Queue `line` (one line, with its newline) for the trace subscriber
+    /// of tracer `slot`, as [`ControlServer::broadcast`] does for events.
+    pub fn send_trace(&mut self, now: Instant, slot: usize, line: &[u8]) {
+        let Some((&token, c)) = self.clients.iter_mut().find(|(_, c)| c.trace == Some(slot)) else {
+            return;
+        };
+        if !c.enqueue(line, now) {
+            self.counters.events_lost += 1;
+        }
+        if !c.progress(now) {
+            self.close(token);
+        }
+    }
+
+    /// The tracer slots of trace subscribers closed since the last call:
+    /// the event loop removes their tracers.
+    pub fn take_closed_traces(&mut self) -> Vec<usize> {
+        core::mem::take(&mut self.closed_traces)
+    }
+
     fn close(&mut self, token: Token) {
         if let Some(mut c) = self.clients.remove(&token) {
+            if let Some(slot) = c.trace {
+                self.closed_traces.push(slot);
+            }
             if let Some(registry) = &self.registry {
                 let _ = registry.deregister(&mut c.stream);
             }

@@ -42,7 +42,10 @@ use crate::wire::vnet::{self, VnetHeader};
 use crate::wire::{icmp, icmpv6, ipv4, ipv6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use translation::NewFlowError;
 
+pub mod trace;
 mod translation;
+
+use trace::{FlowView, TraceRecord, Tracer};
 
 /// How many table slots one expiry step looks at at most (bounds event-loop pauses).
 pub const GC_SLOTS: usize = 16_384;
@@ -124,6 +127,10 @@ pub struct Firewall {
     /// Debug lines about single packets (`-v`), so that a flood of
     /// INVALID packets cannot turn into a flood of log lines.
     debug_log_limit: TokenBucket,
+    /// `ctl trace` subscribers and their records.
+    tracer: Tracer,
+    /// The record of the packet being traced.
+    scratch: TraceRecord,
 }
 
 impl Firewall {
@@ -142,6 +149,8 @@ impl Firewall {
             answer_limit: TokenBucket::new(1000, 50),
             table_full_log_limit: TokenBucket::new(1, 5),
             debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
+            tracer: Tracer::default(),
+            scratch: TraceRecord::new(Side::Lan, 0),
         }
     }
 
@@ -351,8 +360,63 @@ impl Firewall {
         answer: &mut [u8],
         now: Instant,
     ) -> Verdict {
+        // The only cost of tracing when nobody traces: this branch.
+        if self.tracer.active() {
+            let (verdict, rec) = self.process_traced(side, vnet, buf, len, answer, now);
+            if rec.tuple.is_some() && rec.verdict.fate != Fate::Resegment {
+                self.tracer.offer(&rec, now);
+            }
+            return verdict;
+        }
+        self.process_with::<false>(side, vnet, buf, len, answer, now)
+    }
+
+    /// [`Firewall::process_in`], also saying what the packet path did
+    /// with the packet: its [`TraceRecord`] (for `explain` and `ctl
+    /// trace`). The packet is decided exactly as by
+    /// [`Firewall::process_in`] (state, counters and all); the rules are
+    /// evaluated a second time, without counting, to record each one's
+    /// result.
+    pub fn process_traced(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        len: usize,
+        answer: &mut [u8],
+        now: Instant,
+    ) -> (Verdict, TraceRecord) {
+        self.scratch = TraceRecord::new(side, len.min(buf.len()));
+        let verdict = self.process_with::<true>(side, vnet, buf, len, answer, now);
+        let mut rec = self.scratch;
+        rec.verdict = verdict;
+        if let Some(t) = rec.tuple {
+            rec.after = self
+                .conntrack
+                .peek(&t, now)
+                .map(|(f, dir)| FlowView::of(f, dir));
+        }
+        (verdict, rec)
+    }
+
+    /// The live tracer (`ctl trace`): its subscribers and the records
+    /// waiting for them.
+    pub fn tracer_mut(&mut self) -> &mut Tracer {
+        &mut self.tracer
+    }
+
+    /// [`Firewall::process_in`]'s work, filling the trace record with `TRACE`.
+    fn process_with<const TRACE: bool>(
+        &mut self,
+        side: Side,
+        vnet: &VnetHeader,
+        buf: &mut [u8],
+        len: usize,
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
         let len = len.min(buf.len());
-        let verdict = self.decide_packet(side, vnet, buf, len, None, answer, now);
+        let verdict = self.decide_packet::<TRACE>(side, vnet, buf, len, None, answer, now);
         let buf = &buf[..len];
         let s = side.index();
         let stats = &mut self.stats;
@@ -388,7 +452,7 @@ impl Firewall {
     /// datagram, whose ICMP answers then quote `quote`, its first
     /// fragment); `room[len..]` is where a rewrite may grow it.
     #[allow(clippy::too_many_arguments)]
-    fn decide_packet(
+    fn decide_packet<const TRACE: bool>(
         &mut self,
         side: Side,
         vnet: &VnetHeader,
@@ -419,8 +483,17 @@ impl Firewall {
                     ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
                 };
             }
-            Err(ParseError::Fragment) => return self.reassemble(side, buf, answer, now),
+            Err(ParseError::Fragment) => return self.reassemble::<TRACE>(side, buf, answer, now),
         };
+        if TRACE {
+            let t = Tuple::of_packet(&pkt);
+            self.scratch.len = len;
+            self.scratch.tuple = Some(t);
+            self.scratch.before = self
+                .conntrack
+                .peek(&t, now)
+                .map(|(f, dir)| FlowView::of(f, dir));
+        }
         let original: &[u8] = quote.unwrap_or(buf);
         if let (IpAddr::V6(src), IpAddr::V6(dst)) = (pkt.ip.src, pkt.ip.dst) {
             if !ipv6::is_forwardable(src.octets()) || !ipv6::is_forwardable(dst.octets()) {
@@ -439,6 +512,10 @@ impl Firewall {
         }
 
         let tracked = self.conntrack.track(&pkt, side, now);
+        if TRACE {
+            self.scratch.state = Some(tracked.state);
+            self.scratch.invalid = tracked.invalid;
+        }
         if let Some(reason) = tracked.invalid {
             self.stats.count_invalid(reason);
             if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
@@ -466,6 +543,14 @@ impl Firewall {
         let seen = translated_view.as_ref().unwrap_or(&pkt);
         let chain = &mut self.settings.chains[side.index()];
         let (action, decider) = chain.evaluate(seen, tracked.state);
+        if TRACE {
+            let rec = &mut self.scratch;
+            let (_, _, evaluated) = chain.trace(seen, tracked.state, &mut rec.misses);
+            rec.evaluated = evaluated;
+            rec.decider = Some(decider);
+            rec.action = Some(action);
+            rec.seen = translated_view.as_ref().map(Tuple::of_packet);
+        }
         let wants_log = chain.wants_log(decider)
             || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
         let state = Some(tracked.state);
@@ -700,7 +785,13 @@ impl Firewall {
     /// A fragment read from `side`, as Linux's `nf_defrag` takes it before
     /// conntrack: kept, dropped, or the last one of a datagram, which is
     /// then decided as a whole (tracked and matched once, ports and all).
-    fn reassemble(&mut self, side: Side, buf: &[u8], answer: &mut [u8], now: Instant) -> Verdict {
+    fn reassemble<const TRACE: bool>(
+        &mut self,
+        side: Side,
+        buf: &[u8],
+        answer: &mut [u8],
+        now: Instant,
+    ) -> Verdict {
         self.fragments.clear();
         match self.defrag.push(side, buf, now) {
             Outcome::Queued => Verdict::new(Fate::Held, None),
@@ -709,14 +800,14 @@ impl Firewall {
             Outcome::NotFragment | Outcome::Dropped(_) => {
                 Verdict::dropped(DropReason::Fragment, None)
             }
-            Outcome::Complete(done) => self.decide_datagram(side, done, answer, now),
+            Outcome::Complete(done) => self.decide_datagram::<TRACE>(side, done, answer, now),
         }
     }
 
     /// Decide the datagram the reassembler just completed (its ICMP
     /// answers quote its first fragment) and, when it is accepted, prepare
     /// its pieces.
-    fn decide_datagram(
+    fn decide_datagram<const TRACE: bool>(
         &mut self,
         side: Side,
         done: Reassembled,
@@ -729,7 +820,8 @@ impl Firewall {
         let mut first = core::mem::take(&mut self.fragments.first);
         let (len, first_len) = DatagramBuffers::load(&mut dg, &mut first, &self.defrag);
         let quote = &first[..first_len];
-        let mut v = self.decide_packet(side, &vnet::PLAIN, &mut dg, len, Some(quote), answer, now);
+        let mut v =
+            self.decide_packet::<TRACE>(side, &vnet::PLAIN, &mut dg, len, Some(quote), answer, now);
         let len = v.resized.unwrap_or(len);
         if v.forwards() {
             v.fate = match self.fragments.leave(&done, &dg[..len], side.other()) {
