@@ -20,6 +20,7 @@ use crate::chain::{Chain, Decider};
 use crate::config::{Config, Ipv6Mode, OnReload};
 use crate::conntrack::config::{ConntrackConfig, HelperConfig};
 use crate::conntrack::flow::{Flow, FlowId, ProtoState};
+use crate::conntrack::snapshot::{RestoreError, RestoreSummary};
 use crate::conntrack::state::CtState;
 use crate::conntrack::table::{ConfirmError, Conntrack};
 use crate::conntrack::track::{FlowRef, Tracked};
@@ -124,6 +125,9 @@ pub struct Firewall {
     /// Debug lines about single packets (`-v`), so that a flood of
     /// INVALID packets cannot turn into a flood of log lines.
     debug_log_limit: TokenBucket,
+    /// A restored flow's sequence numbers were moved before the restart
+    /// (see [`Firewall::restore`]).
+    restored_seq_adjusted: bool,
 }
 
 impl Firewall {
@@ -142,7 +146,23 @@ impl Firewall {
             answer_limit: TokenBucket::new(1000, 50),
             table_full_log_limit: TokenBucket::new(1, 5),
             debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
+            restored_seq_adjusted: false,
         }
+    }
+
+    /// Restore a snapshot of the table ([`Conntrack::restore`]: into a
+    /// firewall that has tracked nothing yet, all or nothing). Use this
+    /// rather than the table's own: restored flows whose sequence numbers a
+    /// NAT helper moved go on being moved.
+    pub fn restore(
+        &mut self,
+        r: impl std::io::Read,
+        now: Instant,
+        wall_ms: u64,
+    ) -> Result<RestoreSummary, RestoreError> {
+        let summary = self.conntrack.restore(r, now, wall_ms)?;
+        self.restored_seq_adjusted |= summary.seq_adjusted > 0;
+        Ok(summary)
     }
 
     /// Swap in a new, already validated config between two packets. Flows
@@ -550,7 +570,8 @@ impl Firewall {
         }
         let buf = &mut room[..len];
         // Only after a rewrite can a flow's numbers have moved.
-        if let (Some(flow), true) = (out.tcp_flow, self.nat.stats.ftp_rewritten > 0) {
+        let moved = self.nat.stats.ftp_rewritten > 0 || self.restored_seq_adjusted;
+        if let (Some(flow), true) = (out.tcp_flow, moved) {
             translation::adjust_sequence(
                 &mut self.nat,
                 &self.conntrack,
