@@ -31,6 +31,8 @@ source "$HERE/ipv6.sh"
 source "$HERE/stress.sh"
 # shellcheck source=nat.sh
 source "$HERE/nat.sh"
+# shellcheck source=restore.sh
+source "$HERE/restore.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -398,6 +400,7 @@ suite_pass() {
     fragments_suite
     stress_suite
     nat_suite
+    restore_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

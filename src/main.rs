@@ -35,6 +35,11 @@ struct Cli {
     /// Control socket path ("none" to disable); default: the config's `control`, else /run/tunfw.sock.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
+    /// State file: restore flows and expectations from it at start (if it
+    /// exists; a corrupt one is refused and tunfw starts empty) and save
+    /// them to it at SIGTERM or SIGINT; default: the config's `state_file`.
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<PathBuf>,
     /// After opening the devices and the socket, drop to this user (and its group).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
@@ -172,6 +177,13 @@ enum CtlCommand {
     /// Print flow events (NEW, UPDATE, DESTROY) as they happen, until interrupted; a
     /// {"event":"LOST","lost":N} line counts events dropped while this reader was behind.
     Events,
+    /// Save the flows and expectations to FILE (written by the daemon:
+    /// FILE.tmp, fsync, rename), for `--state-file FILE` to restore; the
+    /// daemon pauses while it writes (about a second per million flows).
+    Save {
+        /// The state file to write.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -293,6 +305,13 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
     }
     let mut event_loop = EventLoop::new(lan_dev, wan_dev, &config, source, control_path.clone())
         .map_err(|e| fail(1, format_args!("tunfw: {e}")))?;
+    if let Some(path) = cli
+        .state_file
+        .clone()
+        .or_else(|| config.state_file.as_ref().map(PathBuf::from))
+    {
+        event_loop.use_state_file(path);
+    }
     if cli.passthrough {
         log::warn!("passthrough mode: packets are relayed with no tracking and no rules");
         event_loop.set_passthrough(true);
@@ -439,6 +458,17 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
                 value["config"].as_str().unwrap_or("?")
             );
         }
+        CtlCommand::Save { .. } => {
+            let s = &value["ok"];
+            println!(
+                "saved {} flows and {} expectations ({} bytes) to {} in {} ms",
+                s["flows"],
+                s["expectations"],
+                s["bytes"],
+                value["file"].as_str().unwrap_or("?"),
+                value["ms"]
+            );
+        }
         CtlCommand::Events => {}
     }
     ExitCode::SUCCESS
@@ -462,6 +492,12 @@ impl CtlCommand {
                     .display()
             ),
             CtlCommand::Reload { file: None } => "reload".to_string(),
+            CtlCommand::Save { file } => format!(
+                "save {}",
+                std::path::absolute(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
+            ),
             CtlCommand::Events => return None,
         })
     }

@@ -464,7 +464,11 @@ fn corrupt_truncated_foreign_and_other_version_files_are_refused() {
     for len in 0..bytes.len() {
         let e = refused(&text, &bytes[..len]);
         assert!(
-            matches!(e, RestoreError::Truncated | RestoreError::Field { .. }),
+            matches!(
+                (len, &e),
+                (0..8, RestoreError::Foreign)
+                    | (8.., RestoreError::Truncated | RestoreError::Field { .. })
+            ),
             "{len}: {e}"
         );
     }
@@ -558,7 +562,7 @@ fn a_restore_allocates_only_its_read_buffer() {
 }
 
 /// A long ignored test: saves and restores 1,000,000 flows (half TCP
-/// established, half UDP, all translated) through a file and prints the
+/// SYN_SENT, half UDP, all translated) through a file and prints the
 /// times. `cargo test --release --test restore -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -571,9 +575,11 @@ fn save_and_restore_a_million_flows() {
     for i in 0..N / 2 {
         let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0100 | (i >> 14)));
         let port = 1024 + (i & 0x3fff) as u16;
-        let mut p = seg_to(client, port, SYN, 1, 0);
+        // One server per client: the masquerade keeps every source port.
+        let server = IpAddr::V4(Ipv4Addr::from(0x0a00_0300 | (i >> 14)));
+        let mut p = seg_to(client, server, port, SYN, 1, 0);
         a.fw.process(Side::Lan, &mut p, &mut answer, a.now);
-        let mut p = udp(client, SERVER, port, 53, b"q");
+        let mut p = udp(client, server, port, 53, b"q");
         a.fw.process(Side::Lan, &mut p, &mut answer, a.now);
     }
     eprintln!(
@@ -600,10 +606,10 @@ fn save_and_restore_a_million_flows() {
     assert_eq!(restored.flows, u64::from(N));
 }
 
-fn seg_to(client: IpAddr, port: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+fn seg_to(client: IpAddr, server: IpAddr, port: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     tcp(
         client,
-        SERVER,
+        server,
         &Seg {
             sport: port,
             dport: 80,
@@ -638,4 +644,17 @@ fn a_wan_answer_first_after_restart_needs_the_restore() {
     let mut empty = firewall(&text);
     let (v, _) = empty.pass(Side::Wan, reply);
     assert!(matches!(v.fate, Fate::Drop(_)), "{v:?}");
+}
+
+#[test]
+fn the_config_names_the_state_file() {
+    let text = config(64, true).replace(
+        "    router:",
+        "    state_file: \"/var/lib/tunfw/state\",\n    router:",
+    );
+    let cfg = tunfw::config::Config::parse(&text, "t.ron").expect("parses");
+    assert_eq!(cfg.state_file.as_deref(), Some("/var/lib/tunfw/state"));
+    let text = config(64, true).replace("    router:", "    state_file: \"\",\n    router:");
+    let e = tunfw::config::Config::parse(&text, "t.ron").unwrap_err();
+    assert_eq!(e.to_string(), "t.ron:2:18: the state file path is empty");
 }

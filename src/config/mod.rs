@@ -183,6 +183,13 @@ pub struct Config {
     /// Control socket path (overridden by `--control`).
     #[serde(default)]
     pub control: Option<String>,
+    /// The state file (overridden by `--state-file`): at start the flows
+    /// and expectations it holds are restored (a missing file: none yet;
+    /// a corrupt or foreign one is refused, logged, and tunfw starts
+    /// empty), and at SIGTERM or SIGINT the table is saved to it. Read at
+    /// start; a reload does not change it.
+    #[serde(default, deserialize_with = "state_file")]
+    pub state_file: Option<String>,
     /// Open the TUN devices with the virtio-net header and kernel offloads
     /// (checksum, TSO, USO): super-packets instead of one read per segment.
     /// Read at start (overridden by `--offload`); a reload does not reopen devices.
@@ -201,6 +208,13 @@ pub struct Config {
     pub outbound: ChainConfig,
     /// WAN to LAN.
     pub inbound: ChainConfig,
+}
+
+fn state_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(p) if p.is_empty() => Err(de::Error::custom("the state file path is empty")),
+        p => Ok(p),
+    }
 }
 
 fn default_offload() -> bool {

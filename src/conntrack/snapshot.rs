@@ -650,10 +650,16 @@ impl<S: SnapshotState> Conntrack<S> {
         wall_ms: u64,
     ) -> Result<RestoreSummary, RestoreError> {
         let mut header = [0u8; HEADER_LEN];
-        header.copy_from_slice(r.take(HEADER_LEN)?);
-        if header[..8] != MAGIC {
+        // The magic first: a short foreign file is foreign, not truncated.
+        let magic = r.take(8).map_err(|e| match e {
+            RestoreError::Truncated => RestoreError::Foreign,
+            e => e,
+        })?;
+        if magic != MAGIC {
             return Err(RestoreError::Foreign);
         }
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..].copy_from_slice(r.take(HEADER_LEN - 8)?);
         let le16 = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
         let le32 = |at: usize| {
             u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])

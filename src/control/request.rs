@@ -120,6 +120,8 @@ pub enum Request {
     Reload(Option<PathBuf>),
     /// Subscribe to flow events.
     Events,
+    /// Save the table's flows and expectations to this file.
+    Save(PathBuf),
 }
 
 impl Request {
@@ -155,8 +157,12 @@ impl Request {
                 [file] => Ok(Request::Reload(Some(PathBuf::from(file)))),
                 _ => Err("reload takes at most one file".into()),
             },
+            "save" => match args {
+                [file] => Ok(Request::Save(PathBuf::from(file))),
+                _ => Err("save takes one file".into()),
+            },
             _ => Err(format!(
-                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events"
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, save"
             )),
         }
     }
