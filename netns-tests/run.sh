@@ -35,6 +35,8 @@ source "$HERE/nat.sh"
 source "$HERE/metrics.sh"
 # shellcheck source=trace.sh
 source "$HERE/trace.sh"
+# shellcheck source=restore.sh
+source "$HERE/restore.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "netns-tests/run.sh needs root (network namespaces, TUN devices)" >&2
@@ -404,6 +406,7 @@ suite_pass() {
     nat_suite
     metrics_suite
     trace_suite
+    restore_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

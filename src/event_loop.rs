@@ -152,6 +152,8 @@ pub struct EventLoop {
     /// the scrapes waiting (one [`CENSUS_CHUNK`] a turn).
     metrics: Option<MetricsServer>,
     census: Option<Census>,
+    /// Where the table is saved at SIGTERM or SIGINT ([`EventLoop::use_state_file`]).
+    state_file: Option<PathBuf>,
 }
 
 impl EventLoop {
@@ -223,6 +225,7 @@ impl EventLoop {
             queues,
             metrics: None,
             census: None,
+            state_file: None,
         };
         for side in Side::BOTH {
             if let Some(mtu) = event_loop.devices[side.index()].mtu() {
@@ -251,6 +254,59 @@ impl EventLoop {
             }),
         };
         Ok(())
+    }
+
+    /// Restore the table from the state file at `path` (before the first
+    /// packet; a missing file means none yet), and save it there when a
+    /// SIGTERM or SIGINT ends the loop. A file that cannot be read, is
+    /// corrupt or foreign is logged as an error and tunfw starts with an
+    /// empty table (it does not exit).
+    pub fn use_state_file(&mut self, path: PathBuf) {
+        let started = std::time::Instant::now();
+        let name = path.display();
+        let now = self.now();
+        match crate::state_file::restore(&mut self.fw, &path, now) {
+            Ok(s) => log::info!(
+                "state file {name}: restored {} flows and {} expectations in {} ms (saved {:.1} s ago; {} expired meanwhile)",
+                s.flows,
+                s.expectations,
+                started.elapsed().as_millis(),
+                s.age_ms as f64 / 1000.0,
+                s.expired
+            ),
+            Err(crate::conntrack::snapshot::RestoreError::Io(e))
+                if e.kind() == io::ErrorKind::NotFound =>
+            {
+                log::info!("state file {name}: none yet, starting with an empty table")
+            }
+            Err(e) => log::error!(
+                "state file {name} refused: {e}; starting with an empty table"
+            ),
+        }
+        self.state_file = Some(path);
+    }
+
+    /// Save the table to `path` (blocking the loop while it writes: about
+    /// a second per million flows, README "State across restarts").
+    fn save_state(&self, path: &Path) -> Result<serde_json::Value, String> {
+        let started = std::time::Instant::now();
+        match crate::state_file::save(self.fw.conntrack(), path, self.now()) {
+            Ok(s) => {
+                let ms = started.elapsed().as_millis() as u64;
+                log::info!(
+                    "state file {}: saved {} flows and {} expectations ({} bytes) in {ms} ms",
+                    path.display(),
+                    s.flows,
+                    s.expectations,
+                    s.bytes
+                );
+                Ok(serde_json::json!({ "ok": s, "file": path.display().to_string(), "ms": ms }))
+            }
+            Err(e) => {
+                log::error!("state file {}: cannot save: {e}", path.display());
+                Err(format!("cannot save {}: {e}", path.display()))
+            }
+        }
     }
 
     /// Relay packets between the devices without tracking or rules: the
@@ -384,6 +440,9 @@ impl EventLoop {
                 let _ = p.writer.flush();
             }
             if quit {
+                if let Some(path) = self.state_file.clone() {
+                    let _ = self.save_state(&path);
+                }
                 return Ok(self.summary());
             }
         }
@@ -502,6 +561,10 @@ impl EventLoop {
                     serde_json::to_vec(&serde_json::json!({ "ok": summary, "config": config }))
                         .unwrap_or_default()
                 }
+                Err(e) => error_answer(&e),
+            }),
+            Dispatch::Save(file) => Answer::Once(match self.save_state(&file) {
+                Ok(v) => serde_json::to_vec(&v).unwrap_or_default(),
                 Err(e) => error_answer(&e),
             }),
         }

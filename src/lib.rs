@@ -42,6 +42,7 @@ pub mod rules;
 pub mod segment;
 pub mod side;
 pub mod slab;
+pub mod state_file;
 pub mod stats;
 pub mod time;
 pub mod verdict;

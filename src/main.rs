@@ -39,6 +39,11 @@ struct Cli {
     /// default: the config's `metrics`, else none.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// State file: restore flows and expectations from it at start (if it
+    /// exists; a corrupt one is refused and tunfw starts empty) and save
+    /// them to it at SIGTERM or SIGINT; default: the config's `state_file`.
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<PathBuf>,
     /// After opening the devices and the socket, drop to this user (and its group).
     #[arg(long, value_name = "USER")]
     user: Option<String>,
@@ -213,6 +218,13 @@ enum CtlCommand {
     /// verdict. At most 100 packets a second are shown; a "N not shown"
     /// line counts the others.
     Trace(FilterArgs),
+    /// Save the flows and expectations to FILE (written by the daemon:
+    /// FILE.tmp, fsync, rename), for `--state-file FILE` to restore; the
+    /// daemon pauses while it writes (about a second per million flows).
+    Save {
+        /// The state file to write.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -368,6 +380,13 @@ fn start(cli: &Cli) -> Result<EventLoop, ExitCode> {
         ),
         None => None,
     };
+    if let Some(path) = cli
+        .state_file
+        .clone()
+        .or_else(|| config.state_file.as_ref().map(PathBuf::from))
+    {
+        event_loop.use_state_file(path);
+    }
     if cli.passthrough {
         log::warn!("passthrough mode: packets are relayed with no tracking and no rules");
         event_loop.set_passthrough(true);
@@ -520,6 +539,17 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
             );
         }
         CtlCommand::Events | CtlCommand::Trace(_) => {}
+        CtlCommand::Save { .. } => {
+            let s = &value["ok"];
+            println!(
+                "saved {} flows and {} expectations ({} bytes) to {} in {} ms",
+                s["flows"],
+                s["expectations"],
+                s["bytes"],
+                value["file"].as_str().unwrap_or("?"),
+                value["ms"]
+            );
+        }
     }
     ExitCode::SUCCESS
 }
@@ -544,6 +574,12 @@ impl CtlCommand {
             ),
             CtlCommand::Reload { file: None } => "reload".to_string(),
             CtlCommand::Events | CtlCommand::Trace(_) => return None,
+            CtlCommand::Save { file } => format!(
+                "save {}",
+                std::path::absolute(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
+            ),
         })
     }
 }

@@ -141,6 +141,7 @@ fuzz_target!(|data: &[u8]| {
             (Ok(Request::Reload(_)), Dispatch::Reload(_)) => continue,
             (Ok(Request::Events), Dispatch::Subscribe) => continue,
             (Ok(Request::Trace(_)), Dispatch::Trace(_)) => continue,
+            (Ok(Request::Save(_)), Dispatch::Save(_)) => continue,
             (_, Dispatch::Answer(bytes)) => bytes,
             (r, d) => panic!("{r:?} came to {d:?}"),
         };

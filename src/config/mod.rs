@@ -188,6 +188,13 @@ pub struct Config {
     /// start.
     #[serde(default, deserialize_with = "metrics_address")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// The state file (overridden by `--state-file`): at start the flows
+    /// and expectations it holds are restored (a missing file: none yet;
+    /// a corrupt or foreign one is refused, logged, and tunfw starts
+    /// empty), and at SIGTERM or SIGINT the table is saved to it. Read at
+    /// start; a reload does not change it.
+    #[serde(default, deserialize_with = "state_file")]
+    pub state_file: Option<String>,
     /// Open the TUN devices with the virtio-net header and kernel offloads
     /// (checksum, TSO, USO): super-packets instead of one read per segment.
     /// Read at start (overridden by `--offload`); a reload does not reopen devices.
@@ -219,6 +226,13 @@ fn metrics_address<'de, D: Deserializer<'de>>(
             "bad metrics address {text:?}: use IP:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\""
         ))
     })
+}
+
+fn state_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(p) if p.is_empty() => Err(de::Error::custom("the state file path is empty")),
+        p => Ok(p),
+    }
 }
 
 fn default_offload() -> bool {

@@ -130,6 +130,28 @@ impl Expectations {
             .filter(move |e| e.expires > now)
     }
 
+    /// Live expectations at `now`, with their ids, in id order.
+    pub fn iter_ids(&self, now: Instant) -> impl Iterator<Item = (u32, &Expectation)> {
+        self.slots.iter().filter(move |(_, e)| e.expires > now)
+    }
+
+    /// The cap.
+    pub fn limit(&self) -> usize {
+        self.slots.limit()
+    }
+
+    /// File `exp` as it is (a restored expectation: its master, expiry
+    /// and translation already set); `None` when the table is full or an
+    /// expectation has its key. Not counted as created.
+    pub fn insert_restored(&mut self, exp: Expectation) -> Option<u32> {
+        if self.index.contains_key(&exp.key) {
+            return None;
+        }
+        let id = self.slots.insert(exp).ok()?;
+        self.index.insert(exp.key, id);
+        Some(id)
+    }
+
     /// Change the cap; a larger one allocates now (outside the packet path).
     pub fn resize(&mut self, max: usize) {
         let max = max.max(1);

@@ -18,6 +18,7 @@ pub mod generic;
 pub mod icmp;
 pub mod index;
 pub mod seqadj;
+pub mod snapshot;
 pub mod state;
 pub mod table;
 pub mod tcp;

@@ -60,6 +60,12 @@ pub struct SeqAdjust {
 }
 
 impl SeqAdjust {
+    /// The adjustment whose directions are `ways` (index [`Dir::index`]),
+    /// as [`SeqAdjust::way`] reads them back.
+    pub fn from_ways(ways: [SeqAdjustWay; 2]) -> SeqAdjust {
+        SeqAdjust { ways }
+    }
+
     /// Whether any direction's numbering moved.
     pub fn is_active(&self) -> bool {
         self.ways

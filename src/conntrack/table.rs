@@ -522,6 +522,14 @@ impl<S: HelperState> Conntrack<S> {
             .copied()
     }
 
+    /// The helper state of `flow` (one of this table's), when it has one.
+    pub fn helper_state(&self, flow: &Flow) -> Option<&S> {
+        match flow.helper {
+            HelperSlot::Attached(slot) => self.helper_states.get(slot),
+            _ => None,
+        }
+    }
+
     /// What a helper works on for flow `id`, when one is attached: the
     /// flow, its helper state and the expectation table, borrowed together.
     pub fn helper_view(&mut self, id: FlowId) -> Option<HelperView<'_, S>> {

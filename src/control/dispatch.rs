@@ -27,13 +27,15 @@ pub enum Dispatch {
     /// Trace the live packets this filter matches: the caller adds a
     /// tracer and streams its records.
     Trace(crate::filter::trace::TraceFilter),
+    /// Save the table to this file: the caller writes it and answers.
+    Save(PathBuf),
 }
 
 /// Answer `request` against `fw` at `now`, with the event loop's own
 /// counters `shell` for `stats`. Guarantees:
 ///
-/// - a request that did not parse, and every request but `reload` and
-///   `events`, is answered with one JSON document;
+/// - a request that did not parse, and every request but `reload`,
+///   `save` and `events`, is answered with one JSON document;
 /// - listings (`stats`, `flows`, `expectations`, `rules`) change nothing;
 /// - `flush` removes every flow and expectation, `kill` exactly the live
 ///   flows its filter matches, and each answers `{"removed": N}` with the
@@ -97,6 +99,7 @@ pub fn dispatch(
             json(serde_json::json!({ "metrics": text }))
         }
         Request::Trace(filter) => Dispatch::Trace(filter),
+        Request::Save(file) => Dispatch::Save(file),
     }
 }
 
@@ -172,6 +175,12 @@ mod tests {
         assert_eq!(d(&mut fw, Request::Reload(None)), Dispatch::Reload(None));
         let f = Some(PathBuf::from("x.ron"));
         assert_eq!(d(&mut fw, Request::Reload(f.clone())), Dispatch::Reload(f));
+        let save = Request::parse("save /var/lib/tunfw/state");
+        let file = PathBuf::from("/var/lib/tunfw/state");
+        assert_eq!(save, Ok(Request::Save(file.clone())));
+        assert_eq!(dispatch(&mut fw, &shell, now, save), Dispatch::Save(file));
+        assert!(Request::parse("save").is_err());
+        assert!(Request::parse("save a b").is_err());
         let e = json(dispatch(&mut fw, &shell, now, Err("bad".into())));
         assert_eq!(e, serde_json::json!({ "error": "bad" }));
     }

@@ -149,6 +149,8 @@ pub enum Request {
     Metrics,
     /// Trace live packets matching the filter.
     Trace(TraceFilter),
+    /// Save the table's flows and expectations to this file.
+    Save(PathBuf),
 }
 
 impl Request {
@@ -186,8 +188,12 @@ impl Request {
                 [file] => Ok(Request::Reload(Some(PathBuf::from(file)))),
                 _ => Err("reload takes at most one file".into()),
             },
+            "save" => match args {
+                [file] => Ok(Request::Save(PathBuf::from(file))),
+                _ => Err("save takes one file".into()),
+            },
             _ => Err(format!(
-                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics, trace"
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics, trace, save"
             )),
         }
     }

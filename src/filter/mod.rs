@@ -20,6 +20,7 @@ use crate::chain::{Chain, Decider};
 use crate::config::{Config, Ipv6Mode, OnReload};
 use crate::conntrack::config::{ConntrackConfig, HelperConfig};
 use crate::conntrack::flow::{Flow, FlowId, ProtoState};
+use crate::conntrack::snapshot::{RestoreError, RestoreSummary};
 use crate::conntrack::state::CtState;
 use crate::conntrack::table::{ConfirmError, Conntrack};
 use crate::conntrack::track::{FlowRef, Tracked};
@@ -131,6 +132,9 @@ pub struct Firewall {
     tracer: Tracer,
     /// The record of the packet being traced.
     scratch: TraceRecord,
+    /// A restored flow's sequence numbers were moved before the restart
+    /// (see [`Firewall::restore`]).
+    restored_seq_adjusted: bool,
 }
 
 impl Firewall {
@@ -151,7 +155,23 @@ impl Firewall {
             debug_log_limit: TokenBucket::new(DEBUG_LINES_PER_SECOND, DEBUG_LINES_PER_SECOND),
             tracer: Tracer::default(),
             scratch: TraceRecord::new(Side::Lan, 0),
+            restored_seq_adjusted: false,
         }
+    }
+
+    /// Restore a snapshot of the table ([`Conntrack::restore`]: into a
+    /// firewall that has tracked nothing yet, all or nothing). Use this
+    /// rather than the table's own: restored flows whose sequence numbers a
+    /// NAT helper moved go on being moved.
+    pub fn restore(
+        &mut self,
+        r: impl std::io::Read,
+        now: Instant,
+        wall_ms: u64,
+    ) -> Result<RestoreSummary, RestoreError> {
+        let summary = self.conntrack.restore(r, now, wall_ms)?;
+        self.restored_seq_adjusted |= summary.seq_adjusted > 0;
+        Ok(summary)
     }
 
     /// Swap in a new, already validated config between two packets. Flows
@@ -635,7 +655,8 @@ impl Firewall {
         }
         let buf = &mut room[..len];
         // Only after a rewrite can a flow's numbers have moved.
-        if let (Some(flow), true) = (out.tcp_flow, self.nat.stats.ftp_rewritten > 0) {
+        let moved = self.nat.stats.ftp_rewritten > 0 || self.restored_seq_adjusted;
+        if let (Some(flow), true) = (out.tcp_flow, moved) {
             translation::adjust_sequence(
                 &mut self.nat,
                 &self.conntrack,

@@ -55,6 +55,8 @@
 //! Everything here is a pure function of the bytes; [`FtpState`] is the
 //! per-flow state (where lines start, a partial line, the pending expectation).
 
+mod snapshot;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::pton::in6_pton;

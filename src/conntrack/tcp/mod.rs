@@ -11,6 +11,7 @@
 
 mod last;
 mod rst;
+mod snapshot;
 pub mod states;
 pub mod timeout;
 pub mod window;
