@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::conntrack::state::CtState;
 use crate::packet::Packet;
-use crate::rules::{Action, Rule};
+use crate::rules::{Action, MatchContext, Rule};
 
 /// Packet and byte counters of one rule or policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -102,18 +102,23 @@ impl Chain {
     }
 
     /// First matching rule's action (or the policy), without counting.
-    pub fn peek(&self, pkt: &Packet<'_>, state: CtState) -> Action {
+    pub fn peek(&self, pkt: &Packet<'_>, state: CtState, ctx: &MatchContext<'_>) -> Action {
         self.rules
             .iter()
-            .find(|r| r.matches(pkt, state))
+            .find(|r| r.matches(pkt, state, ctx))
             .map_or(self.policy, |r| r.action)
     }
 
     /// First matching rule's action (or the policy), counting the packet.
-    pub fn evaluate(&mut self, pkt: &Packet<'_>, state: CtState) -> (Action, Decider) {
+    pub fn evaluate(
+        &mut self,
+        pkt: &Packet<'_>,
+        state: CtState,
+        ctx: &MatchContext<'_>,
+    ) -> (Action, Decider) {
         let len = pkt.ip.total_len;
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.matches(pkt, state) {
+            if rule.matches(pkt, state, ctx) {
                 self.counters[i].add(len);
                 return (rule.action, Decider::Rule(i));
             }
