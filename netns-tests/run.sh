@@ -27,6 +27,8 @@ source "$HERE/ops.sh"
 source "$HERE/fragments.sh"
 # shellcheck source=ipv6.sh
 source "$HERE/ipv6.sh"
+# shellcheck source=sets.sh
+source "$HERE/sets.sh"
 # shellcheck source=stress.sh
 source "$HERE/stress.sh"
 # shellcheck source=nat.sh
@@ -407,6 +409,7 @@ suite_pass() {
     metrics_suite
     trace_suite
     restore_suite
+    sets_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::conntrack::state::CtState;
 use crate::packet::Packet;
-use crate::rules::{Action, Rule, RuleField};
+use crate::rules::{Action, MatchContext, Rule, RuleField};
 
 /// Packet and byte counters of one rule or policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -102,10 +102,10 @@ impl Chain {
     }
 
     /// First matching rule's action (or the policy), without counting.
-    pub fn peek(&self, pkt: &Packet<'_>, state: CtState) -> Action {
+    pub fn peek(&self, pkt: &Packet<'_>, state: CtState, ctx: &MatchContext<'_>) -> Action {
         self.rules
             .iter()
-            .find(|r| r.matches(pkt, state))
+            .find(|r| r.matches(pkt, state, ctx))
             .map_or(self.policy, |r| r.action)
     }
 
@@ -118,10 +118,11 @@ impl Chain {
         &self,
         pkt: &Packet<'_>,
         state: CtState,
+        ctx: &MatchContext<'_>,
         misses: &mut [RuleField],
     ) -> (Action, Decider, usize) {
         for (i, rule) in self.rules.iter().enumerate() {
-            match rule.mismatch(pkt, state) {
+            match rule.mismatch(pkt, state, ctx) {
                 None => return (rule.action, Decider::Rule(i), i + 1),
                 Some(field) => {
                     if let Some(slot) = misses.get_mut(i) {
@@ -134,10 +135,15 @@ impl Chain {
     }
 
     /// First matching rule's action (or the policy), counting the packet.
-    pub fn evaluate(&mut self, pkt: &Packet<'_>, state: CtState) -> (Action, Decider) {
+    pub fn evaluate(
+        &mut self,
+        pkt: &Packet<'_>,
+        state: CtState,
+        ctx: &MatchContext<'_>,
+    ) -> (Action, Decider) {
         let len = pkt.ip.total_len;
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.matches(pkt, state) {
+            if rule.matches(pkt, state, ctx) {
                 self.counters[i].add(len);
                 return (rule.action, Decider::Rule(i));
             }

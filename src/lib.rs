@@ -40,6 +40,7 @@ pub mod ratelimit;
 pub mod report;
 pub mod rules;
 pub mod segment;
+pub mod sets;
 pub mod side;
 pub mod slab;
 pub mod state_file;

@@ -225,6 +225,14 @@ enum CtlCommand {
         /// The state file to write.
         file: PathBuf,
     },
+    /// Change or list a named set at runtime, without a reload: `set add NAME
+    /// ELEMENT... [timeout SECONDS]`, `set del NAME ELEMENT...`, `set list [NAME]`,
+    /// `set flush NAME` (elements: addresses or CIDRs, ports or ranges).
+    Set {
+        /// add, del, list or flush, then the set's name and elements.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -550,8 +558,46 @@ fn ctl(path: &Path, json: bool, what: CtlCommand) -> ExitCode {
                 value["ms"]
             );
         }
+        CtlCommand::Set { .. } => print_set(&value),
     }
     ExitCode::SUCCESS
+}
+
+/// `ctl set`: what changed, or the listing (one element per line, with its
+/// remaining timeout; or one set per line with its size).
+fn print_set(value: &serde_json::Value) {
+    if let Some(n) = value.get("added") {
+        println!("{n} added");
+    } else if let Some(n) = value.get("removed") {
+        println!("{n} removed");
+    } else if let Some(elements) = value.get("elements").and_then(|e| e.as_array()) {
+        for e in elements {
+            let element = e["element"].as_str().unwrap_or("?");
+            let origin = if e["runtime"].as_bool() == Some(true) {
+                "runtime"
+            } else {
+                "config"
+            };
+            match e["expires_in"].as_u64() {
+                Some(s) => println!("{element} {origin} timeout {s}"),
+                None => println!("{element} {origin}"),
+            }
+        }
+        println!(
+            "{} elements in {}",
+            elements.len(),
+            value["name"].as_str().unwrap_or("?")
+        );
+    } else if let Some(sets) = value.as_array() {
+        for s in sets {
+            println!(
+                "{} {} {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["kind"].as_str().unwrap_or("?"),
+                s["elements"]
+            );
+        }
+    }
 }
 
 impl CtlCommand {
@@ -580,6 +626,7 @@ impl CtlCommand {
                     .unwrap_or_else(|_| file.clone())
                     .display()
             ),
+            CtlCommand::Set { words } => format!("set {}", words.join(" ")),
         })
     }
 }

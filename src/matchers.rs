@@ -74,6 +74,16 @@ impl Cidr {
         })
     }
 
+    /// The block's address (host bits zero).
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The block's prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// The block's family.
     pub fn family(&self) -> Family {
         Family::of(self.addr)
@@ -330,5 +340,157 @@ impl fmt::Display for PortSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// A reference to a named set (`"@name"` in a rule), resolved to the set's
+/// index when the config is read ([`SetRef::index`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetRef {
+    /// The set's name, without the `@`.
+    pub name: String,
+    /// Its index among the config's sets (`usize::MAX` until resolved).
+    pub index: usize,
+}
+
+impl SetRef {
+    fn parse(text: &str) -> Option<Result<SetRef, String>> {
+        let name = text.trim().strip_prefix('@')?;
+        if name.is_empty() {
+            return Some(Err("a set reference is @ and a set name".into()));
+        }
+        Some(Ok(SetRef {
+            name: name.to_string(),
+            index: usize::MAX,
+        }))
+    }
+}
+
+/// What a rule's `src` or `dst` matches: address blocks, or a named set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddrMatch {
+    /// Blocks written in the rule.
+    Blocks(CidrList),
+    /// A named address set (`"@name"`).
+    Set(SetRef),
+}
+
+impl AddrMatch {
+    /// The family of the blocks (a set may hold either: `None`).
+    pub fn family(&self) -> Result<Option<Family>, String> {
+        match self {
+            AddrMatch::Blocks(b) => b.family(),
+            AddrMatch::Set(_) => Ok(None),
+        }
+    }
+
+    /// The set it refers to, if any.
+    pub fn set(&self) -> Option<&SetRef> {
+        match self {
+            AddrMatch::Set(r) => Some(r),
+            AddrMatch::Blocks(_) => None,
+        }
+    }
+
+    /// The set it refers to, to resolve.
+    pub fn set_mut(&mut self) -> Option<&mut SetRef> {
+        match self {
+            AddrMatch::Set(r) => Some(r),
+            AddrMatch::Blocks(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AddrMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AddrMatch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address, a CIDR, a list of them, or \"@set\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AddrMatch, E> {
+                match SetRef::parse(s) {
+                    Some(r) => r.map(AddrMatch::Set).map_err(E::custom),
+                    None => CidrList::deserialize(de::value::StrDeserializer::<E>::new(s))
+                        .map(AddrMatch::Blocks),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AddrMatch, A::Error> {
+                CidrList::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(AddrMatch::Blocks)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a rule's `sport` or `dport` matches: ports, or a named set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortMatch {
+    /// Ports written in the rule.
+    Ports(PortSpec),
+    /// A named port set (`"@name"`).
+    Set(SetRef),
+}
+
+impl PortMatch {
+    /// The set it refers to, if any.
+    pub fn set(&self) -> Option<&SetRef> {
+        match self {
+            PortMatch::Set(r) => Some(r),
+            PortMatch::Ports(_) => None,
+        }
+    }
+
+    /// The set it refers to, to resolve.
+    pub fn set_mut(&mut self) -> Option<&mut SetRef> {
+        match self {
+            PortMatch::Set(r) => Some(r),
+            PortMatch::Ports(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PortMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PortMatch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number, a port spec string like \"1024:\", or \"@set\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortMatch, E> {
+                PortSpec::deserialize(de::value::U64Deserializer::<E>::new(v)).map(PortMatch::Ports)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortMatch, E> {
+                PortSpec::deserialize(de::value::I64Deserializer::<E>::new(v)).map(PortMatch::Ports)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PortMatch, E> {
+                match SetRef::parse(s) {
+                    Some(r) => r.map(PortMatch::Set).map_err(E::custom),
+                    None => PortSpec::parse(s).map(PortMatch::Ports).map_err(E::custom),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for AddrMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrMatch::Blocks(b) => b.fmt(f),
+            AddrMatch::Set(r) => write!(f, "@{}", r.name),
+        }
+    }
+}
+
+impl fmt::Display for PortMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortMatch::Ports(p) => p.fmt(f),
+            PortMatch::Set(r) => write!(f, "@{}", r.name),
+        }
     }
 }

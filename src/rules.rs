@@ -12,9 +12,41 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::conntrack::state::CtState;
-use crate::matchers::{CidrList, Family, PortSpec};
+use crate::matchers::{AddrMatch, Family, PortMatch, SetRef};
 use crate::packet::{Packet, Transport};
+use crate::sets::Sets;
+use crate::time::Instant;
 use crate::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+
+/// What a rule's named sets are looked up in: the sets and the time
+/// (elements with a timeout match until it passes).
+#[derive(Clone, Copy)]
+pub struct MatchContext<'a> {
+    /// The named sets.
+    pub sets: &'a Sets,
+    /// Now.
+    pub now: Instant,
+}
+
+impl MatchContext<'_> {
+    /// Whether `ip` is matched by `m`.
+    #[inline]
+    pub fn address_in(&self, m: &AddrMatch, ip: core::net::IpAddr) -> bool {
+        match m {
+            AddrMatch::Blocks(b) => b.matches(ip),
+            AddrMatch::Set(r) => self.sets.has_address(r.index, ip, self.now),
+        }
+    }
+
+    /// Whether `port` is matched by `m`.
+    #[inline]
+    pub fn port_in(&self, m: &PortMatch, port: u16) -> bool {
+        match m {
+            PortMatch::Ports(p) => p.contains(port),
+            PortMatch::Set(r) => self.sets.has_port(r.index, port, self.now),
+        }
+    }
+}
 
 /// What to do with a matching packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -169,18 +201,18 @@ pub struct Rule {
     /// IP protocol.
     #[serde(default)]
     pub proto: Option<Proto>,
-    /// Source address blocks.
+    /// Source address blocks, or `"@set"`.
     #[serde(default)]
-    pub src: Option<CidrList>,
-    /// Destination address blocks.
+    pub src: Option<AddrMatch>,
+    /// Destination address blocks, or `"@set"`.
     #[serde(default)]
-    pub dst: Option<CidrList>,
-    /// Source ports (TCP/UDP only).
+    pub dst: Option<AddrMatch>,
+    /// Source ports (TCP/UDP only), or `"@set"`.
     #[serde(default)]
-    pub sport: Option<PortSpec>,
-    /// Destination ports (TCP/UDP only).
+    pub sport: Option<PortMatch>,
+    /// Destination ports (TCP/UDP only), or `"@set"`.
     #[serde(default)]
-    pub dport: Option<PortSpec>,
+    pub dport: Option<PortMatch>,
     /// Conntrack states.
     #[serde(default)]
     pub state: Option<StateSet>,
@@ -250,8 +282,23 @@ impl Rule {
         Ok(found.map(|(f, _)| f))
     }
 
-    /// Whether the packet, in conntrack state `state`, matches this rule.
-    pub fn matches(&self, pkt: &Packet<'_>, state: CtState) -> bool {
+    /// The named sets the rule refers to, to resolve: (field, reference).
+    pub fn set_refs_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut SetRef)> {
+        let addrs = [("src", self.src.as_mut()), ("dst", self.dst.as_mut())]
+            .into_iter()
+            .filter_map(|(f, m)| Some((f, m?.set_mut()?)));
+        let ports = [
+            ("sport", self.sport.as_mut()),
+            ("dport", self.dport.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(f, m)| Some((f, m?.set_mut()?)));
+        addrs.chain(ports)
+    }
+
+    /// Whether the packet, in conntrack state `state`, matches this rule;
+    /// named sets are looked up in `ctx`.
+    pub fn matches(&self, pkt: &Packet<'_>, state: CtState, ctx: &MatchContext<'_>) -> bool {
         if self.family.is_some_and(|f| f != Family::of(pkt.ip.src)) {
             return false;
         }
@@ -266,12 +313,12 @@ impl Rule {
             }
         }
         if let Some(c) = &self.src {
-            if !c.matches(pkt.ip.src) {
+            if !ctx.address_in(c, pkt.ip.src) {
                 return false;
             }
         }
         if let Some(c) = &self.dst {
-            if !c.matches(pkt.ip.dst) {
+            if !ctx.address_in(c, pkt.ip.dst) {
                 return false;
             }
         }
@@ -279,8 +326,8 @@ impl Rule {
             let Some((sp, dp)) = pkt.ports().filter(|_| pkt.rules_see_transport()) else {
                 return false;
             };
-            if self.sport.as_ref().is_some_and(|s| !s.contains(sp))
-                || self.dport.as_ref().is_some_and(|s| !s.contains(dp))
+            if self.sport.as_ref().is_some_and(|s| !ctx.port_in(s, sp))
+                || self.dport.as_ref().is_some_and(|s| !ctx.port_in(s, dp))
             {
                 return false;
             }
@@ -302,7 +349,12 @@ impl Rule {
     /// fails, in the order [`Rule::matches`] tests them; `None` exactly
     /// when [`Rule::matches`] is true. For explaining and tracing only: the
     /// packet path calls [`Rule::matches`], which this leaves untouched.
-    pub fn mismatch(&self, pkt: &Packet<'_>, state: CtState) -> Option<RuleField> {
+    pub fn mismatch(
+        &self,
+        pkt: &Packet<'_>,
+        state: CtState,
+        ctx: &MatchContext<'_>,
+    ) -> Option<RuleField> {
         if self.family.is_some_and(|f| f != Family::of(pkt.ip.src)) {
             return Some(RuleField::Family);
         }
@@ -312,20 +364,20 @@ impl Rule {
         if self.state.is_some_and(|s| !s.contains(state)) {
             return Some(RuleField::State);
         }
-        if self.src.as_ref().is_some_and(|c| !c.matches(pkt.ip.src)) {
+        if self.src.as_ref().is_some_and(|c| !ctx.address_in(c, pkt.ip.src)) {
             return Some(RuleField::Src);
         }
-        if self.dst.as_ref().is_some_and(|c| !c.matches(pkt.ip.dst)) {
+        if self.dst.as_ref().is_some_and(|c| !ctx.address_in(c, pkt.ip.dst)) {
             return Some(RuleField::Dst);
         }
         if self.sport.is_some() || self.dport.is_some() {
             let Some((sp, dp)) = pkt.ports().filter(|_| pkt.rules_see_transport()) else {
                 return Some(RuleField::NoPorts);
             };
-            if self.sport.as_ref().is_some_and(|s| !s.contains(sp)) {
+            if self.sport.as_ref().is_some_and(|s| !ctx.port_in(s, sp)) {
                 return Some(RuleField::Sport);
             }
-            if self.dport.as_ref().is_some_and(|s| !s.contains(dp)) {
+            if self.dport.as_ref().is_some_and(|s| !ctx.port_in(s, dp)) {
                 return Some(RuleField::Dport);
             }
         }

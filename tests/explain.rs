@@ -285,9 +285,14 @@ fn mismatch_agrees_with_matches() {
         let pkt = tunfw::packet::parse(&bytes).unwrap();
         for rule in &rules {
             for state in CtState::ALL {
+                let sets = tunfw::sets::Sets::default();
+                let ctx = tunfw::rules::MatchContext {
+                    sets: &sets,
+                    now: tunfw::time::Instant::ZERO,
+                };
                 assert_eq!(
-                    rule.matches(&pkt, state),
-                    rule.mismatch(&pkt, state).is_none(),
+                    rule.matches(&pkt, state, &ctx),
+                    rule.mismatch(&pkt, state, &ctx).is_none(),
                     "{text} {state:?} {}",
                     rule.describe()
                 );

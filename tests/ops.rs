@@ -509,7 +509,10 @@ fn long_chains_pair_by_position() {
         assert_eq!(own[0].proto, Some(first), "{family:?}");
         let ports: Vec<_> = own
             .iter()
-            .filter_map(|r| r.dport.as_ref().map(|d| d.0[0].0))
+            .filter_map(|r| match r.dport.as_ref() {
+                Some(tunfw::matchers::PortMatch::Ports(d)) => Some(d.0[0].0),
+                _ => None,
+            })
             .collect();
         assert_eq!(ports, (1..=n as u16).collect::<Vec<_>>(), "{family:?}");
     }

@@ -75,7 +75,15 @@ pub struct TableMemory {
     /// and the flow index's second entry per flow (the index sized for
     /// twice `conntrack.max`); 0 without NAT rules.
     pub nat: u64,
+    /// Named sets: 128 bytes (`SET_ELEMENT_BYTES`) per element of every set's `max`
+    /// (hash table slots at the worst load), and a port set's 8 KiB bit map.
+    pub sets: u64,
 }
+
+/// The most bytes one set element takes in its table: a 56-byte slot
+/// (32-byte key, 24 bytes of timeout and origin) at a load as low as 7/16
+/// after the table's growth to a power of two.
+pub const SET_ELEMENT_BYTES: u64 = 128;
 
 /// The largest IP datagram a buffer must hold (65,535 bytes of IPv6
 /// payload and its 40-byte header).
@@ -97,6 +105,7 @@ impl TableMemory {
             ftp_helper: ftp_control_flows as u64 * slot::<FtpState>(),
             defrag: 0,
             nat: 0,
+            sets: 0,
         }
     }
 
@@ -120,9 +129,23 @@ impl TableMemory {
         TableMemory { nat, ..self }
     }
 
+    /// With named sets of these maxima (`true`: a port set).
+    pub fn with_sets(self, sets: impl Iterator<Item = (usize, bool)>) -> TableMemory {
+        let sets = sets
+            .map(|(max, port)| max as u64 * SET_ELEMENT_BYTES + if port { 8192 } else { 0 })
+            .sum();
+        TableMemory { sets, ..self }
+    }
+
     /// All tables together.
     pub fn total(&self) -> u64 {
-        self.flows + self.flow_index + self.expectations + self.ftp_helper + self.defrag + self.nat
+        self.flows
+            + self.flow_index
+            + self.expectations
+            + self.ftp_helper
+            + self.defrag
+            + self.nat
+            + self.sets
     }
 
     /// The total for people: `11.3 MiB`.
@@ -138,8 +161,8 @@ impl TableMemory {
         }
         Err(format!(
             "the tables this config sizes would take {} (flows {}, flow index {}, \
-             expectations {}, FTP helper {}, reassembly {}, NAT {}), over the memory budget of {}: \
-             lower conntrack.max",
+             expectations {}, FTP helper {}, reassembly {}, NAT {}, sets {}), over the memory \
+             budget of {}: lower conntrack.max or the sets' max",
             human(self.total()),
             human(self.flows),
             human(self.flow_index),
@@ -147,6 +170,7 @@ impl TableMemory {
             human(self.ftp_helper),
             human(self.defrag),
             human(self.nat),
+            human(self.sets),
             human(budget)
         ))
     }

@@ -43,6 +43,7 @@ mod memory;
 mod names;
 mod nat;
 mod ron_text;
+mod sets;
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -63,6 +64,7 @@ pub use memory::{TableMemory, DATAGRAM_BUFFER, MEMORY_BUDGET_BYTES};
 pub use nat::{
     DestinationNatConfig, NatSection, SideName, SourceNatConfig, SourceToConfig, MAX_NAT_RULES,
 };
+pub use sets::{definitions as set_definitions, SetConfig, SetsSection};
 
 /// The default configuration, embedded in the binary (the file `config/default.ron`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
@@ -174,6 +176,9 @@ pub struct Config {
     /// NAT (port forwarding).
     #[serde(default)]
     pub nat: NatSection,
+    /// Named address and port sets, used by rules as `"@name"`.
+    #[serde(default)]
+    pub sets: SetsSection,
     /// Logging and pcap.
     #[serde(default)]
     pub logging: LoggingSection,
@@ -254,7 +259,7 @@ impl Config {
     /// config and the tables it sizes fit [`MEMORY_BUDGET_BYTES`]
     /// ([`TableMemory`]).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let config = ron_text::options()
+        let mut config = ron_text::options()
             .from_str::<Config>(text)
             .map_err(|e| ConfigError {
                 file: file.to_string(),
@@ -266,6 +271,15 @@ impl Config {
             [
                 ("outbound", &config.outbound.rules),
                 ("inbound", &config.inbound.rules),
+            ],
+            text,
+            file,
+        )?;
+        sets::check_and_resolve(
+            &config.sets,
+            [
+                ("outbound", &mut config.outbound.rules),
+                ("inbound", &mut config.inbound.rules),
             ],
             text,
             file,
@@ -314,6 +328,11 @@ impl Config {
         )
         .with_defrag(self.defrag.high_thresh)
         .with_nat(!self.nat_rules().is_empty(), self.conntrack.max)
+        .with_sets(
+            self.sets
+                .values()
+                .map(|s| (s.max, s.kind == crate::sets::SetKind::Port)),
+        )
     }
 
     /// The NAT rules, with the router addresses masquerade uses.

@@ -7,10 +7,13 @@
 
 use std::path::PathBuf;
 
-use super::request::{error_answer, Request};
+use core::time::Duration;
+
+use super::request::{error_answer, Request, SetCommand};
 use crate::filter::Firewall;
 use crate::metrics;
 use crate::report::{self, LoopCounters};
+use crate::sets::{SetError, MAX_ELEMENT_TIMEOUT_SECS};
 use crate::time::Instant;
 
 /// What a request comes to.
@@ -100,6 +103,74 @@ pub fn dispatch(
         }
         Request::Trace(filter) => Dispatch::Trace(filter),
         Request::Save(file) => Dispatch::Save(file),
+        Request::Set(command) => match set_command(fw, command, now) {
+            Ok(v) => json(v),
+            Err(e) => Dispatch::Answer(error_answer(&e.to_string())),
+        },
+    }
+}
+
+/// Carry out a `set` request. `add` and `del` change every element named
+/// or, at the first that does not parse or fit, stop there and say which
+/// (the ones before it stay changed, as `ipset add` of a list does).
+fn set_command(
+    fw: &mut Firewall,
+    command: SetCommand,
+    now: Instant,
+) -> Result<serde_json::Value, SetError> {
+    match command {
+        SetCommand::Add {
+            name,
+            elements,
+            timeout,
+        } => {
+            let timeout = match timeout {
+                Some(t) if t == 0 || t > MAX_ELEMENT_TIMEOUT_SECS => {
+                    return Err(SetError::BadTimeout(t))
+                }
+                t => t.map(Duration::from_secs),
+            };
+            let set = fw.sets_mut().get_mut(&name)?;
+            for (i, e) in elements.iter().enumerate() {
+                set.add(e, timeout, true, now).map_err(|err| {
+                    SetError::BadElement(format!("{e}: {err} ({i} of {} added)", elements.len()))
+                })?;
+            }
+            Ok(serde_json::json!({ "added": elements.len() }))
+        }
+        SetCommand::Del { name, elements } => {
+            let set = fw.sets_mut().get_mut(&name)?;
+            let mut removed = 0;
+            for e in &elements {
+                removed += usize::from(set.remove(e)?);
+            }
+            Ok(serde_json::json!({ "removed": removed }))
+        }
+        SetCommand::Flush(name) => {
+            let set = fw.sets_mut().get_mut(&name)?;
+            let n = set.len(now);
+            set.clear();
+            Ok(serde_json::json!({ "removed": n }))
+        }
+        SetCommand::List(Some(name)) => {
+            let set = fw.sets_mut().get_mut(&name)?;
+            Ok(serde_json::json!({
+                "name": name,
+                "kind": set.kind(),
+                "elements": set.list(now),
+            }))
+        }
+        SetCommand::List(None) => {
+            let sets = fw.sets();
+            let all: Vec<serde_json::Value> = sets
+                .names()
+                .filter_map(|(n, kind)| {
+                    let len = sets.get(n)?.len(now);
+                    Some(serde_json::json!({ "name": n, "kind": kind, "elements": len }))
+                })
+                .collect();
+            Ok(serde_json::Value::Array(all))
+        }
     }
 }
 

@@ -151,6 +151,70 @@ pub enum Request {
     Trace(TraceFilter),
     /// Save the table's flows and expectations to this file.
     Save(PathBuf),
+    /// Change or list a named set.
+    Set(SetCommand),
+}
+
+/// `set add|del|list|flush`: a change to a named set, or a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetCommand {
+    /// Add (or refresh) elements, with an optional timeout in seconds.
+    Add {
+        /// The set.
+        name: String,
+        /// Elements as text.
+        elements: Vec<String>,
+        /// Timeout of each, in seconds.
+        timeout: Option<u64>,
+    },
+    /// Remove elements.
+    Del {
+        /// The set.
+        name: String,
+        /// Elements as text.
+        elements: Vec<String>,
+    },
+    /// List one set's live elements, or every set with its size.
+    List(Option<String>),
+    /// Remove every element of a set.
+    Flush(String),
+}
+
+impl SetCommand {
+    /// Parse the words after `set`.
+    fn parse(args: &[&str]) -> Result<SetCommand, String> {
+        let usage = "set add NAME ELEMENT... [timeout SECONDS] | set del NAME ELEMENT... | set list [NAME] | set flush NAME";
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match args {
+            ["add", name, rest @ ..] => {
+                let (elements, timeout) = match rest {
+                    [e @ .., "timeout", t] => {
+                        let t = t
+                            .parse::<u64>()
+                            .map_err(|_| format!("timeout {t:?} is not a number of seconds"))?;
+                        (e, Some(t))
+                    }
+                    e => (e, None),
+                };
+                if elements.is_empty() {
+                    return Err(format!("set add needs elements: {usage}"));
+                }
+                Ok(SetCommand::Add {
+                    name: name.to_string(),
+                    elements: words(elements),
+                    timeout,
+                })
+            }
+            ["del", name, rest @ ..] if !rest.is_empty() => Ok(SetCommand::Del {
+                name: name.to_string(),
+                elements: words(rest),
+            }),
+            ["list"] => Ok(SetCommand::List(None)),
+            ["list", name] => Ok(SetCommand::List(Some(name.to_string()))),
+            ["flush", name] => Ok(SetCommand::Flush(name.to_string())),
+            _ => Err(format!("usage: {usage}")),
+        }
+    }
 }
 
 impl Request {
@@ -183,6 +247,7 @@ impl Request {
                 }
                 Ok(Request::Kill(f))
             }
+            "set" => SetCommand::parse(args).map(Request::Set),
             "reload" => match args {
                 [] => Ok(Request::Reload(None)),
                 [file] => Ok(Request::Reload(Some(PathBuf::from(file)))),
@@ -193,7 +258,7 @@ impl Request {
                 _ => Err("save takes one file".into()),
             },
             _ => Err(format!(
-                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics, trace, save"
+                "unknown request {verb:?}: stats, flows, expectations, rules, flush, kill, reload, events, metrics, trace, save, set"
             )),
         }
     }

@@ -278,7 +278,12 @@ fn forced(fw: &Firewall, d: &Description, bytes: &[u8], state: CtState) -> Trace
     rec.tuple = Some(Tuple::of_packet(&pkt));
     rec.state = Some(state);
     let chain = fw.chain(d.side);
-    let (action, decider, evaluated) = chain.trace(&pkt, state, &mut rec.misses);
+    // The sets as the config fills them (explain runs no clock: time 0).
+    let ctx = crate::rules::MatchContext {
+        sets: fw.sets(),
+        now: crate::time::Instant::ZERO,
+    };
+    let (action, decider, evaluated) = chain.trace(&pkt, state, &ctx, &mut rec.misses);
     rec.action = Some(action);
     rec.decider = Some(decider);
     rec.evaluated = evaluated;

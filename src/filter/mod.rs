@@ -33,7 +33,8 @@ use crate::nat::packet_plan::{self, Plan};
 use crate::nat::Nat;
 use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
 use crate::ratelimit::TokenBucket;
-use crate::rules::Action;
+use crate::rules::{Action, MatchContext};
+use crate::sets::Sets;
 use crate::side::Side;
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
@@ -121,6 +122,8 @@ pub struct Firewall {
     conntrack: Table,
     ftp: FtpHelper,
     nat: Nat,
+    /// Named address and port sets the rules refer to.
+    sets: Sets,
     settings: Settings,
     stats: Stats,
     answer_limit: TokenBucket,
@@ -147,6 +150,7 @@ impl Firewall {
             conntrack: Conntrack::new(table, helpers),
             ftp: FtpHelper::default(),
             nat: Nat::new(cfg.nat_rules()),
+            sets: Sets::new(&crate::config::set_definitions(&cfg.sets), Instant::ZERO),
             settings: Settings::of(cfg),
             stats: Stats::default(),
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
@@ -187,6 +191,7 @@ impl Firewall {
         let (table, helpers) = table_config(cfg);
         self.conntrack.reconfigure(table, helpers);
         self.nat.set_rules(cfg.nat_rules());
+        self.sets = Sets::reloaded(&crate::config::set_definitions(&cfg.sets), &self.sets, now);
         let defrag = cfg.defrag.to_defrag_config();
         if defrag != *self.defrag.config() {
             // Sized at start: new limits take a new reassembler (the
@@ -202,7 +207,7 @@ impl Firewall {
                 .filter(|&id| {
                     self.conntrack
                         .get(id)
-                        .is_some_and(|flow| !self.would_accept(flow))
+                        .is_some_and(|flow| !self.would_accept(flow, now))
                 })
                 .collect();
             flows_removed = refused.len();
@@ -220,7 +225,7 @@ impl Firewall {
 
     /// Whether the current rules accept the first packet of `flow` (as NEW,
     /// or RELATED for an expected flow), from the side it came from.
-    pub fn would_accept(&self, flow: &Flow) -> bool {
+    pub fn would_accept(&self, flow: &Flow, now: Instant) -> bool {
         // As the rules saw its first packet: after destination NAT.
         let original = flow.original;
         let t = match packet_plan::for_packet(
@@ -281,7 +286,11 @@ impl Firewall {
         } else {
             CtState::New
         };
-        self.chain(flow.origin).peek(&pkt, state) == Action::Accept
+        let ctx = MatchContext {
+            sets: &self.sets,
+            now,
+        };
+        self.chain(flow.origin).peek(&pkt, state, &ctx) == Action::Accept
     }
 
     /// Counters.
@@ -307,6 +316,16 @@ impl Firewall {
     /// Address translation: its rules and counters.
     pub fn nat(&self) -> &Nat {
         &self.nat
+    }
+
+    /// The named sets.
+    pub fn sets(&self) -> &Sets {
+        &self.sets
+    }
+
+    /// The named sets, to change at runtime (`ctl set`).
+    pub fn sets_mut(&mut self) -> &mut Sets {
+        &mut self.sets
     }
 
     /// The chain of packets from `side`, with its counters.
@@ -562,10 +581,14 @@ impl Firewall {
         let translated_view = packet_plan::view(&pkt, &plan);
         let seen = translated_view.as_ref().unwrap_or(&pkt);
         let chain = &mut self.settings.chains[side.index()];
-        let (action, decider) = chain.evaluate(seen, tracked.state);
+        let ctx = MatchContext {
+            sets: &self.sets,
+            now,
+        };
+        let (action, decider) = chain.evaluate(seen, tracked.state, &ctx);
         if TRACE {
             let rec = &mut self.scratch;
-            let (_, _, evaluated) = chain.trace(seen, tracked.state, &mut rec.misses);
+            let (_, _, evaluated) = chain.trace(seen, tracked.state, &ctx, &mut rec.misses);
             rec.evaluated = evaluated;
             rec.decider = Some(decider);
             rec.action = Some(action);
