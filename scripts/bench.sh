@@ -25,7 +25,12 @@
 # BENCH_VARIANTS picks variants (comma separated; default
 # kernel,tunfw,passthrough,tunfw-nooffload,tunfw-nat). BENCH_TUN_MODE is the
 # mode the TUN devices are made with (default "tun multi_queue"; "tun" for a
-# tunfw binary that predates multi-queue devices).
+# tunfw binary that predates multi-queue devices). Two more variants measure
+# a baseline build in the same runs: base (BENCH_BASE_BIN on its default
+# config) and base-passthrough (its --passthrough), on devices made with
+# BENCH_BASE_TUN_MODE (default "tun"); the table then adds the baseline's
+# ratios (its b/a and b/c) beside this build's, so "not lower than before"
+# is read off one run.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TIME=5
@@ -87,11 +92,16 @@ setup() {
         kernel_fw_up $NC $NF $NS && kernel_fw6_up $NC $NF $NS || return 1
         SERVER_IF=ps0
         ;;
-    tunfw | passthrough | tunfw-nooffload | tunfw-nat)
+    tunfw | passthrough | tunfw-nooffload | tunfw-nat | base | base-passthrough)
+        local bin=$TUNFW_BIN mode=$TUN_MODE extra=()
+        case $1 in base | base-passthrough)
+            bin=${BENCH_BASE_BIN:?BENCH_BASE_BIN names the baseline binary}
+            mode=${BENCH_BASE_TUN_MODE:-tun}
+            ;;
+        esac
         # shellcheck disable=SC2086 # the mode is words: "tun multi_queue"
-        ip -n $NF tuntap add dev tb-lan mode $TUN_MODE && ip -n $NF tuntap add dev tb-wan mode $TUN_MODE || return 1
-        local extra=()
-        [ "$1" = passthrough ] && extra=(--passthrough)
+        ip -n $NF tuntap add dev tb-lan mode $mode && ip -n $NF tuntap add dev tb-wan mode $mode || return 1
+        [ "$1" = passthrough ] || [ "$1" = base-passthrough ] && extra=(--passthrough)
         [ "$1" = tunfw-nooffload ] && extra=(--offload off)
         if [ "$1" = tunfw-nat ]; then
             sed -e 's/router: (lan: None, wan: None, lan6: None, wan6: None)/router: (wan: "10.202.2.1")/' \
@@ -100,10 +110,10 @@ setup() {
             grep -q Masquerade "$WORK/nat.ron" && "$TUNFW_BIN" --check --config "$WORK/nat.ron" >/dev/null || return 1
             extra=(--config "$WORK/nat.ron")
         fi
-        ip netns exec $NF "$TUNFW_BIN" --lan tb-lan --wan tb-wan --control "$WORK/control.sock" "${extra[@]}" \
+        ip netns exec $NF "$bin" --lan tb-lan --wan tb-wan --control "$WORK/control.sock" "${extra[@]}" \
             >"$WORK/tunfw-$1.log" 2>&1 &
         TUNFW_PID=$!
-        wait_until "$TUNFW_BIN" ctl --control "$WORK/control.sock" stats || { cat "$WORK/tunfw-$1.log" >&2; return 1; }
+        wait_until "$bin" ctl --control "$WORK/control.sock" stats || { cat "$WORK/tunfw-$1.log" >&2; return 1; }
         ip -n $NF link set tb-lan netns $NC && ip -n $NF link set tb-wan netns $NS || return 1
         ip -n $NC addr add 10.202.1.2/24 dev tb-lan && ip -n $NC link set tb-lan up
         ip -n $NC route add 10.202.2.0/24 dev tb-lan
@@ -194,9 +204,13 @@ for t in tests:
     pb, pc = p.get("tunfw", 0), p.get("passthrough", 0)
     ratio = lambda x, y: f"{x / y:.2f}" if x and y else "-"
     print(f"{t:<7} ratios: b/a {ratio(b, a)} (Gbit/s), b/c {ratio(b, c)} (Gbit/s), b/c {ratio(pb, pc)} (packets/s), b/d {ratio(b, d)} (Gbit/s, offloads on/off), e/b {ratio(e, b)} (Gbit/s, masqueraded/not)")
+    if "base" in variants:
+        f, h = g.get("base", 0), g.get("base-passthrough", 0)
+        pf, ph = p.get("base", 0), p.get("base-passthrough", 0)
+        print(f"{t:<7} baseline ratios: b/a {ratio(f, a)} (Gbit/s), b/c {ratio(f, h)} (Gbit/s), b/c {ratio(pf, ph)} (packets/s); this build over the baseline {ratio(b, f)}")
 # SVG: grouped bars of median Gbit/s (log scale is avoided; values are labelled).
 W, H, pad = 720, 360, 60
-colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868", "tunfw-nooffload": "#c44e52", "tunfw-nat": "#8172b2"}
+colors = {"kernel": "#4c72b0", "tunfw": "#dd8452", "passthrough": "#55a868", "tunfw-nooffload": "#c44e52", "tunfw-nat": "#8172b2", "base": "#937860", "base-passthrough": "#da8bc3"}
 mx = max([med(v, t, "gbit_per_s")[0] for v in variants for t in tests] + [0.001])
 gw = (W - 2 * pad) / len(tests)
 bw = gw / (len(variants) + 1)

@@ -364,10 +364,18 @@ impl Rule {
         if self.state.is_some_and(|s| !s.contains(state)) {
             return Some(RuleField::State);
         }
-        if self.src.as_ref().is_some_and(|c| !ctx.address_in(c, pkt.ip.src)) {
+        if self
+            .src
+            .as_ref()
+            .is_some_and(|c| !ctx.address_in(c, pkt.ip.src))
+        {
             return Some(RuleField::Src);
         }
-        if self.dst.as_ref().is_some_and(|c| !ctx.address_in(c, pkt.ip.dst)) {
+        if self
+            .dst
+            .as_ref()
+            .is_some_and(|c| !ctx.address_in(c, pkt.ip.dst))
+        {
             return Some(RuleField::Dst);
         }
         if self.sport.is_some() || self.dport.is_some() {

@@ -588,3 +588,55 @@ fn the_ftp_nat_path_does_not_allocate() {
     assert_eq!(allocations, 0);
     assert_eq!(h.fw.nat().stats.ftp_rewritten, 1);
 }
+
+/// A control flow whose expectation was used announces again after
+/// another control flow's expectation took the freed slot: the other
+/// flow's expectation stays (the helper replaces only its own).
+#[test]
+fn a_new_announcement_replaces_only_its_own_expectation() {
+    let public = Ipv4Addr::new(10, 0, 2, 1);
+    let mut h = Harness::with_config(&config(public));
+    let a = Control::open(&mut h, Side::Lan, CLIENT, 40000, SERVER);
+    let b = Control::open(&mut h, Side::Lan, CLIENT2, 40000, SERVER);
+    let port_line = |c: Ipv4Addr, p: u16| {
+        let [w, x, y, z] = c.octets();
+        format!("PORT {w},{x},{y},{z},{},{}\r\n", p >> 8, p & 0xff)
+    };
+    let line = port_line(CLIENT, 40001);
+    let (v, _) = h.pass(
+        Side::Lan,
+        a.client_says(C0, S0, PSH | ACK, &[], line.as_bytes()),
+    );
+    ok(&v, CtState::Established);
+    let (v, _) = h.pass(
+        Side::Wan,
+        seg(SERVER, public, 20, 40001, 9000, 0, SYN, &[], b""),
+    );
+    ok(&v, CtState::Related);
+    // B's expectation takes the slot A's used one left.
+    let (v, _) = h.pass(
+        Side::Lan,
+        b.client_says(C0, S0, PSH | ACK, &[], port_line(CLIENT2, 41001).as_bytes()),
+    );
+    ok(&v, CtState::Established);
+    // A announces again.
+    let next = C0 + line.len() as u32;
+    let (v, _) = h.pass(
+        Side::Lan,
+        a.client_says(
+            next,
+            S0,
+            PSH | ACK,
+            &[],
+            port_line(CLIENT, 40002).as_bytes(),
+        ),
+    );
+    ok(&v, CtState::Established);
+    assert_eq!(h.fw.conntrack().expectations.len(), 2, "both pending");
+    let (v, data) = h.pass(
+        Side::Wan,
+        seg(SERVER, public, 20, 41001, 9100, 0, SYN, &[], b""),
+    );
+    ok(&v, CtState::Related);
+    assert_eq!(view(&data).dst, IpAddr::V4(CLIENT2));
+}

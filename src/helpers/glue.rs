@@ -212,9 +212,12 @@ impl FtpHelper {
             }
             return HelpVerdict::Accept;
         }
-        // One pending expectation per control flow: a new one replaces it.
+        // One pending expectation per control flow: a new one replaces it
+        // (if it is still this flow's: once used or expired, its slot may
+        // hold another flow's).
         if let Some(old) = view.state.expectation.take() {
-            if view.expectations.remove(old).is_some() {
+            if view.expectations.get(old).is_some_and(|e| e.master == id) {
+                view.expectations.remove(old);
                 view.expectations.stats.replaced += 1;
             }
         }
