@@ -91,7 +91,7 @@ const S6: [u8; 16] = [0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 fn matching(fw: &Firewall, filter: &FlowFilter, now: Instant) -> usize {
     let ct = fw.conntrack();
     ct.flow_ids(now)
-        .filter(|&id| ct.get(id).is_some_and(|f| filter.matches(f)))
+        .filter(|&id| ct.get(id).is_some_and(|f| filter.matches(f, &ct.reply_tuple(f))))
         .count()
 }
 
