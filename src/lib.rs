@@ -29,6 +29,7 @@ pub mod explain;
 pub mod filter;
 pub mod helpers;
 pub mod import;
+pub mod limits;
 pub mod matchers;
 pub mod metrics;
 pub mod metrics_http;

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::conntrack::state::CtState;
+use crate::limits::Limit;
 use crate::matchers::{AddrMatch, Family, PortMatch, SetRef};
 use crate::packet::{Packet, Transport};
 use crate::sets::Sets;
@@ -225,6 +226,10 @@ pub struct Rule {
     /// Log packets that match (rate-limited, see the `logging` section).
     #[serde(default)]
     pub log: bool,
+    /// Per-source limits on the new flows the rule accepts (`Accept`
+    /// rules only; see [`crate::limits`]).
+    #[serde(default)]
+    pub limit: Option<Limit>,
     /// Target.
     pub action: Action,
 }
@@ -246,6 +251,14 @@ impl Rule {
         self.family()?;
         if self.icmp_code.is_some() && self.icmp_type.is_none() {
             return Err("icmp_code needs icmp_type".into());
+        }
+        if let Some(l) = &self.limit {
+            if self.action != Action::Accept {
+                return Err(
+                    "limit needs action: Accept (it limits the flows a rule accepts)".into(),
+                );
+            }
+            l.validate()?;
         }
         Ok(())
     }
@@ -282,7 +295,8 @@ impl Rule {
         Ok(found.map(|(f, _)| f))
     }
 
-    /// The named sets the rule refers to, to resolve: (field, reference).
+    /// The named sets the rule refers to, to resolve: (field, reference);
+    /// the field `limit` is its overload set.
     pub fn set_refs_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut SetRef)> {
         let addrs = [("src", self.src.as_mut()), ("dst", self.dst.as_mut())]
             .into_iter()
@@ -293,7 +307,12 @@ impl Rule {
         ]
         .into_iter()
         .filter_map(|(f, m)| Some((f, m?.set_mut()?)));
-        addrs.chain(ports)
+        let overload = self
+            .limit
+            .as_mut()
+            .and_then(|l| l.overload.as_mut())
+            .map(|r| ("limit", r));
+        addrs.chain(ports).chain(overload)
     }
 
     /// Whether the packet, in conntrack state `state`, matches this rule;
@@ -451,6 +470,10 @@ impl Rule {
             Action::Drop => "DROP",
             Action::Reject => "REJECT",
         };
+        if let Some(l) = &self.limit {
+            out += " ";
+            out += &l.describe();
+        }
         let log = if self.log { " (log)" } else { "" };
         format!("{} -j {target}{log}", out.trim_start())
     }

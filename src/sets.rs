@@ -601,6 +601,41 @@ impl Sets {
         matches!(self.at(index), Some(Set::Port(s)) if s.contains(port, now))
     }
 
+    /// Add (or refresh) host address `ip` (a /32 or /128) to address set
+    /// `index` as a runtime element, for the packet path (a rule's
+    /// `overload`): never allocates, so a full set refuses it rather than
+    /// sweeping expired elements ([`SetError::Full`]; a missing set or a
+    /// port set: [`SetError::NoSuchSet`]).
+    pub fn add_host(
+        &mut self,
+        index: usize,
+        ip: IpAddr,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), SetError> {
+        let Some((_, Set::Address(s))) = self.sets.get_mut(index) else {
+            return Err(SetError::NoSuchSet(String::new()));
+        };
+        let key = match ip {
+            IpAddr::V4(_) => (false, 32, bits(ip)),
+            IpAddr::V6(_) => (true, 128, bits(ip)),
+        };
+        let entry = Entry {
+            expires: timeout.map(|t| now + t),
+            runtime: true,
+        };
+        if let Some(e) = s.entries.get_mut(&key) {
+            *e = entry;
+            return Ok(());
+        }
+        if s.entries.len() >= s.max {
+            return Err(SetError::Full(s.max));
+        }
+        s.entries.insert(key, entry);
+        s.count(&key, true);
+        Ok(())
+    }
+
     /// Remove expired elements of every set; how many.
     pub fn collect_expired(&mut self, now: Instant) -> usize {
         self.sets

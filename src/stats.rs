@@ -144,6 +144,9 @@ reason_enum! {
         /// An ICMP redirect about a translated flow (Linux drops those: the
         /// ends would talk around the translation).
         NatRedirect => "nat_redirect",
+        /// New flow over its rule's per-source limit (`limit:
+        /// per_source_states` or `per_source_rate`, see [`crate::limits`]).
+        SourceLimit => "source_limit",
     }
 }
 

@@ -78,6 +78,10 @@ pub struct TableMemory {
     /// Named sets: 128 bytes (`SET_ELEMENT_BYTES`) per element of every set's `max`
     /// (hash table slots at the worst load), and a port set's 8 KiB bit map.
     pub sets: u64,
+    /// Per-source limits: [`crate::limits::LIMITER_SOURCE_BYTES`] per
+    /// source of the token-bucket table, and the live-flow counts' hash
+    /// map (for twice `limits.sources`), when rules have such limits.
+    pub limits: u64,
 }
 
 /// The most bytes one set element takes in its table: a 56-byte slot
@@ -106,6 +110,7 @@ impl TableMemory {
             defrag: 0,
             nat: 0,
             sets: 0,
+            limits: 0,
         }
     }
 
@@ -137,6 +142,20 @@ impl TableMemory {
         TableMemory { sets, ..self }
     }
 
+    /// With a token-bucket table for `limiter` sources and live-flow
+    /// counts for `counted` sources (0: none).
+    pub fn with_limits(self, limiter: usize, counted: usize) -> TableMemory {
+        let counts = if counted == 0 {
+            0
+        } else {
+            hash_buckets(2 * counted) * (size_of::<(core::net::IpAddr, u32)>() as u64 + 1)
+        };
+        TableMemory {
+            limits: limiter as u64 * crate::limits::LIMITER_SOURCE_BYTES + counts,
+            ..self
+        }
+    }
+
     /// All tables together.
     pub fn total(&self) -> u64 {
         self.flows
@@ -146,6 +165,7 @@ impl TableMemory {
             + self.defrag
             + self.nat
             + self.sets
+            + self.limits
     }
 
     /// The total for people: `11.3 MiB`.
@@ -161,8 +181,8 @@ impl TableMemory {
         }
         Err(format!(
             "the tables this config sizes would take {} (flows {}, flow index {}, \
-             expectations {}, FTP helper {}, reassembly {}, NAT {}, sets {}), over the memory \
-             budget of {}: lower conntrack.max or the sets' max",
+             expectations {}, FTP helper {}, reassembly {}, NAT {}, sets {}, limits {}), over the \
+             memory budget of {}: lower conntrack.max, the sets' max or limits.sources",
             human(self.total()),
             human(self.flows),
             human(self.flow_index),
@@ -171,6 +191,7 @@ impl TableMemory {
             human(self.defrag),
             human(self.nat),
             human(self.sets),
+            human(self.limits),
             human(budget)
         ))
     }

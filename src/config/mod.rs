@@ -23,6 +23,10 @@
 //! | `logging.per_second` | 1 to 1,000,000 |
 //! | `logging.burst` | 0 (no log lines) to 1,000,000 |
 //! | `queue_len` | 16 to 65,536 packets |
+//! | `limits.sources` | 1 to 16,777,215 sources |
+//! | a rule's `limit.per_source_states` | 1 to 16,777,215 flows |
+//! | a rule's `limit.per_source_rate` | (1 to 1,000,000 per second, burst 1 to 1,000,000) |
+//! | a rule's `limit.overload_timeout` | 1 to 4,320,000 s |
 //!
 //! and so does every list: a port spec (`sport`, `dport`,
 //! `helpers.ftp.ports`) has at most [`MAX_PORT_ELEMENTS`] ports or ranges,
@@ -179,6 +183,9 @@ pub struct Config {
     /// Named address and port sets, used by rules as `"@name"`.
     #[serde(default)]
     pub sets: SetsSection,
+    /// The size of the per-source tables of rules' `limit`s.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
     /// Logging and pcap.
     #[serde(default)]
     pub logging: LoggingSection,
@@ -333,6 +340,42 @@ impl Config {
                 .values()
                 .map(|s| (s.max, s.kind == crate::sets::SetKind::Port)),
         )
+        .with_limits(self.limiter_sources(), self.counted_sources())
+    }
+
+    /// The rules of both chains, outbound first.
+    fn all_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.outbound.rules.iter().chain(&self.inbound.rules)
+    }
+
+    /// The size of the per-source token-bucket table: `limits.sources`
+    /// when a rule has a `per_source_rate`, else 0.
+    pub fn limiter_sources(&self) -> usize {
+        let any = self.all_rules().any(|r| {
+            r.limit
+                .as_ref()
+                .is_some_and(|l| l.per_source_rate.is_some())
+        });
+        if any {
+            self.limits.sources
+        } else {
+            0
+        }
+    }
+
+    /// The size of the table of live flows per source: `limits.sources`
+    /// when a rule has a `per_source_states`, else 0 (not counted).
+    pub fn counted_sources(&self) -> usize {
+        let any = self.all_rules().any(|r| {
+            r.limit
+                .as_ref()
+                .is_some_and(|l| l.per_source_states.is_some())
+        });
+        if any {
+            self.limits.sources
+        } else {
+            0
+        }
     }
 
     /// The NAT rules, with the router addresses masquerade uses.

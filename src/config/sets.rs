@@ -141,7 +141,7 @@ pub(super) fn check_and_resolve(
         for (i, rule) in rules.iter_mut().enumerate() {
             for (field, r) in rule.set_refs_mut() {
                 let want = match field {
-                    "src" | "dst" => SetKind::Address,
+                    "src" | "dst" | "limit" => SetKind::Address,
                     _ => SetKind::Port,
                 };
                 let at = [

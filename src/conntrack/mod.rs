@@ -19,6 +19,7 @@ pub mod icmp;
 pub mod index;
 pub mod seqadj;
 pub mod snapshot;
+pub mod sources;
 pub mod state;
 pub mod table;
 pub mod tcp;

@@ -21,6 +21,7 @@ use super::expiry::ExpiryState;
 use super::flow::{Flow, FlowId, HelperSlot, NatSlot};
 use super::index::FlowIndex;
 use super::seqadj::SeqAdjust;
+use super::sources::SourceCounts;
 use super::translation::Translation;
 use super::tuple::{key_hash, Dir, Tuple};
 use crate::slab::Slab;
@@ -102,6 +103,9 @@ pub struct Conntrack<S: HelperState = ()> {
     pub expectations: Expectations,
     /// Flow events, recorded while enabled.
     pub events: EventRing,
+    /// Live flows per source address, when a rule limits them
+    /// ([`Conntrack::count_sources`]).
+    pub sources: SourceCounts,
 }
 
 impl<S: HelperState> Conntrack<S> {
@@ -122,6 +126,28 @@ impl<S: HelperState> Conntrack<S> {
             expiry: ExpiryState::default(),
             last_now: Instant::ZERO,
             stats: TableStats::default(),
+            sources: SourceCounts::default(),
+        }
+    }
+
+    /// Count live flows per source address in a table for `max` sources
+    /// (0: stop counting), counting the flows already tracked. Allocates
+    /// (a new table) only when `max` changes; call it outside the packet
+    /// path (start, reload, restore).
+    pub fn count_sources(&mut self, max: usize) {
+        if max == 0 && !self.sources.enabled() {
+            return;
+        }
+        if max == self.sources.max() {
+            // Same size: recount in the table already allocated.
+            self.sources.clear();
+        } else {
+            self.sources = SourceCounts::new(max);
+        }
+        for id in 0..self.flows.slot_count() {
+            if let Some(f) = self.flows.get(id as FlowId) {
+                self.sources.up(f.original.src);
+            }
         }
     }
 
@@ -276,6 +302,7 @@ impl<S: HelperState> Conntrack<S> {
                 .remove(key_hash(hasher, &r), entry(id, Dir::Reply), hash_of);
         }
         self.flows.remove(id);
+        self.sources.down(flow.original.src);
         if let Some(slot) = flow.nat.index() {
             self.translations.remove(slot);
         }
@@ -444,6 +471,7 @@ impl<S: HelperState> Conntrack<S> {
             }
         }
         self.note_expiry(flow.expires);
+        self.sources.up(flow.original.src);
         self.emit(EventKind::New, &flow, now);
         self.stats.inserted += 1;
         Ok(id)

@@ -29,6 +29,7 @@ use crate::datagram::{DatagramBuffers, Leaving};
 use crate::defrag::{Family, Outcome, Reassembled, Reassembler};
 use crate::helpers::ftp::FtpState;
 use crate::helpers::glue::{FtpHelper, HelpVerdict};
+use crate::limits::{Limit, SourceLimiter};
 use crate::nat::packet_plan::{self, Plan};
 use crate::nat::Nat;
 use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
@@ -124,6 +125,8 @@ pub struct Firewall {
     nat: Nat,
     /// Named address and port sets the rules refer to.
     sets: Sets,
+    /// The token buckets of rules' per-source rate limits.
+    limiter: SourceLimiter,
     settings: Settings,
     stats: Stats,
     answer_limit: TokenBucket,
@@ -144,13 +147,16 @@ impl Firewall {
     /// A firewall with an empty table, built from a validated config.
     pub fn new(cfg: &Config) -> Firewall {
         let (table, helpers) = table_config(cfg);
+        let mut conntrack = Conntrack::new(table, helpers);
+        conntrack.count_sources(cfg.counted_sources());
         Firewall {
             defrag: Reassembler::new(cfg.defrag.to_defrag_config()),
             fragments: DatagramBuffers::new(),
-            conntrack: Conntrack::new(table, helpers),
+            conntrack,
             ftp: FtpHelper::default(),
             nat: Nat::new(cfg.nat_rules()),
             sets: Sets::new(&crate::config::set_definitions(&cfg.sets), Instant::ZERO),
+            limiter: SourceLimiter::new(cfg.limiter_sources()),
             settings: Settings::of(cfg),
             stats: Stats::default(),
             // Linux: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
@@ -174,6 +180,8 @@ impl Firewall {
         wall_ms: u64,
     ) -> Result<RestoreSummary, RestoreError> {
         let summary = self.conntrack.restore(r, now, wall_ms)?;
+        let counted = self.conntrack.sources.max();
+        self.conntrack.count_sources(counted);
         self.restored_seq_adjusted |= summary.seq_adjusted > 0;
         Ok(summary)
     }
@@ -192,6 +200,13 @@ impl Firewall {
         self.conntrack.reconfigure(table, helpers);
         self.nat.set_rules(cfg.nat_rules());
         self.sets = Sets::reloaded(&crate::config::set_definitions(&cfg.sets), &self.sets, now);
+        // Rule numbers may have changed: the buckets start again (full).
+        if cfg.limiter_sources() == self.limiter.max() {
+            self.limiter.clear();
+        } else {
+            self.limiter = SourceLimiter::new(cfg.limiter_sources());
+        }
+        self.conntrack.count_sources(cfg.counted_sources());
         let defrag = cfg.defrag.to_defrag_config();
         if defrag != *self.defrag.config() {
             // Sized at start: new limits take a new reassembler (the
@@ -321,6 +336,11 @@ impl Firewall {
     /// The named sets.
     pub fn sets(&self) -> &Sets {
         &self.sets
+    }
+
+    /// The per-source rate limiter (its counters).
+    pub fn limiter(&self) -> &SourceLimiter {
+        &self.limiter
     }
 
     /// The named sets, to change at runtime (`ctl set`).
@@ -585,7 +605,32 @@ impl Firewall {
             sets: &self.sets,
             now,
         };
-        let (action, decider) = chain.evaluate(seen, tracked.state, &ctx);
+        let (mut action, decider) = chain.evaluate(seen, tracked.state, &ctx);
+        let mut over_limit = false;
+        if let (Action::Accept, Decider::Rule(i), FlowRef::Pending(_), CtState::New) =
+            (action, decider, &tracked.flow, tracked.state)
+        {
+            if let Some(limit) = chain.rules.get(i).and_then(|r| r.limit.as_ref()) {
+                let rule = ((side.index() as u32) << 24) | (i as u32 & 0xff_ffff);
+                over_limit = over_source_limit(
+                    limit,
+                    rule,
+                    seen.ip.src,
+                    &self.conntrack,
+                    &mut self.limiter,
+                    &mut self.sets,
+                    now,
+                );
+                if over_limit {
+                    action = Action::Drop;
+                }
+            }
+        }
+        let chain = &mut self.settings.chains[side.index()];
+        let ctx = MatchContext {
+            sets: &self.sets,
+            now,
+        };
         if TRACE {
             let rec = &mut self.scratch;
             let (_, _, evaluated) = chain.trace(seen, tracked.state, &ctx, &mut rec.misses);
@@ -603,6 +648,7 @@ impl Firewall {
             Action::Accept => self.accept(&pkt, side, &tracked, &mut plan, &mut ftp_edit, now),
             Action::Drop => Verdict::dropped(
                 match decider {
+                    _ if over_limit => DropReason::SourceLimit,
                     Decider::Rule(_) => DropReason::RuleDrop,
                     Decider::Policy if side == Side::Lan => DropReason::PolicyOutbound,
                     Decider::Policy => DropReason::PolicyInbound,
@@ -944,6 +990,42 @@ impl Firewall {
         self.stats.sent_icmp += u64::from(built.is_some());
         built.unwrap_or(0)
     }
+}
+
+/// Whether a new flow from `src` that rule `rule` (chain and number)
+/// accepts is over the rule's `limit`: its source has
+/// `per_source_states` live flows, or its token bucket is empty. Over it,
+/// the source is added to the overload set if the limit names one.
+/// Never allocates.
+fn over_source_limit(
+    limit: &Limit,
+    rule: u32,
+    src: IpAddr,
+    conntrack: &Table,
+    limiter: &mut SourceLimiter,
+    sets: &mut Sets,
+    now: Instant,
+) -> bool {
+    let too_many = limit
+        .per_source_states
+        .is_some_and(|max| conntrack.sources.count(src) >= max);
+    // The states limit first: a source at it spends no token.
+    let over = too_many
+        || limit
+            .per_source_rate
+            .is_some_and(|rate| !limiter.take(rule, src, rate, now));
+    if over {
+        if let Some(set) = &limit.overload {
+            let timeout = limit
+                .overload_timeout
+                .map(|t| core::time::Duration::from_secs(u64::from(t)));
+            match sets.add_host(set.index, src, timeout, now) {
+                Ok(()) => limiter.stats.overloaded += 1,
+                Err(_) => limiter.stats.overload_failed += 1,
+            }
+        }
+    }
+    over
 }
 
 /// The source and destination in the IP header at the start of `packet`.
