@@ -29,6 +29,8 @@ source "$HERE/fragments.sh"
 source "$HERE/ipv6.sh"
 # shellcheck source=sets.sh
 source "$HERE/sets.sh"
+# shellcheck source=limits.sh
+source "$HERE/limits.sh"
 # shellcheck source=stress.sh
 source "$HERE/stress.sh"
 # shellcheck source=nat.sh
@@ -410,6 +412,7 @@ suite_pass() {
     trace_suite
     restore_suite
     sets_suite
+    limits_suite
 
     echo "== test config (router addresses, udp unreplied timeout 2 s)"
     tunfw_start "$TEST_CONFIG" || { echo "tunfw did not start on the test config" >&2; exit 2; }
