@@ -335,6 +335,21 @@ pub const FAMILIES: &[FamilySpec] = &[
         "FTP announcements with no free translated port",
     ),
     c(
+        "limits.evicted",
+        "tunfw_limits_evicted",
+        "Per-source rate buckets evicted to make room (the table was full)",
+    ),
+    c(
+        "limits.overloaded",
+        "tunfw_limits_overloaded",
+        "Sources added to an overload set for exceeding a per-source limit",
+    ),
+    c(
+        "limits.overload_failed",
+        "tunfw_limits_overload_failed",
+        "Sources over a limit that their overload set had no room for",
+    ),
+    c(
         "sent.tcp_rst",
         "tunfw_sent_tcp_rst",
         "TCP resets tunfw sent (Reject)",

@@ -150,6 +150,14 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
     ] {
         out.push((format!("ftp.{name}"), value));
     }
+    let limiter = &fw.limiter().stats;
+    for (name, value) in [
+        ("evicted", limiter.evicted),
+        ("overloaded", limiter.overloaded),
+        ("overload_failed", limiter.overload_failed),
+    ] {
+        out.push((format!("limits.{name}"), value));
+    }
     push_control(&shell.control, &mut out);
     out
 }
