@@ -15,8 +15,9 @@
 RESTORE_STATE=$TOPO_DIR/tunfw.state
 RESTORE_UDP_OUT=$TOPO_DIR/restore-udp.txt
 
-# restore_begin: tunfw with the state file, a download at 100 KB/s
-# (about 10 s for the 1 MiB blob) listed ASSURED, and a UDP conversation
+# restore_begin: tunfw with the state file, a download at 50 KB/s
+# (about 20 s for the 1 MiB blob, so that it is still running when the
+# setup below is done on a loaded machine) listed ASSURED, and a UDP conversation
 # client:7401 <-> server:7400 in which both sides have spoken.
 restore_begin() {
     # (A tunfw running with the state file writes it as it stops.)
@@ -28,11 +29,11 @@ restore_begin() {
     # them), so that their pids are theirs: curl is stopped and continued.
     rm -f "$TOPO_DIR/restore.blob"
     # A small receive buffer keeps the transfer on the wire for its whole
-    # 10 s (with the default, the kernel would take the whole file at once
+    # 20 s (with the default, the kernel would take the whole file at once
     # and curl only read it slowly).
     RESTORE_RMEM=$(in_client sysctl -n net.ipv4.tcp_rmem)
     in_client sysctl -qw net.ipv4.tcp_rmem="4096 16384 32768"
-    ip netns exec "$NS_CLIENT" curl -sS --limit-rate 100k --max-time 40 -o "$TOPO_DIR/restore.blob" "http://$SERVER_IP:8080/blob" &
+    ip netns exec "$NS_CLIENT" curl -sS --limit-rate 50k --max-time 60 -o "$TOPO_DIR/restore.blob" "http://$SERVER_IP:8080/blob" &
     DOWNLOAD_PID=$!
     wait_until eval "tunfw_ctl flows --port 8080 --state ESTABLISHED | grep -q ASSURED" ||
         { note "download not listed ASSURED: $(tunfw_ctl flows --port 8080 | tr '\n' ';')"; grep -v "^tunfw: exiting" "$TUNFW_LOG" | tail -6 | sed 's/^/    | /'; return 1; }
@@ -46,6 +47,8 @@ restore_begin() {
     wait_until grep -q before-restart "$RESTORE_UDP_OUT" || { note "the server's first answer did not arrive"; return 1; }
     # curl stops reading, so that its side sends nothing until the server
     # has spoken after the restart (a retransmission or a window probe).
+    kill -0 "$DOWNLOAD_PID" 2>/dev/null ||
+        { note "the download ended before the restart ($(stat -c %s "$TOPO_DIR/restore.blob" 2>/dev/null) bytes, ${SECONDS}s)"; return 1; }
     kill -STOP "$DOWNLOAD_PID"
 }
 
