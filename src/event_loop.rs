@@ -699,7 +699,9 @@ impl EventLoop {
             return true;
         }
         if verdict.logged || (verdict.drop_reason().is_some() && self.pcap.is_some()) {
-            self.record(side, vnet, &room[header_len..n], &verdict);
+            // As it leaves: a rewrite may have changed its length.
+            let end = verdict.resized.map_or(n, |len| header_len + len);
+            self.record(side, vnet, &room[header_len..end], &verdict);
         }
         if verdict.forwards() {
             let end = verdict.resized.map_or(n, |len| header_len + len);

@@ -156,16 +156,47 @@ pub struct AddrSet {
     /// The prefix lengths in use, per family, longest first.
     lengths: [Vec<u8>; 2],
     max: usize,
+    /// No element with a timeout expires before this (`None`: none has one).
+    earliest: Option<Instant>,
+}
+
+/// Room for `max` elements under any churn: twice as many slots, so that
+/// removals' tombstones never make the table grow (hashbrown rehashes in
+/// place while at most half its capacity is live).
+fn table<K, V>(max: usize) -> HashMap<K, V, RandomState> {
+    HashMap::with_capacity_and_hasher(2 * max, RandomState::new())
+}
+
+/// The sooner of two optional deadlines.
+fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) | (None, x) => x,
+    }
+}
+
+/// An element added again: the later expiry wins (`None`, never, the
+/// latest), so a timed add never shortens a permanent element; a config
+/// element stays a config element.
+fn refreshed(old: Entry, new: Entry) -> Entry {
+    Entry {
+        expires: match (old.expires, new.expires) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        },
+        runtime: old.runtime && new.runtime,
+    }
 }
 
 impl AddrSet {
     /// An empty set for at most `max` elements, allocated now.
     pub fn new(max: usize) -> AddrSet {
         AddrSet {
-            entries: HashMap::with_capacity_and_hasher(max, RandomState::new()),
+            entries: table(max),
             per_length: [[0; 129]; 2],
-            lengths: [Vec::with_capacity(33), Vec::with_capacity(129)],
+            lengths: [Vec::with_capacity(129), Vec::with_capacity(129)],
             max,
+            earliest: None,
         }
     }
 
@@ -190,23 +221,28 @@ impl AddrSet {
             *n = n.saturating_sub(1);
         }
         if (was == 0) != (*n == 0) {
-            let lengths = &mut self.lengths[f];
-            lengths.clear();
-            for l in (0..=128u8).rev() {
-                if self.per_length[f][usize::from(l)] > 0 {
-                    lengths.push(l);
-                }
+            self.relist(f);
+        }
+    }
+
+    /// Rebuild family `f`'s list of prefix lengths in use (its capacity is
+    /// all 129: no allocation).
+    fn relist(&mut self, f: usize) {
+        let lengths = &mut self.lengths[f];
+        lengths.clear();
+        for l in (0..=128u8).rev() {
+            if self.per_length[f][usize::from(l)] > 0 {
+                lengths.push(l);
             }
         }
     }
 
-    fn insert(&mut self, c: &Cidr, entry: Entry, now: Instant) -> Result<(), SetError> {
-        self.insert_key(block_key(c), entry, now)
-    }
-
-    fn insert_key(&mut self, key: BlockKey, entry: Entry, now: Instant) -> Result<(), SetError> {
+    /// Add or refresh `key` (see [`refreshed`]). Full: expired elements
+    /// are swept first, if any is due. Never allocates.
+    fn put(&mut self, key: BlockKey, entry: Entry, now: Instant) -> Result<(), SetError> {
         if let Some(e) = self.entries.get_mut(&key) {
-            *e = entry;
+            *e = refreshed(*e, entry);
+            self.earliest = sooner(self.earliest, e.expires);
             return Ok(());
         }
         if self.entries.len() >= self.max {
@@ -216,8 +252,17 @@ impl AddrSet {
             }
         }
         self.entries.insert(key, entry);
+        self.earliest = sooner(self.earliest, entry.expires);
         self.count(&key, true);
         Ok(())
+    }
+
+    fn insert(&mut self, c: &Cidr, entry: Entry, now: Instant) -> Result<(), SetError> {
+        self.insert_key(block_key(c), entry, now)
+    }
+
+    fn insert_key(&mut self, key: BlockKey, entry: Entry, now: Instant) -> Result<(), SetError> {
+        self.put(key, entry, now)
     }
 
     fn remove(&mut self, c: &Cidr) -> bool {
@@ -229,24 +274,35 @@ impl AddrSet {
         found
     }
 
+    /// Remove expired elements, when one is due (one pass over the table,
+    /// no allocation); how many.
     fn collect_expired(&mut self, now: Instant) -> usize {
-        let dead: Vec<BlockKey> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| !e.live(now))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in &dead {
-            self.entries.remove(k);
-            self.count(k, false);
+        if self.earliest.is_none_or(|t| t > now) {
+            return 0;
         }
-        dead.len()
+        let before = self.entries.len();
+        let per_length = &mut self.per_length;
+        let mut earliest = None;
+        self.entries.retain(|&(v6, len, _), e| {
+            if e.live(now) {
+                earliest = sooner(earliest, e.expires);
+                return true;
+            }
+            let n = &mut per_length[usize::from(v6)][usize::from(len)];
+            *n = n.saturating_sub(1);
+            false
+        });
+        self.earliest = earliest;
+        self.relist(0);
+        self.relist(1);
+        before - self.entries.len()
     }
 
     fn clear(&mut self) {
         self.entries.clear();
         self.per_length = [[0; 129]; 2];
         self.lengths.iter_mut().for_each(Vec::clear);
+        self.earliest = None;
     }
 
     fn listed(&self, now: Instant) -> Vec<Listed> {
@@ -293,7 +349,7 @@ impl PortSet {
     pub fn new(max: usize) -> PortSet {
         PortSet {
             map: Box::new([0; 1024]),
-            entries: HashMap::with_capacity_and_hasher(max, RandomState::new()),
+            entries: table(max),
             timed: Vec::with_capacity(MAX_TIMED_PORT_ELEMENTS),
             max,
         }
@@ -324,26 +380,40 @@ impl PortSet {
         }
     }
 
-    fn insert(&mut self, range: (u16, u16), entry: Entry, now: Instant) -> Result<(), SetError> {
-        let timed_after = self.timed.len() + usize::from(entry.expires.is_some())
-            - usize::from(
-                self.entries
-                    .get(&range)
-                    .is_some_and(|e| e.expires.is_some()),
-            );
-        if timed_after > MAX_TIMED_PORT_ELEMENTS {
-            return Err(SetError::BadElement(format!(
-                "a port set holds at most {MAX_TIMED_PORT_ELEMENTS} elements with a timeout"
-            )));
+    fn set_bits(&mut self, (lo, hi): (u16, u16)) {
+        for p in lo..=hi {
+            let p = usize::from(p);
+            self.map[p / 64] |= 1 << (p % 64);
         }
-        if !self.entries.contains_key(&range) && self.entries.len() >= self.max {
+    }
+
+    /// Add or refresh `range` (see [`refreshed`]): a new element without a
+    /// timeout only sets its bits, a timed one joins the timed list; only
+    /// a change between the two rebuilds the map.
+    fn insert(&mut self, range: (u16, u16), entry: Entry, now: Instant) -> Result<(), SetError> {
+        let old = self.entries.get(&range).copied();
+        let entry = old.map_or(entry, |o| refreshed(o, entry));
+        let adds_timed = entry.expires.is_some() && old.is_none_or(|o| o.expires.is_none());
+        if adds_timed && self.timed.len() >= MAX_TIMED_PORT_ELEMENTS {
+            self.collect_expired(now);
+            if self.timed.len() >= MAX_TIMED_PORT_ELEMENTS {
+                return Err(SetError::BadElement(format!(
+                    "a port set holds at most {MAX_TIMED_PORT_ELEMENTS} live elements with a timeout"
+                )));
+            }
+        }
+        if old.is_none() && self.entries.len() >= self.max {
             self.collect_expired(now);
             if self.entries.len() >= self.max {
                 return Err(SetError::Full(self.max));
             }
         }
         self.entries.insert(range, entry);
-        self.rebuild();
+        match (old, entry.expires) {
+            (None, None) => self.set_bits(range),
+            (None, Some(t)) => self.timed.push((range.0, range.1, t)),
+            _ => self.rebuild(),
+        }
         Ok(())
     }
 
@@ -356,6 +426,9 @@ impl PortSet {
     }
 
     fn collect_expired(&mut self, now: Instant) -> usize {
+        if self.timed.iter().all(|&(_, _, t)| t > now) {
+            return 0;
+        }
         let before = self.entries.len();
         self.entries.retain(|_, e| e.live(now));
         let n = before - self.entries.len();
@@ -531,7 +604,13 @@ pub struct SetDefinition {
 #[derive(Default)]
 pub struct Sets {
     sets: Vec<(String, Set)>,
+    /// When [`Sets::tick`] sweeps next.
+    next_sweep: Instant,
 }
+
+/// How often [`Sets::tick`] sweeps expired elements (lookups ignore them
+/// at once; the sweep frees their room and keeps listings short).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Sets {
     /// The sets of `defs`, filled with their elements (already validated:
@@ -547,7 +626,10 @@ impl Sets {
                 (d.name.clone(), set)
             })
             .collect();
-        Sets { sets }
+        Sets {
+            sets,
+            next_sweep: now,
+        }
     }
 
     /// The sets of `defs`, with the runtime elements of `old`'s sets of the
@@ -603,9 +685,10 @@ impl Sets {
 
     /// Add (or refresh) host address `ip` (a /32 or /128) to address set
     /// `index` as a runtime element, for the packet path (a rule's
-    /// `overload`): never allocates, so a full set refuses it rather than
-    /// sweeping expired elements ([`SetError::Full`]; a missing set or a
-    /// port set: [`SetError::NoSuchSet`]).
+    /// `overload`): never allocates; a full set first sweeps its expired
+    /// elements (one pass, only when one is due), then refuses
+    /// ([`SetError::Full`]; a missing set or a port set:
+    /// [`SetError::NoSuchSet`]).
     pub fn add_host(
         &mut self,
         index: usize,
@@ -624,16 +707,16 @@ impl Sets {
             expires: timeout.map(|t| now + t),
             runtime: true,
         };
-        if let Some(e) = s.entries.get_mut(&key) {
-            *e = entry;
-            return Ok(());
+        s.put(key, entry, now)
+    }
+
+    /// Sweep expired elements at most once per [`SWEEP_INTERVAL`] (a pass
+    /// over a set only when one of its elements is due; no allocation).
+    pub fn tick(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.collect_expired(now);
+            self.next_sweep = now + SWEEP_INTERVAL;
         }
-        if s.entries.len() >= s.max {
-            return Err(SetError::Full(s.max));
-        }
-        s.entries.insert(key, entry);
-        s.count(&key, true);
-        Ok(())
     }
 
     /// Remove expired elements of every set; how many.

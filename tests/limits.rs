@@ -306,3 +306,75 @@ fn the_tables_count_in_the_memory_budget() {
     .unwrap();
     assert_eq!(none.table_memory().limits, 0);
 }
+
+/// An overload set full of bans that have expired takes new ones: the
+/// expired ones are swept when room is needed (found in review: the set
+/// refused every ban once it had been full once).
+#[test]
+fn an_overload_set_full_of_expired_bans_takes_new_ones() {
+    let text = CONFIG
+        .replace("max: 1000", "max: 2")
+        .replace("overload_timeout: 60", "overload_timeout: 5");
+    let mut h = Harness::with_config(&text);
+    for (i, src) in [ATTACKER, OTHER].into_iter().enumerate() {
+        let base = 40000 + 100 * i as u16;
+        for port in base..base + 4 {
+            fate(&mut h, src, port, 80);
+        }
+        assert!(banned(&h, &format!("{src}/32")), "{src}");
+    }
+    h.advance_secs(6);
+    let third = Ipv4Addr::new(203, 0, 113, 9);
+    for port in 41000..41004 {
+        fate(&mut h, third, port, 80);
+    }
+    assert!(banned(&h, "203.0.113.9/32"), "the third abuser is banned");
+    assert_eq!(fate(&mut h, third, 41010, 80), BANNED);
+    assert_eq!(h.fw.limiter().stats.overload_failed, 0);
+}
+
+/// Per-source flow counts are exact whatever `limits.sources` (the count
+/// table holds `conntrack.max` sources: found in review, a full table
+/// let counts drift low for good), and a flow's end frees its place.
+#[test]
+fn per_source_flow_counts_are_exact_and_follow_flows_ending() {
+    let text = CONFIG.replace(
+        "outbound: (policy: Accept),",
+        "limits: (sources: 1),\n    outbound: (policy: Accept),",
+    );
+    let mut h = Harness::with_config(&text);
+    assert_eq!(fate(&mut h, OTHER, 50000, 22), Fate::Forward);
+    assert_eq!(fate(&mut h, ATTACKER, 40000, 22), Fate::Forward);
+    assert_eq!(fate(&mut h, ATTACKER, 40001, 22), Fate::Forward);
+    assert_eq!(
+        fate(&mut h, ATTACKER, 40002, 22),
+        LIMITED,
+        "counted although limits.sources is 1"
+    );
+    // One of its flows ends (RST): one more may start, then no more.
+    h.inb(tcp_segment(ATTACKER, CLIENT, 40000, 22, 2, 0, RST, b""));
+    h.advance_secs(1);
+    h.fw.tick(h.now);
+    assert_eq!(fate(&mut h, ATTACKER, 40003, 22), Fate::Forward);
+    assert_eq!(fate(&mut h, ATTACKER, 40004, 22), LIMITED);
+    assert_eq!(fate(&mut h, OTHER, 50001, 22), Fate::Forward);
+}
+
+/// A timed ban of an address the config bans for good leaves it banned.
+#[test]
+fn a_timed_add_never_shortens_a_permanent_element() {
+    let text = CONFIG.replace("max: 1000)", "max: 1000, elements: [\"203.0.113.7\"])");
+    let mut h = Harness::with_config(&text);
+    let set = h.fw.sets_mut().get_mut("banned").unwrap();
+    set.add(
+        "203.0.113.7",
+        Some(core::time::Duration::from_secs(5)),
+        true,
+        h.now,
+    )
+    .unwrap();
+    h.advance_secs(10);
+    assert_eq!(fate(&mut h, ATTACKER, 40000, 22), BANNED);
+    let l = h.fw.sets().get("banned").unwrap().list(h.now);
+    assert_eq!((l[0].expires_in, l[0].runtime), (None, false));
+}

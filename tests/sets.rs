@@ -212,7 +212,7 @@ fn sets_count_in_the_memory_budget() {
         many.join(", ")
     );
     let e = Config::parse(&text, "big.ron").unwrap_err();
-    assert!(e.message.contains("sets 4.8 GiB"), "{e}");
+    assert!(e.message.contains("sets 9.8 GiB"), "{e}");
     let few = text.replace("max: 1000000", "max: 100000");
     assert!(Config::parse(&few, "ok.ron").is_ok());
 }

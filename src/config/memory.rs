@@ -75,19 +75,20 @@ pub struct TableMemory {
     /// and the flow index's second entry per flow (the index sized for
     /// twice `conntrack.max`); 0 without NAT rules.
     pub nat: u64,
-    /// Named sets: 128 bytes (`SET_ELEMENT_BYTES`) per element of every set's `max`
+    /// Named sets: 264 bytes (`SET_ELEMENT_BYTES`) per element of every set's `max`
     /// (hash table slots at the worst load), and a port set's 8 KiB bit map.
     pub sets: u64,
     /// Per-source limits: [`crate::limits::LIMITER_SOURCE_BYTES`] per
     /// source of the token-bucket table, and the live-flow counts' hash
-    /// map (for twice `limits.sources`), when rules have such limits.
+    /// map (for twice `conntrack.max` sources), when rules have such limits.
     pub limits: u64,
 }
 
-/// The most bytes one set element takes in its table: a 56-byte slot
-/// (32-byte key, 24 bytes of timeout and origin) at a load as low as 7/16
-/// after the table's growth to a power of two.
-pub const SET_ELEMENT_BYTES: u64 = 128;
+/// The most bytes one set element takes in its table: a 57-byte slot
+/// (32-byte key, 24 bytes of timeout and origin, a control byte), for
+/// twice `max` slots (so that churn never makes the table grow) at a
+/// load as low as 7/16 after the table's rounding to a power of two.
+pub const SET_ELEMENT_BYTES: u64 = 264;
 
 /// The largest IP datagram a buffer must hold (65,535 bytes of IPv6
 /// payload and its 40-byte header).

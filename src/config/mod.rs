@@ -363,8 +363,10 @@ impl Config {
         }
     }
 
-    /// The size of the table of live flows per source: `limits.sources`
-    /// when a rule has a `per_source_states`, else 0 (not counted).
+    /// The size of the table of live flows per source: `conntrack.max`
+    /// when a rule has a `per_source_states` (every flow has one source,
+    /// so the table is never full and the counts are exact), else 0 (not
+    /// counted).
     pub fn counted_sources(&self) -> usize {
         let any = self.all_rules().any(|r| {
             r.limit
@@ -372,7 +374,7 @@ impl Config {
                 .is_some_and(|l| l.per_source_states.is_some())
         });
         if any {
-            self.limits.sources
+            self.conntrack.max
         } else {
             0
         }

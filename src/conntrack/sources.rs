@@ -9,11 +9,13 @@
 //! so reading it is one hash probe.
 //!
 //! The table is sized when tunfw starts (or a reload changes its size)
-//! and holds only sources that have live flows: a source's entry goes
-//! when its last flow does. When every entry is taken, a flow from a new
-//! source is not counted ([`SourceCounts::uncounted`]): its source
-//! reads 0 until an entry is free, so a full table makes the limit
-//! permissive, never wrong the other way. The keys are attacker-chosen
+//! for `conntrack.max` sources (every flow has one source, so it is never
+//! full and the counts are exact) and holds only sources that have live
+//! flows: a source's entry goes when its last flow does. Were it ever
+//! full, a flow from a new source would not be counted
+//! ([`SourceCounts::uncounted`], and its removal would then uncount
+//! another of that source's flows: the reason the table is that large).
+//! The keys are attacker-chosen
 //! addresses, hashed with std's `RandomState` (SipHash under a random
 //! key).
 

@@ -364,6 +364,7 @@ impl Firewall {
     pub fn tick(&mut self, now: Instant) {
         self.conntrack.collect_expired(now, GC_SLOTS, GC_REMOVALS);
         self.defrag.tick(now);
+        self.sets.tick(now);
     }
 
     /// The reassembler (its counters and limits).
@@ -670,6 +671,7 @@ impl Firewall {
         if verdict.forwards() {
             let outgoing = Outgoing {
                 header_len: pkt.ip.header_len,
+                total_len: pkt.ip.total_len,
                 v4: pkt.ip.src.is_ipv4(),
                 tcp_flow: match (tracked.flow, pkt.transport) {
                     (FlowRef::Existing(id), Transport::Tcp(_)) => Some((id, tracked.dir)),
@@ -701,12 +703,15 @@ impl Firewall {
         let mut len = len;
         if let (Some(edit), Some(flow)) = (ftp_edit, out.tcp_flow) {
             let nat = &mut self.nat;
+            // The rewrite moves the packet's own bytes, not what a frame
+            // carries past its IP total length (dropped with the rewrite).
+            let ip_len = out.total_len.min(len);
             match translation::write_announcement(
                 nat,
                 &mut self.conntrack,
                 flow,
                 room,
-                len,
+                ip_len,
                 header_len,
                 vnet,
                 &edit,
@@ -1050,6 +1055,8 @@ fn header_addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
 struct Outgoing {
     /// Its IP header's length.
     header_len: usize,
+    /// Its IP total length (bytes after it in the frame are not the packet's).
+    total_len: usize,
     /// IPv4 (else IPv6).
     v4: bool,
     /// Its TCP flow and direction, for an existing TCP flow.
