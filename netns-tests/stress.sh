@@ -272,6 +272,40 @@ t_stress_hostile_config_files() {
     in_client ping -c 1 -W 2 $SERVER_IP >/dev/null || { note "forwarding stopped"; return 1; }
 }
 
+# A full default table listed: a UDP flood of new flows from the client
+# (hping3 counts its source port up) fills the 65,536 flows (early drop
+# keeps it full); then `tunfw ctl flows` while the client pings every 10 ms.
+# The listing names every flow, and the pings keep their pace: the answer
+# is written over many turns of the loop, a bounded step each (built in one
+# turn, 65,536 flows held the packet path about 0.4 s).
+STRESS_LISTING_FLOWS=65536
+STRESS_LISTING_RTT_MS=150
+t_stress_full_table_listing() {
+    local pid ppid out n t0 t1 rc=0 max_rtt rx
+    ip netns exec "$NS_CLIENT" timeout 20 hping3 -q -2 --flood -s 1024 -p 9 "$SERVER_IP" >/dev/null 2>&1 &
+    pid=$!
+    wait_until eval '[ "$(ctr conntrack.count)" = $STRESS_LISTING_FLOWS ]' || { note "table at $(ctr conntrack.count) flows"; rc=1; }
+    kill $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    [ $rc = 0 ] || return 1
+    in_client ping -q -i 0.01 -c 300 -W 1 $SERVER_IP >"$TOPO_DIR/listing.ping" 2>&1 &
+    ppid=$!
+    t0=$(date +%s%N)
+    out=$(timeout 30 "$TUNFW_BIN" ctl --control "$TUNFW_CONTROL" flows | tail -1) || rc=1
+    t1=$(date +%s%N)
+    wait $ppid
+    n=${out% flows}
+    rx=$(grep -o '[0-9]* received' "$TOPO_DIR/listing.ping" | cut -d' ' -f1)
+    max_rtt=$(grep -o 'rtt [^=]*= [0-9./]*' "$TOPO_DIR/listing.ping" | cut -d/ -f6)
+    note "ctl flows: $out in $(((t1 - t0) / 1000000)) ms; meanwhile ${rx:-0}/300 pings at 10 ms, worst RTT ${max_rtt:-?} ms"
+    tunfw_ctl flush >/dev/null
+    [ "${n:-0}" -ge $((STRESS_LISTING_FLOWS - 1000)) ] || { note "the listing named ${n:-0} flows"; rc=1; }
+    [ "${rx:-0}" -ge 290 ] || { note "pings lost"; rc=1; }
+    awk -v a="${max_rtt:-9999}" -v m=$STRESS_LISTING_RTT_MS 'BEGIN { exit !(a < m) }' ||
+        { note "worst RTT not under $STRESS_LISTING_RTT_MS ms"; rc=1; }
+    return $rc
+}
+
 stress_suite() {
     echo "== stress (floods, the table limit, hostile control clients and configs)"
     tunfw_start "" || { FAILED=$((FAILED + 1)); echo "FAIL stress_start"; return; }
@@ -283,5 +317,6 @@ stress_suite() {
     check stress_slow_events_reader t_stress_slow_events_reader
     check stress_reload_storm t_stress_reload_storm
     check stress_hostile_config_files t_stress_hostile_config_files
+    check stress_full_table_listing_keeps_forwarding t_stress_full_table_listing
     check stress_syn_flood_at_table_limit t_stress_syn_flood_at_table_limit
 }

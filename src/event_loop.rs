@@ -32,6 +32,7 @@ use crate::config::{Config, ConfigError, PcapPackets, DEFAULT_CONFIG_NAME};
 use crate::conntrack::events::Event;
 use crate::control::{
     dispatch, error_answer, Answer, ControlCounters, ControlServer, Dispatch, Request,
+    LISTING_FLOWS, LISTING_SLOTS,
 };
 use crate::device::TunDevice;
 use crate::filter::trace::{not_shown_line, TraceOutput};
@@ -530,7 +531,14 @@ impl EventLoop {
         match token {
             Some(token) if control.owns(token) => control.handle(token, now, &mut answer),
             Some(_) => {}
-            None => control.tick(now, &mut answer),
+            None => {
+                control.tick(now, &mut answer);
+                // One step of each listing a turn (this branch runs once a turn).
+                let fw = &self.fw;
+                control.fill_listings(now, &mut |listing, out| {
+                    listing.step(fw, now, LISTING_SLOTS, LISTING_FLOWS, out)
+                });
+            }
         }
         for slot in control.take_closed_traces() {
             self.fw.tracer_mut().remove(slot);
@@ -548,6 +556,7 @@ impl EventLoop {
         self.counters.control = *control;
         match dispatch(&mut self.fw, &self.counters, now, req) {
             Dispatch::Answer(bytes) => Answer::Once(bytes),
+            Dispatch::Listing(listing) => Answer::Listing(listing),
             Dispatch::Subscribe => Answer::Subscribe,
             Dispatch::Trace(filter) => match self.fw.tracer_mut().add(filter) {
                 Some(slot) => Answer::Trace(slot),

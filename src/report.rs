@@ -8,7 +8,7 @@ use crate::conntrack::events::Event;
 use crate::conntrack::flow::{Flow, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::{Dir, Tuple};
-use crate::control::server::ControlCounters;
+use crate::control::counters::ControlCounters;
 use crate::filter::Firewall;
 use crate::packet;
 use crate::side::Side;
@@ -235,7 +235,8 @@ pub struct FlowView {
 }
 
 impl FlowView {
-    fn of(flow: &Flow, reply: &Tuple, now: Instant) -> FlowView {
+    /// The view of `flow` (whose reply tuple is `reply`) at `now`.
+    pub fn of(flow: &Flow, reply: &Tuple, now: Instant) -> FlowView {
         let family = if flow.original.src.is_ipv4() {
             "ipv4"
         } else {

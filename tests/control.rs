@@ -10,11 +10,15 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
 use mio::{Events, Poll, Token};
 use tunfw::control::{
-    Answer, ControlCounters, ControlServer, Request, ANSWER_BUDGET, ANSWER_DEADLINE, MAX_BACKLOG,
+    Answer, ControlCounters, ControlServer, FlowFilter, FlowListing, Request, ANSWER_BUDGET,
+    ANSWER_DEADLINE, LISTING_DEADLINE, LISTING_FLOWS, LISTING_ROOM, LISTING_SLOTS, MAX_BACKLOG,
     MAX_CLIENTS, MAX_SUBSCRIBERS, REQUEST_DEADLINE, STALL_DEADLINE,
 };
+use tunfw::filter::Firewall;
 use tunfw::time::Instant;
 
 const LISTENER: Token = Token(0);
@@ -27,6 +31,12 @@ struct Rig {
     path: PathBuf,
     flows_bytes: usize,
     answered: usize,
+    /// With a firewall, `flows` is answered by a listing of its table,
+    /// stepped as the event loop steps it.
+    fw: Option<Firewall>,
+    /// The most bytes one listing step wrote, and the bytes of all steps.
+    largest_step: usize,
+    listed: usize,
 }
 
 impl Rig {
@@ -48,6 +58,9 @@ impl Rig {
             path,
             flows_bytes: 100,
             answered: 0,
+            fw: None,
+            largest_step: 0,
+            listed: 0,
         }
     }
 
@@ -62,10 +75,12 @@ impl Rig {
     fn pump(&mut self, now: Instant) {
         let flows_bytes = self.flows_bytes;
         let answered = &mut self.answered;
+        let listing = self.fw.is_some();
         let mut answer = |req: Result<Request, String>, c: &ControlCounters| {
             *answered += 1;
             match req {
                 Ok(Request::Events) => Answer::Subscribe,
+                Ok(Request::Flows(f)) if listing => Answer::Listing(FlowListing::new(f)),
                 Ok(Request::Flows(_)) => Answer::Once(vec![b'x'; flows_bytes]),
                 Ok(Request::Stats) => Answer::Once(
                     format!("{{\"accepted\":{},\"evicted\":{}}}", c.accepted, c.evicted)
@@ -90,6 +105,16 @@ impl Rig {
             let due = self.server.next_deadline() <= now;
             if due {
                 self.server.tick(now, &mut answer);
+                if let Some(fw) = &self.fw {
+                    let (largest, listed) = (&mut self.largest_step, &mut self.listed);
+                    self.server.fill_listings(now, &mut |l, out| {
+                        let before = out.len();
+                        let done = l.step(fw, now, LISTING_SLOTS, LISTING_FLOWS, out);
+                        *largest = (*largest).max(out.len() - before);
+                        *listed += out.len() - before;
+                        done
+                    });
+                }
             }
             if !any && !due {
                 return;
@@ -687,4 +712,84 @@ fn query_sends_again_a_request_turned_away_unread() {
     assert_eq!(value["n"], 3);
     server.join().unwrap();
     let _ = std::fs::remove_file(&path);
+}
+
+/// A firewall whose table holds `n` UDP flows from the LAN.
+fn firewall_with_flows(n: u16) -> Firewall {
+    let mut h = common::Harness::default_config();
+    for port in 0..n {
+        h.out(common::udp(
+            common::CLIENT,
+            common::SERVER,
+            10_000 + port,
+            53,
+            b"q",
+        ));
+    }
+    assert_eq!(h.fw.conntrack().len(), usize::from(n));
+    h.fw
+}
+
+/// The listing of a table too big for the socket: stepped only while the
+/// client has room, a bounded number of flows a step, and whole once read:
+/// the same bytes as the listing written at once.
+#[test]
+fn a_flows_listing_waits_for_its_reader_and_arrives_whole() {
+    let mut rig = Rig::new("listing");
+    rig.fw = Some(firewall_with_flows(6000));
+    let now = at(0);
+    let whole = FlowListing::new(FlowFilter::default()).complete(rig.fw.as_ref().expect("fw"), now);
+    assert!(whole.len() > 4 * LISTING_ROOM, "{} bytes", whole.len());
+    let mut c = rig.connect();
+    c.write_all(b"flows\n").unwrap();
+    rig.pump(now);
+    // Unread, the listing stops: nothing is due before the deadline, and
+    // less than the answer has been formatted.
+    assert_eq!(rig.server.next_deadline(), now + LISTING_DEADLINE);
+    assert!(
+        rig.listed < whole.len(),
+        "{} of {}",
+        rig.listed,
+        whole.len()
+    );
+    // One step: at most LISTING_FLOWS flows of some 200 bytes each.
+    assert!(
+        rig.largest_step <= LISTING_FLOWS * 400,
+        "{}",
+        rig.largest_step
+    );
+    // Read while the loop turns (at one time: the flows' timeouts stay).
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        let (text, closed) = drain(&mut c);
+        got.extend_from_slice(text.as_bytes());
+        if closed {
+            break;
+        }
+        rig.pump(now);
+    }
+    assert_eq!(got.last(), Some(&b'\n'));
+    got.pop();
+    assert!(got == whole, "the listing differs from the answer at once");
+    assert_eq!(rig.listed, whole.len());
+    assert_eq!(rig.server.client_count(), 0);
+    assert_eq!(rig.counters().closed_slow, 0);
+}
+
+/// A listing client that never reads holds its slot until the listing
+/// deadline, then is closed as slow.
+#[test]
+fn an_unread_listing_is_closed_at_the_listing_deadline() {
+    let mut rig = Rig::new("listing-unread");
+    rig.fw = Some(firewall_with_flows(6000));
+    let mut c = rig.connect();
+    c.write_all(b"flows\n").unwrap();
+    rig.pump(at(0));
+    rig.pump(at(0) + LISTING_DEADLINE - Duration::from_millis(1));
+    assert_eq!(rig.server.client_count(), 1);
+    rig.pump(at(0) + LISTING_DEADLINE);
+    assert_eq!(rig.server.client_count(), 0);
+    assert_eq!(rig.counters().closed_slow, 1);
+    let (text, closed) = drain(&mut c);
+    assert!(closed && text.starts_with('[') && !text.ends_with("]\n"));
 }

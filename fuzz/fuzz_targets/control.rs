@@ -143,6 +143,7 @@ fuzz_target!(|data: &[u8]| {
             (Ok(Request::Trace(_)), Dispatch::Trace(_)) => continue,
             (Ok(Request::Save(_)), Dispatch::Save(_)) => continue,
             (_, Dispatch::Answer(bytes)) => bytes,
+            (Ok(Request::Flows(_)), Dispatch::Listing(listing)) => listing.complete(&fw, now),
             (r, d) => panic!("{r:?} came to {d:?}"),
         };
         let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON answer");

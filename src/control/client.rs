@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use mio::net::UnixStream;
 
 use super::limits::*;
+use super::listing::{FlowListing, LISTING_ROOM};
 use super::request::{error_answer, request_line};
 use crate::time::Instant;
 
@@ -14,7 +15,8 @@ use crate::time::Instant;
 pub(super) enum Phase {
     /// Waiting for the request line.
     Request,
-    /// Writing a one-shot answer, queued at this time; closed once written.
+    /// Writing a one-shot answer, queued at this time (a listing: its
+    /// request, then its last step); closed once written.
     Answer(Instant),
     /// Streaming events; `lost`: events dropped since the last one queued.
     Events { lost: u64 },
@@ -42,6 +44,8 @@ pub(super) struct Client {
     pub(super) active: Instant,
     /// Streaming traces (not events): the tracer slot.
     pub(super) trace: Option<usize>,
+    /// A `flows` answer still being written step by step.
+    pub(super) listing: Option<FlowListing>,
 }
 
 impl Client {
@@ -55,6 +59,7 @@ impl Client {
             accepted: now,
             active: now,
             trace: None,
+            listing: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl Client {
     pub(super) fn deadline(&self) -> Instant {
         match self.phase {
             Phase::Request => self.accepted + REQUEST_DEADLINE,
+            Phase::Answer(since) if self.listing.is_some() => since + LISTING_DEADLINE,
             Phase::Answer(since) => since + ANSWER_DEADLINE,
             Phase::Events { .. } if self.pending() > 0 => self.active + STALL_DEADLINE,
             Phase::Events { .. } => Instant::NEVER,
@@ -161,6 +167,12 @@ impl Client {
         true
     }
 
+    /// Whether a listing under way may take its next step: less than
+    /// [`LISTING_ROOM`] waits to be written.
+    pub(super) fn listing_has_room(&self) -> bool {
+        self.listing.is_some() && self.pending() < LISTING_ROOM
+    }
+
     /// A subscriber that dropped events and is down to [`RESUME_BACKLOG`]
     /// gets the `LOST` line, then events again.
     pub(super) fn catch_up(&mut self, now: Instant) {
@@ -192,7 +204,7 @@ impl Client {
         }
         match self.phase {
             Phase::Request => true,
-            Phase::Answer(_) => self.pending() > 0,
+            Phase::Answer(_) => self.pending() > 0 || self.listing.is_some(),
             Phase::Events { .. } => {
                 self.catch_up(now);
                 self.flush(now).is_ok()

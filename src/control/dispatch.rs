@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use core::time::Duration;
 
+use super::listing::FlowListing;
 use super::request::{error_answer, Request, SetCommand};
 use crate::filter::Firewall;
 use crate::metrics;
@@ -22,6 +23,9 @@ pub enum Dispatch {
     /// One JSON document, to write and then close: the answer, or
     /// `{"error": ...}`.
     Answer(Vec<u8>),
+    /// The `flows` answer, to write step by step (see [`FlowListing`]) and
+    /// then close.
+    Listing(FlowListing),
     /// Reload the config (from this file, or the one tunfw started with):
     /// the caller reads the file and answers.
     Reload(Option<PathBuf>),
@@ -37,8 +41,9 @@ pub enum Dispatch {
 /// Answer `request` against `fw` at `now`, with the event loop's own
 /// counters `shell` for `stats`. Guarantees:
 ///
-/// - a request that did not parse, and every request but `reload`,
-///   `save` and `events`, is answered with one JSON document;
+/// - a request that did not parse, and every request but `flows`,
+///   `reload`, `save`, `events` and `trace`, is answered with one JSON
+///   document; `flows` with a [`FlowListing`] of its filter;
 /// - listings (`stats`, `flows`, `expectations`, `rules`) change nothing;
 /// - `flush` removes every flow and expectation, `kill` exactly the live
 ///   flows its filter matches, and each answers `{"removed": N}` with the
@@ -65,10 +70,7 @@ pub fn dispatch(
                 .collect();
             json(serde_json::Value::Object(map))
         }
-        Request::Flows(filter) => json(
-            serde_json::to_value(report::flows(fw, now, |f, reply| filter.matches(f, reply)))
-                .unwrap_or_default(),
-        ),
+        Request::Flows(filter) => Dispatch::Listing(FlowListing::new(filter)),
         Request::Expectations => {
             json(serde_json::to_value(report::expectations(fw, now)).unwrap_or_default())
         }
@@ -175,14 +177,14 @@ fn set_command(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::side::Side;
     use crate::wire::checksum::internet_checksum;
 
     /// A UDP datagram from 10.0.1.2:`sport` to 10.0.2.2:53 (no UDP checksum).
-    fn udp(sport: u16) -> Vec<u8> {
+    pub(in crate::control) fn udp(sport: u16) -> Vec<u8> {
         let mut p = vec![0u8; 28];
         p[0] = 0x45;
         p[2..4].copy_from_slice(&28u16.to_be_bytes());
@@ -205,6 +207,14 @@ mod tests {
         }
     }
 
+    /// The answer of a `flows` request, written whole.
+    fn listed(fw: &mut Firewall, now: Instant, line: &str) -> serde_json::Value {
+        match dispatch(fw, &LoopCounters::default(), now, Request::parse(line)) {
+            Dispatch::Listing(l) => serde_json::from_slice(&l.complete(fw, now)).expect("JSON"),
+            other => panic!("not a listing: {other:?}"),
+        }
+    }
+
     #[test]
     fn answers_listings_kill_and_flush_against_the_table() {
         let cfg = Config::embedded_default().expect("default");
@@ -218,9 +228,14 @@ mod tests {
         let shell = LoopCounters::default();
         let ask =
             |fw: &mut Firewall, line: &str| json(dispatch(fw, &shell, now, Request::parse(line)));
-        assert_eq!(ask(&mut fw, "flows").as_array().map(Vec::len), Some(3));
         assert_eq!(
-            ask(&mut fw, "flows port=1001").as_array().map(Vec::len),
+            listed(&mut fw, now, "flows").as_array().map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(
+            listed(&mut fw, now, "flows port=1001")
+                .as_array()
+                .map(Vec::len),
             Some(1)
         );
         assert!(ask(&mut fw, "stats").get("in.lan").is_some());

@@ -23,8 +23,12 @@ pub const RESUME_BACKLOG: usize = MAX_BACKLOG / 2;
 pub const ANSWER_BUDGET: usize = 64 << 20;
 /// From the accept to a complete request line.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
-/// From the request to the last byte of its answer written.
+/// From the request to the last byte of its answer written; for a `flows`
+/// listing, from its last step.
 pub const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+/// From a `flows` request to the last step of its listing (a million flows
+/// take a few seconds; a client reading too slowly is closed).
+pub const LISTING_DEADLINE: Duration = Duration::from_secs(60);
 /// A subscriber with output waiting that takes none of it for this long is
 /// closed.
 pub const STALL_DEADLINE: Duration = Duration::from_secs(30);

@@ -42,14 +42,20 @@
 //!   backlog at most [`MAX_BACKLOG`], at most [`MAX_SUBSCRIBERS`]
 //!   subscribers, and listings (`flows`, `expectations`, `rules`) are
 //!   refused while more than [`ANSWER_BUDGET`] bytes of answers wait.
+//! - Time: a `flows` answer is written over many turns of the loop (see
+//!   [`listing`]): one step formats at most [`LISTING_FLOWS`] flows, and
+//!   runs only while its client has less than [`LISTING_ROOM`] bytes
+//!   waiting; no request holds the packet path for long.
 //! - A subscriber that falls behind is not disconnected: events that do not
 //!   fit its backlog are dropped and counted, and once it is down to
 //!   [`RESUME_BACKLOG`] it gets `{"event":"LOST","lost":N}` (see
 //!   [`lost_line`]) and then new events again.
 
 mod client;
+pub mod counters;
 pub mod dispatch;
 pub mod limits;
+pub mod listing;
 pub mod query;
 pub mod request;
 pub mod server;
@@ -57,6 +63,7 @@ pub mod server;
 pub use client::lost_line;
 pub use dispatch::{dispatch, Dispatch};
 pub use limits::*;
+pub use listing::{FlowListing, LISTING_FLOWS, LISTING_ROOM, LISTING_SLOTS};
 pub use query::{connect, query, turned_away, ALL_BUSY, CLIENT_RETRIES, EVICTED};
-pub use request::{error_answer, request_line, Answer, FlowFilter, Request};
-pub use server::{ControlCounters, ControlServer};
+pub use request::{error_answer, request_line, FlowFilter, Request};
+pub use server::{Answer, ControlCounters, ControlServer};

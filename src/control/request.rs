@@ -280,16 +280,6 @@ pub fn request_line(bytes: &[u8]) -> Result<String, String> {
     }
 }
 
-/// How the event loop answers a request.
-pub enum Answer {
-    /// One JSON document, then close.
-    Once(Vec<u8>),
-    /// Keep the connection open and stream events to it.
-    Subscribe,
-    /// Keep the connection open and stream the traces of tracer slot N.
-    Trace(usize),
-}
-
 /// An error message as the JSON answer.
 pub fn error_answer(message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default()

@@ -9,36 +9,24 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use super::client::{Client, Input, Phase};
+pub use super::counters::ControlCounters;
 use super::limits::*;
+use super::listing::FlowListing;
 use super::query::{ALL_BUSY, EVICTED};
-use super::request::{error_answer, Answer, Request};
+use super::request::{error_answer, Request};
 use crate::time::Instant;
 
-/// What the server did with its clients: the `control.*` counters of
-/// `ctl stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ControlCounters {
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Clients closed for not sending a complete request line within
-    /// [`REQUEST_DEADLINE`].
-    pub closed_idle: u64,
-    /// Clients closed to make room for a new connection (the longest idle).
-    pub evicted: u64,
-    /// Events not queued for a subscriber that was behind, summed over the
-    /// subscribers; each was told with a `LOST` line.
-    pub events_lost: u64,
-    /// Clients closed for not taking their output: an answer not read
-    /// within [`ANSWER_DEADLINE`], or a subscriber that took nothing for
-    /// [`STALL_DEADLINE`].
-    pub closed_slow: u64,
-    /// Connections or requests turned away at a bound: a new connection when
-    /// no client could be evicted, an `events` request beyond
-    /// [`MAX_SUBSCRIBERS`], a listing while more than [`ANSWER_BUDGET`] bytes
-    /// of answers wait.
-    pub refused: u64,
-    /// Clients connected now.
-    pub clients: u64,
+/// How the event loop answers a request.
+pub enum Answer {
+    /// One JSON document, then close.
+    Once(Vec<u8>),
+    /// A `flows` answer: written step by step (see
+    /// [`ControlServer::fill_listings`]), then close.
+    Listing(FlowListing),
+    /// Keep the connection open and stream events to it.
+    Subscribe,
+    /// Keep the connection open and stream the traces of tracer slot N.
+    Trace(usize),
 }
 
 /// The listening socket and its clients.
@@ -156,10 +144,11 @@ impl ControlServer {
         self.accept_pending = true;
     }
 
-    /// When [`ControlServer::tick`] is next due: at once while connections
-    /// may be waiting, else the earliest client deadline.
+    /// When [`ControlServer::tick`] (and [`ControlServer::fill_listings`])
+    /// is next due: at once while connections may be waiting or a listing
+    /// can take a step, else the earliest client deadline.
     pub fn next_deadline(&self) -> Instant {
-        if self.accept_pending {
+        if self.accept_pending || self.clients.values().any(Client::listing_has_room) {
             return Instant::ZERO;
         }
         self.clients
@@ -341,6 +330,12 @@ impl ControlServer {
                             c.written = 0;
                             c.phase = Phase::Answer(now);
                         }
+                        Answer::Listing(listing) => {
+                            c.out = Vec::new();
+                            c.written = 0;
+                            c.phase = Phase::Answer(now);
+                            c.listing = Some(listing);
+                        }
                         Answer::Subscribe => {
                             c.phase = Phase::Events { lost: 0 };
                             c.active = now;
@@ -396,6 +391,44 @@ impl ControlServer {
             _ => {}
         }
         answer(request, &self.counters())
+    }
+
+    /// The next step of every `flows` listing whose client has less than
+    /// [`LISTING_ROOM`](super::LISTING_ROOM) waiting: `fill` appends it to
+    /// the client's output and says whether the listing is done. A done
+    /// listing's answer ends with a newline; its client has
+    /// [`ANSWER_DEADLINE`] from then to take the rest, and is closed once
+    /// it has. The work of a call is bounded by what `fill` does, once per
+    /// client ([`MAX_CLIENTS`] at most).
+    pub fn fill_listings(
+        &mut self,
+        now: Instant,
+        fill: &mut impl FnMut(&mut FlowListing, &mut Vec<u8>) -> bool,
+    ) {
+        let mut gone = Vec::new();
+        for (token, c) in self.clients.iter_mut() {
+            if !c.listing_has_room() {
+                continue;
+            }
+            if c.written > 0 {
+                c.out.drain(..c.written);
+                c.written = 0;
+            }
+            let Some(listing) = c.listing.as_mut() else {
+                continue;
+            };
+            if fill(listing, &mut c.out) {
+                c.out.push(b'\n');
+                c.listing = None;
+                c.phase = Phase::Answer(now);
+            }
+            if !c.progress(now) {
+                gone.push(*token);
+            }
+        }
+        for token in gone {
+            self.close(token);
+        }
     }
 
     /// Send event lines (each ending in a newline) to every subscriber. A
