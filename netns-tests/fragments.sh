@@ -153,13 +153,24 @@ snmp() {
     ip netns exec "$ns" nstat -asz "$@" |
         awk -v names="$*" '{ v[$1] = $2 } END { n = split(names, k, " "); for (i = 1; i <= n; i++) printf "%d ", v[k[i]] }'
 }
-# echo_counts: ICMP and ICMPv6 echo counters of the client, the server and
-# tunfw's rules: client requests out and replies in (v4, v6), server replies
-# out (v4, v6), tunfw's icmp-out, icmpv6-out, icmp-in, icmpv6-in.
+# echo_counts: ICMP and ICMPv6 counters of the client, the server and
+# tunfw's rules: client echo requests out and ICMP messages in (v4, v6),
+# server echo replies out (v4, v6), tunfw's icmp-out, icmpv6-out, icmp-in,
+# icmpv6-in. The client counts every message in, not only echo replies:
+# icmp-in also accepts errors RELATED to the client's flows (one CI run saw
+# one more ICMPv6 message accepted than echo replies arrived), and every
+# ICMP message the client receives crossed tunfw.
 echo_counts() {
-    snmp "$NS_CLIENT" IcmpOutEchos Icmp6OutEchos IcmpInEchoReps Icmp6InEchoReplies
+    snmp "$NS_CLIENT" IcmpOutEchos Icmp6OutEchos IcmpInMsgs Icmp6InMsgs
     snmp "$NS_SERVER" IcmpOutEchoReps Icmp6OutEchoReplies
     echo "$(rule_pkts outbound icmp-out) $(rule_pkts outbound icmpv6-out) $(rule_pkts inbound icmp-in) $(rule_pkts inbound icmpv6-in)"
+}
+
+# nstat_moved BEFORE AFTER REGEX: "name +delta" of the counters matching
+# REGEX that differ between two `nstat -asz` outputs.
+nstat_moved() {
+    awk -v re="$3" 'FNR == NR { a[$1] = $2; next }
+        $1 ~ re && $2 != a[$1] { printf "%s +%d ", $1, $2 - a[$1] }' "$1" "$2"
 }
 
 vmrss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$TUNFW_PID/status"; }
@@ -178,6 +189,8 @@ tf_attack() {
     mkdir -p "$d"
     for k in $names; do c0[$k]=$(ctr "$k"); done
     read -r -a e0 < <(echo_counts)
+    ip netns exec "$NS_CLIENT" nstat -asz >"$d/client.nstat0"
+    ip -n "$NS_CLIENT" -s -s link show tfw-lan >"$d/client.link0"
     rss0=$(vmrss_kib)
     ring0=$(in_server cat /sys/class/net/tfw-wan/statistics/tx_dropped)
     # ip netns exec execs python: $! is the attacker's own pid, which kill
@@ -212,6 +225,8 @@ tf_attack() {
     wait "${pids[@]}"
     wait $apid || { note "attacker failed: $(cat "$d/attack.err")"; return 1; }
     read -r -a e1 < <(echo_counts)
+    ip netns exec "$NS_CLIENT" nstat -asz >"$d/client.nstat1"
+    ip -n "$NS_CLIENT" -s -s link show tfw-lan >"$d/client.link1"
     rss1=$(vmrss_kib)
     ring1=$(in_server cat /sys/class/net/tfw-wan/statistics/tx_dropped)
     for k in $names; do c1[$k]=$(ctr "$k"); done
@@ -231,7 +246,8 @@ tf_attack() {
         awk -v a="$avg" -v m=$FRAG_ATTACK_RTT_MS 'BEGIN { exit !(a >= 0 && a < m) }' || { note "$f: average RTT not under $FRAG_ATTACK_RTT_MS ms"; ok=0; }
     done
     # Where the echoes went, each family: every request the client sent
-    # crossed tunfw, and every reply tunfw accepted reached the client. As
+    # crossed tunfw, and every ICMP message tunfw accepted (the replies and
+    # any RELATED error) reached the client. As
     # tunfw dropped nothing but the attack's overlaps (below), the replies
     # the server sent and tunfw did not accept never reached it: they were
     # lost in tfw-wan's ring (tx_dropped).
@@ -240,13 +256,21 @@ tf_attack() {
         fam=$((i ? 6 : 4))
         sent=$((e1[i] - e0[i])) req=$((e1[6 + i] - e0[6 + i])) got=$((e1[2 + i] - e0[2 + i]))
         srv=$((e1[4 + i] - e0[4 + i])) rep=$((e1[8 + i] - e0[8 + i]))
-        note "IPv$fam echoes: client sent $sent, tunfw forwarded $req; server replied $srv, tunfw accepted and forwarded $rep, client got $got"
+        note "IPv$fam echoes: client sent $sent, tunfw forwarded $req; server replied $srv, tunfw accepted and forwarded $rep ICMP messages, client got $got"
         [ "$req" = "$sent" ] && [ "$got" = "$rep" ] || {
-            note "IPv$fam: echoes lost between tunfw and the client (tunfw tx_error.lan $(ctr tx_error.lan);" \
+            note "IPv$fam: requests or ICMP messages lost between tunfw and the client (tunfw tx_error.lan $(ctr tx_error.lan);" \
                 "client's kernel: $(ip netns exec "$NS_CLIENT" nstat -asz IpReasmFails IpReasmTimeout Ip6ReasmFails Ip6ReasmTimeout Icmp6InCsumErrors IcmpInCsumErrors Ip6InDiscards | awk '{ printf "%s %s ", $1, $2 }'))"
+            note "IPv$fam: the client's counters that moved: $(nstat_moved "$d/client.nstat0" "$d/client.nstat1" '^(Icmp|Ip6|Ip[A-Z])')"
+            note "IPv$fam: tfw-lan in the client, before: $(tr -s ' \n' ' ' <"$d/client.link0")"
+            note "IPv$fam: tfw-lan in the client, after: $(tr -s ' \n' ' ' <"$d/client.link1")"
             ok=0
         }
     done
+    # Messages besides echo replies (RELATED errors), for the record.
+    local others
+    others=$(nstat_moved "$d/client.nstat0" "$d/client.nstat1" '^Icmp6?In' |
+        awk '{ for (i = 1; i < NF; i += 2) if ($i !~ /^Icmp6?In(Msgs|EchoReps|EchoReplies|Type129)$/) printf "%s %s ", $i, $(i + 1) }')
+    [ -z "$others" ] || note "the client also received: $others"
     [ $dl_bad = 0 ] && [ $dl_ok -ge $((secs / FRAG_ATTACK_DL_EVERY > 0 ? secs / FRAG_ATTACK_DL_EVERY : 1)) ] ||
         { note "downloads failed or fewer than one every $FRAG_ATTACK_DL_EVERY s: $(tail -3 "$d/curl.err")"; ok=0; }
     awk -v a="$dl_max" -v m=$FRAG_ATTACK_DL_MAX_S 'BEGIN { exit !(a < m) }' || { note "a download took ${dl_max}s, not under $FRAG_ATTACK_DL_MAX_S s"; ok=0; }

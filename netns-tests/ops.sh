@@ -13,19 +13,20 @@ idle_connection() {
 
 flows_on_port() { tunfw_ctl flows --port "$1" | grep -c "^tcp" ; }
 
-# A rate-limited download long enough that its flow is still open while it is
-# listed and the config is reloaded: 32 MiB at 8 MiB/s. (With offloads a
-# 1 MiB file fits in the client's socket buffer: the server is done and the
-# flow past ESTABLISHED within milliseconds, while curl still drains it.)
+# A paced download long enough that its flow is still open while it is
+# listed and the config is reloaded: 32 MiB at 8 MiB/s, paced by the server
+# (slow_download). (curl's own --limit-rate does not keep it open: a 1 MiB
+# file fits in the client's socket buffer, the server is done and the flow
+# past ESTABLISHED within milliseconds, while curl still drains it.)
 t_ops_flows_listed_during_transfer_and_reload_keeps_it() {
     local out="$TOPO_DIR/slow.blob" pid want got
     [ -s "$TOPO_DIR/www/big" ] || head -c 33554432 /dev/urandom >"$TOPO_DIR/www/big"
     slow_download big 8M "$out" || return 1
     pid=$DOWNLOAD_PID
-    tunfw_ctl flows --port 8080 | head -1 | sed 's/^/    listed: /'
+    tunfw_ctl flows --port $SLOW_PORT | head -1 | sed 's/^/    listed: /'
     tunfw_ctl reload >"$TOPO_DIR/reload.out" 2>&1 || { note "reload: $(cat "$TOPO_DIR/reload.out")"; kill $pid; return 1; }
     note "$(cat "$TOPO_DIR/reload.out") (during the transfer)"
-    tunfw_ctl flows --port 8080 | grep -q "^tcp" || { note "the flow is gone after the reload"; kill $pid; return 1; }
+    tunfw_ctl flows --port $SLOW_PORT | grep -q "^tcp" || { note "the flow is gone after the reload"; kill $pid; return 1; }
     wait $pid || { note "the transfer died across the reload"; return 1; }
     want=$(sha256sum <"$TOPO_DIR/www/big" | cut -d' ' -f1)
     got=$(sha256sum <"$out" | cut -d' ' -f1)

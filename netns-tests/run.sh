@@ -108,14 +108,18 @@ ctl_worst_ms() {
     done
     echo $worst
 }
-# slow_download FILE RATE OUT: start curl of the server's FILE at RATE into
-# OUT in the background (its pid in DOWNLOAD_PID) and wait until tunfw
-# lists its flow ESTABLISHED and ASSURED.
+# slow_download FILE RATE OUT: start curl of the server's FILE, sent by the
+# paced server (SLOW_PORT, paced_http.py) at RATE (bytes a second, K and M
+# suffixes as 1024 and 1048576), into OUT in the background (its pid in
+# DOWNLOAD_PID) and wait until tunfw lists its flow ESTABLISHED and ASSURED.
+SLOW_PORT=8081
 slow_download() {
+    local rate
+    rate=$(numfmt --from=iec "$2") || return 1
     rm -f "$3"
-    in_client curl -sS --limit-rate "$2" --max-time 30 -o "$3" "http://$SERVER_IP:8080/$1" &
+    in_client curl -sS --max-time 60 -o "$3" "http://$SERVER_IP:$SLOW_PORT/$1?rate=$rate" &
     DOWNLOAD_PID=$!
-    wait_until eval "tunfw_ctl flows --port 8080 --state ESTABLISHED | grep -q ASSURED" ||
+    wait_until eval "tunfw_ctl flows --port $SLOW_PORT --state ESTABLISHED | grep -q ASSURED" ||
         { note "download not listed ASSURED"; kill $DOWNLOAD_PID; return 1; }
 }
 listening() { ip netns exec "$1" ss -Hln "$2" "sport = :$3" | grep -q .; }
@@ -132,9 +136,11 @@ start_servers() {
     mkdir -p "$TOPO_DIR/www"
     head -c 1048576 /dev/urandom >"$TOPO_DIR/www/blob"
     bg in_server python3 -m http.server 8080 --bind $SERVER_IP --directory "$TOPO_DIR/www" >/dev/null 2>&1
+    bg in_server python3 "$HERE/paced_http.py" $SERVER_IP $SLOW_PORT "$TOPO_DIR/www" >/dev/null 2>&1
     bg in_server socat UDP4-RECVFROM:5000,bind=$SERVER_IP,fork,reuseaddr EXEC:cat
     bg in_client socat TCP4-LISTEN:7000,bind=$CLIENT_IP,reuseaddr,fork EXEC:"echo client-secret"
-    wait_until listening "$NS_SERVER" -t 8080 && wait_until listening "$NS_SERVER" -u 5000 &&
+    wait_until listening "$NS_SERVER" -t 8080 && wait_until listening "$NS_SERVER" -t $SLOW_PORT &&
+        wait_until listening "$NS_SERVER" -u 5000 &&
         wait_until listening "$NS_CLIENT" -t 7000
 }
 
