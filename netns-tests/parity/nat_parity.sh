@@ -175,7 +175,7 @@ kernel_up || { echo "kernel topology failed" >&2; exit 2; }
 nice -n 10 python3 "$HERE/nat_replay.py" kernel "$WORK/kernel.out" "${ARGS[@]}" || exit 2
 down
 tunfw_up || { echo "tunfw topology failed" >&2; exit 2; }
-nice -n 10 python3 "$HERE/nat_replay.py" tunfw "$WORK/tunfw.out" "${ARGS[@]}" || exit 2
+TUNFW_CONTROL=$CONTROL nice -n 10 python3 "$HERE/nat_replay.py" tunfw "$WORK/tunfw.out" "${ARGS[@]}" || exit 2
 [ -z "${NAT_PARITY_KEEP:-}" ] || cp "$WORK/kernel.out" "$WORK/tunfw.out" "$NAT_PARITY_KEEP"/
 down
 python3 "$HERE/nat_replay.py" compare "$WORK/kernel.out" "$WORK/tunfw.out"

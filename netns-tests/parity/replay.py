@@ -162,6 +162,27 @@ def key(version, ip_id):
     return V6_KEY | ip_id if version == 6 else ip_id
 
 
+def turn_barrier():
+    """In tunfw mode (TUNFW_CONTROL names its control socket): one `stats`
+    request, answered once every packet tunfw had read before the sentinel
+    that just arrived has been handled. tunfw reads its devices' queues in
+    turns (a queue may be served before another in one turn), so a test
+    packet on another queue than its sentinel can leave just after it; the
+    request, sent after the sentinel arrived, is read in a later turn than
+    the one that forwarded the sentinel, which also read the test packet.
+    Nothing to wait for in kernel mode (one CPU: in order)."""
+    path = os.environ.get("TUNFW_CONTROL")
+    if not path:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as ctl:
+        ctl.settimeout(5)
+        ctl.connect(path)
+        ctl.sendall(b"stats\n")
+        ctl.shutdown(socket.SHUT_WR)
+        while ctl.recv(65536):
+            pass
+
+
 def await_ids(receiver, wanted, timeout=3.0):
     """(key, length) of what arrived until every key in `wanted` did (or
     the timeout), and whether they did."""
@@ -307,6 +328,9 @@ def main():
                 seen, ok = await_ids(receiver, {key(v, mark)})
                 if not ok:
                     raise SystemExit(f"{mode}: {name}: sentinel lost; the sentinel flow expired or the firewall stalled")
+                if mode == "tunfw":
+                    turn_barrier()
+                    seen += receiver.drain()
                 got = [str(n) for k, n in seen if k == key(v, number)]
                 arrivals.append("1" if got else "0")
                 sizes.append("+".join(got) or "-")
