@@ -16,7 +16,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::answer;
-use crate::chain::{Chain, Decider};
+use crate::chain::Chain;
 use crate::config::{Config, Ipv6Mode, OnReload};
 use crate::conntrack::config::{ConntrackConfig, HelperConfig};
 use crate::conntrack::flow::{Flow, FlowId, ProtoState};
@@ -29,7 +29,7 @@ use crate::datagram::{DatagramBuffers, Leaving};
 use crate::defrag::{Family, Outcome, Reassembled, Reassembler};
 use crate::helpers::ftp::FtpState;
 use crate::helpers::glue::{FtpHelper, HelpVerdict};
-use crate::limits::{Limit, SourceLimiter};
+use crate::limits::SourceLimiter;
 use crate::nat::packet_plan::{self, Plan};
 use crate::nat::Nat;
 use crate::packet::{self, IcmpInfo, IpInfo, Packet, ParseError, TcpInfo, Transport, UdpInfo};
@@ -37,7 +37,7 @@ use crate::ratelimit::TokenBucket;
 use crate::rules::{Action, MatchContext};
 use crate::sets::Sets;
 use crate::side::Side;
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, InvalidReason, Stats};
 use crate::time::Instant;
 use crate::verdict::{Fate, Verdict};
 use crate::wire::tcp::{flags, SeqNum};
@@ -45,9 +45,11 @@ use crate::wire::vnet::{self, VnetHeader};
 use crate::wire::{icmp, icmpv6, ipv4, ipv6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use translation::NewFlowError;
 
+mod rule_step;
 pub mod trace;
 mod translation;
 
+use rule_step::{RuleStep, Rules};
 use trace::{FlowView, TraceRecord, Tracer};
 
 /// How many table slots one expiry step looks at at most (bounds event-loop pauses).
@@ -532,27 +534,11 @@ impl Firewall {
         }
         let pkt = match packet::parse_with(buf, vnet) {
             Ok(p) => p,
-            Err(ParseError::Invalid(reason)) => {
-                self.stats.count_invalid(reason);
-                if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
-                    log::debug!("invalid {}: {reason}: {} bytes", side.as_str(), buf.len());
-                }
-                return Verdict {
-                    invalid: Some(reason),
-                    logged: self.settings.log_invalid && self.settings.log_limit.take(now),
-                    ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
-                };
-            }
+            Err(ParseError::Invalid(reason)) => return self.malformed(reason, side, len, now),
             Err(ParseError::Fragment) => return self.reassemble::<TRACE>(side, buf, answer, now),
         };
         if TRACE {
-            let t = Tuple::of_packet(&pkt);
-            self.scratch.len = len;
-            self.scratch.tuple = Some(t);
-            self.scratch.before = self
-                .conntrack
-                .peek(&t, now)
-                .map(|(f, dir)| FlowView::of(f, dir));
+            self.trace_begin(&pkt, len, now);
         }
         let original: &[u8] = quote.unwrap_or(buf);
         if let (IpAddr::V6(src), IpAddr::V6(dst)) = (pkt.ip.src, pkt.ip.dst) {
@@ -577,11 +563,7 @@ impl Firewall {
             self.scratch.invalid = tracked.invalid;
         }
         if let Some(reason) = tracked.invalid {
-            self.stats.count_invalid(reason);
-            if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
-                let tuple = Tuple::of_packet(&pkt).describe();
-                log::debug!("invalid {}: {reason}: {tuple}", side.as_str());
-            }
+            self.count_invalid(reason, side, &pkt, now);
         }
         // The TTL (hop limit) is checked after conntrack, as Linux's
         // ip_forward and ip6_forward run after PREROUTING: the packet has
@@ -601,61 +583,18 @@ impl Firewall {
         // What the rules see: the packet itself unless NAT changes their view.
         let translated_view = packet_plan::view(&pkt, &plan);
         let seen = translated_view.as_ref().unwrap_or(&pkt);
-        let chain = &mut self.settings.chains[side.index()];
-        let ctx = MatchContext {
-            sets: &self.sets,
-            now,
-        };
-        let (mut action, decider) = chain.evaluate(seen, tracked.state, &ctx);
-        let mut over_limit = false;
-        if let (Action::Accept, Decider::Rule(i), FlowRef::Pending(_), CtState::New) =
-            (action, decider, &tracked.flow, tracked.state)
-        {
-            if let Some(limit) = chain.rules.get(i).and_then(|r| r.limit.as_ref()) {
-                let rule = ((side.index() as u32) << 24) | (i as u32 & 0xff_ffff);
-                over_limit = over_source_limit(
-                    limit,
-                    rule,
-                    seen.ip.src,
-                    &self.conntrack,
-                    &mut self.limiter,
-                    &mut self.sets,
-                    now,
-                );
-                if over_limit {
-                    action = Action::Drop;
-                }
-            }
-        }
-        let chain = &mut self.settings.chains[side.index()];
-        let ctx = MatchContext {
-            sets: &self.sets,
-            now,
-        };
-        if TRACE {
-            let rec = &mut self.scratch;
-            let (_, _, evaluated) = chain.trace(seen, tracked.state, &ctx, &mut rec.misses);
-            rec.evaluated = evaluated;
-            rec.decider = Some(decider);
-            rec.action = Some(action);
-            rec.seen = translated_view.as_ref().map(Tuple::of_packet);
-        }
-        let wants_log = chain.wants_log(decider)
-            || (self.settings.log_invalid && tracked.invalid.is_some() && action != Action::Accept);
+        let RuleStep {
+            action,
+            decider,
+            drop_reason,
+            wants_log,
+        } = self.rule_step::<TRACE>(seen, translated_view.is_some(), side, &tracked, now);
         let state = Some(tracked.state);
         let mut plan = plan;
         let mut ftp_edit = None;
         let mut verdict = match action {
             Action::Accept => self.accept(&pkt, side, &tracked, &mut plan, &mut ftp_edit, now),
-            Action::Drop => Verdict::dropped(
-                match decider {
-                    _ if over_limit => DropReason::SourceLimit,
-                    Decider::Rule(_) => DropReason::RuleDrop,
-                    Decider::Policy if side == Side::Lan => DropReason::PolicyOutbound,
-                    Decider::Policy => DropReason::PolicyInbound,
-                },
-                state,
-            ),
+            Action::Drop => Verdict::dropped(drop_reason, state),
             Action::Reject => Verdict {
                 answer_len: self.reject(&pkt, side, original, answer, now),
                 ..Verdict::dropped(DropReason::RuleReject, state)
@@ -663,11 +602,7 @@ impl Firewall {
         };
         verdict.decided_by = Some((side, decider));
         verdict.invalid = tracked.invalid;
-        verdict.logged = if verdict.fate == Fate::Drop(DropReason::TableFull) {
-            self.table_full_log_limit.take(now)
-        } else {
-            wants_log && self.settings.log_limit.take(now)
-        };
+        verdict.logged = self.logs(&verdict, wants_log, now);
         if verdict.forwards() {
             let outgoing = Outgoing {
                 header_len: pkt.ip.header_len,
@@ -681,6 +616,78 @@ impl Firewall {
             self.rewrite_outgoing(room, len, vnet, &plan, ftp_edit, outgoing, &mut verdict);
         }
         verdict
+    }
+
+    /// A packet that does not parse (`reason`), `len` bytes from `side`:
+    /// counted, logged (rate-limited) as `log_invalid` says, dropped.
+    fn malformed(
+        &mut self,
+        reason: InvalidReason,
+        side: Side,
+        len: usize,
+        now: Instant,
+    ) -> Verdict {
+        self.stats.count_invalid(reason);
+        if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
+            log::debug!("invalid {}: {reason}: {len} bytes", side.as_str());
+        }
+        Verdict {
+            invalid: Some(reason),
+            logged: self.settings.log_invalid && self.settings.log_limit.take(now),
+            ..Verdict::dropped(DropReason::Malformed, Some(CtState::Invalid))
+        }
+    }
+
+    /// Count the reason conntrack found `pkt` INVALID, and with `-v` say so
+    /// (rate-limited; the line is formatted only when it is written).
+    fn count_invalid(&mut self, reason: InvalidReason, side: Side, pkt: &Packet, now: Instant) {
+        self.stats.count_invalid(reason);
+        if log::log_enabled!(log::Level::Debug) && self.debug_log_limit.take(now) {
+            let tuple = Tuple::of_packet(pkt).describe();
+            log::debug!("invalid {}: {reason}: {tuple}", side.as_str());
+        }
+    }
+
+    /// Start the trace record of `pkt` (`len` bytes): its tuple and its
+    /// flow as it was before the packet.
+    fn trace_begin(&mut self, pkt: &Packet, len: usize, now: Instant) {
+        let t = Tuple::of_packet(pkt);
+        self.scratch.len = len;
+        self.scratch.tuple = Some(t);
+        self.scratch.before = self
+            .conntrack
+            .peek(&t, now)
+            .map(|(f, dir)| FlowView::of(f, dir));
+    }
+
+    /// The rule step (see [`Rules::decide`]) on `seen` from `side`.
+    fn rule_step<const TRACE: bool>(
+        &mut self,
+        seen: &Packet,
+        translated: bool,
+        side: Side,
+        tracked: &Tracked,
+        now: Instant,
+    ) -> RuleStep {
+        Rules {
+            chain: &mut self.settings.chains[side.index()],
+            sets: &mut self.sets,
+            limiter: &mut self.limiter,
+            conntrack: &self.conntrack,
+            log_invalid: self.settings.log_invalid,
+        }
+        .decide::<TRACE>(seen, translated, side, tracked, now, &mut self.scratch)
+    }
+
+    /// Whether the packet of `verdict` is logged: a drop for a full table
+    /// through its own rate limit (the README's "conntrack table full"
+    /// line), the others when the rules want it, through the log's.
+    fn logs(&mut self, verdict: &Verdict, wants_log: bool, now: Instant) -> bool {
+        if verdict.fate == Fate::Drop(DropReason::TableFull) {
+            self.table_full_log_limit.take(now)
+        } else {
+            wants_log && self.settings.log_limit.take(now)
+        }
     }
 
     /// Make the forwarded packet `room[..len]` what leaves: its NAT
@@ -995,42 +1002,6 @@ impl Firewall {
         self.stats.sent_icmp += u64::from(built.is_some());
         built.unwrap_or(0)
     }
-}
-
-/// Whether a new flow from `src` that rule `rule` (chain and number)
-/// accepts is over the rule's `limit`: its source has
-/// `per_source_states` live flows, or its token bucket is empty. Over it,
-/// the source is added to the overload set if the limit names one.
-/// Never allocates.
-fn over_source_limit(
-    limit: &Limit,
-    rule: u32,
-    src: IpAddr,
-    conntrack: &Table,
-    limiter: &mut SourceLimiter,
-    sets: &mut Sets,
-    now: Instant,
-) -> bool {
-    let too_many = limit
-        .per_source_states
-        .is_some_and(|max| conntrack.sources.count(src) >= max);
-    // The states limit first: a source at it spends no token.
-    let over = too_many
-        || limit
-            .per_source_rate
-            .is_some_and(|rate| !limiter.take(rule, src, rate, now));
-    if over {
-        if let Some(set) = &limit.overload {
-            let timeout = limit
-                .overload_timeout
-                .map(|t| core::time::Duration::from_secs(u64::from(t)));
-            match sets.add_host(set.index, src, timeout, now) {
-                Ok(()) => limiter.stats.overloaded += 1,
-                Err(_) => limiter.stats.overload_failed += 1,
-            }
-        }
-    }
-    over
 }
 
 /// The source and destination in the IP header at the start of `packet`.

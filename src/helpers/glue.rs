@@ -11,7 +11,7 @@ use super::ftp::{announced_address, Command, FtpState, Inspect};
 use crate::conntrack::expect::{ExpectKey, ExpectRefused, Expectations, NatFollow};
 use crate::conntrack::flow::FlowId;
 use crate::conntrack::table::Conntrack;
-use crate::conntrack::tuple::Dir;
+use crate::conntrack::tuple::{Dir, Tuple};
 use crate::matchers::Family;
 use crate::packet::{Packet, Transport};
 use crate::ratelimit::TokenBucket;
@@ -79,6 +79,26 @@ pub struct Announced {
 /// An announcement as the parser found it: command, address as written,
 /// port, and where its arguments are in the segment (see [`Inspect`]).
 type Announcement = (Command, Option<IpAddr>, u16, Option<(usize, usize)>);
+
+/// An announcement to file: the control flow, the announcing packet's
+/// direction and what its line said.
+struct Filing {
+    /// The control flow.
+    master: FlowId,
+    /// Its original tuple (for log lines).
+    control: Tuple,
+    /// The direction of the packet that announced.
+    dir: Dir,
+    command: Command,
+    /// The address announced, as the kernel reads it (see
+    /// [`announced_address`]).
+    announced: IpAddr,
+    port: u16,
+    /// The other party: where the data connection comes from.
+    peer: IpAddr,
+    /// The expectation's timeout.
+    timeout: Duration,
+}
 
 /// How many ports a translated announcement tries (the kernel's
 /// `nf_nat_exp_find_port`: the announced one, then random ones above it).
@@ -194,22 +214,18 @@ impl FtpHelper {
         self.stats.announcements += 1;
         // The kernel's anti-bounce check: the address must be the sender's
         // own (on IPv6, PORT and 227 overwrite only its first 4 bytes).
-        let announced = announced_address(addr, sender);
-        if announced != sender {
-            self.stats.refused_address += 1;
-            if self.log_limit.take(now) {
-                let written = addr.unwrap_or(announced);
-                let note = if written.is_ipv4() && family == Family::V6 {
-                    " (an IPv4 address on an IPv6 control flow)"
-                } else {
-                    ""
-                };
-                log::info!(
-                    "ftp {}: {} announces {written}:{port}{note}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
-                    describe(),
-                    command.as_str()
-                );
-            }
+        let filing = Filing {
+            master: id,
+            control: view.flow.original,
+            dir,
+            command,
+            announced: announced_address(addr, sender),
+            port,
+            peer,
+            timeout,
+        };
+        if filing.announced != sender {
+            self.refuse_bounce(&filing, addr, sender, now);
             return HelpVerdict::Accept;
         }
         // One pending expectation per control flow: a new one replaces it
@@ -222,50 +238,60 @@ impl FtpHelper {
             }
         }
         if translated {
-            let Some(span) = span else {
-                // Not reached: a translated flow keeps no partial line.
-                return HelpVerdict::Drop;
-            };
             // The data connection comes from where this packet goes.
-            let addr = tuple(dir.other()).dst;
-            let follow = NatFollow {
-                dir: dir.other(),
-                port,
-            };
-            let Some((eid, mapped)) =
-                self.expect_translated(view.expectations, id, peer, addr, follow, timeout, now)
-            else {
-                return HelpVerdict::Drop;
-            };
-            view.state.expectation = Some(eid);
-            self.stats.nat_announcements += 1;
-            if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
-                log::debug!(
-                    "ftp {}: {} {announced}:{port} expects {peer} -> {addr}:{mapped} (translated)",
-                    describe(),
-                    command.as_str()
-                );
-            }
-            return HelpVerdict::Rewrite(Announced {
-                command,
-                span,
-                addr,
-                port: mapped,
-            });
+            let to = tuple(dir.other()).dst;
+            return self.expect_rewritten(view.expectations, view.state, &filing, to, span, now);
         }
+        self.expect_announced(view.expectations, view.state, &filing, now)
+    }
+
+    /// Log (rate-limited) an announcement refused by the anti-bounce
+    /// check: its address (`written`, or the sender's with its first bytes
+    /// overwritten) is not the sender's own.
+    fn refuse_bounce(&mut self, f: &Filing, written: Option<IpAddr>, sender: IpAddr, now: Instant) {
+        self.stats.refused_address += 1;
+        if self.log_limit.take(now) {
+            let written = written.unwrap_or(f.announced);
+            let note = if written.is_ipv4() && sender.is_ipv6() {
+                " (an IPv4 address on an IPv6 control flow)"
+            } else {
+                ""
+            };
+            log::info!(
+                "ftp {}: {} announces {written}:{}{note}, not the sender's own address {sender}; nothing expected (FTP bounce refused)",
+                f.control.describe(),
+                f.command.as_str(),
+                f.port,
+            );
+        }
+    }
+
+    /// File the expectation of an untranslated announcement: `peer` to the
+    /// announced address and port. Dropped (counted) when the table of
+    /// expectations is full.
+    fn expect_announced(
+        &mut self,
+        expectations: &mut Expectations,
+        state: &mut FtpState,
+        f: &Filing,
+        now: Instant,
+    ) -> HelpVerdict {
         let key = ExpectKey {
-            src: peer,
-            dst: announced,
-            dport: port,
+            src: f.peer,
+            dst: f.announced,
+            dport: f.port,
         };
-        match view.expectations.insert(key, id, timeout, now) {
+        match expectations.insert(key, f.master, f.timeout, now) {
             Ok(eid) => {
-                view.state.expectation = Some(eid);
+                state.expectation = Some(eid);
                 if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
                     log::debug!(
-                        "ftp {}: {} expects {peer} -> {announced}:{port}",
-                        describe(),
-                        command.as_str()
+                        "ftp {}: {} expects {} -> {}:{}",
+                        f.control.describe(),
+                        f.command.as_str(),
+                        f.peer,
+                        f.announced,
+                        f.port
                     );
                 }
                 HelpVerdict::Accept
@@ -275,6 +301,52 @@ impl FtpHelper {
                 HelpVerdict::Drop
             }
         }
+    }
+
+    /// File the expectation of a translated announcement (the data
+    /// connection from `peer` to `to`, the address this packet goes to)
+    /// and say what NAT writes into the line at `span`: `to` and the port
+    /// filed. Dropped when no port was free.
+    fn expect_rewritten(
+        &mut self,
+        expectations: &mut Expectations,
+        state: &mut FtpState,
+        f: &Filing,
+        to: IpAddr,
+        span: Option<(usize, usize)>,
+        now: Instant,
+    ) -> HelpVerdict {
+        let Some(span) = span else {
+            // Not reached: a translated flow keeps no partial line.
+            return HelpVerdict::Drop;
+        };
+        let follow = NatFollow {
+            dir: f.dir.other(),
+            port: f.port,
+        };
+        let Some((eid, mapped)) =
+            self.expect_translated(expectations, f.master, f.peer, to, follow, f.timeout, now)
+        else {
+            return HelpVerdict::Drop;
+        };
+        state.expectation = Some(eid);
+        self.stats.nat_announcements += 1;
+        if log::log_enabled!(log::Level::Debug) && self.log_limit.take(now) {
+            log::debug!(
+                "ftp {}: {} {}:{} expects {} -> {to}:{mapped} (translated)",
+                f.control.describe(),
+                f.command.as_str(),
+                f.announced,
+                f.port,
+                f.peer
+            );
+        }
+        HelpVerdict::Rewrite(Announced {
+            command: f.command,
+            span,
+            addr: to,
+            port: mapped,
+        })
     }
 
     /// File the expectation of a translated announcement from `peer` to
