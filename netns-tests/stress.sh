@@ -54,22 +54,18 @@ flood_check() {
     return $rc
 }
 
-# open_udp_flow PORT DPORT: the client sends one datagram, so that the flood
-# of its reply tuple (or of the flow itself) is ESTABLISHED.
-open_udp_flow() {
-    in_client python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2]))); s.sendto(b"x", (sys.argv[3], int(sys.argv[4])))' \
-        "$CLIENT_IP" "$1" "$SERVER_IP" "$2"
-    wait_until eval "tunfw_ctl flows --port $1 | grep -q ."
-}
-
+# Each forwarded flood is on a flow of another of its device's queues than
+# the client's pings (apart_port, run.sh).
 t_stress_forwarded_flood_from_wan() {
-    open_udp_flow 40021 7023 || { note "no flow to flood"; return 1; }
-    flood_check forwarded.wan 100000 "$NS_SERVER" --udp --flood -s 7023 -k -p 40021 -d 100 "$CLIENT_IP"
+    local p
+    p=$(apart_port wan 40021 7023) || { note "no flow to flood"; return 1; }
+    flood_check forwarded.wan 100000 "$NS_SERVER" --udp --flood -s "$p" -k -p 40021 -d 100 "$CLIENT_IP"
 }
 
 t_stress_forwarded_flood_from_lan() {
-    open_udp_flow 40022 7024 || { note "no flow to flood"; return 1; }
-    flood_check forwarded.lan 100000 "$NS_CLIENT" --udp --flood -s 40022 -k -p 7024 -d 100 "$SERVER_IP"
+    local p
+    p=$(apart_port lan 7024 40022) || { note "no flow to flood"; return 1; }
+    flood_check forwarded.lan 100000 "$NS_CLIENT" --udp --flood -s "$p" -k -p 7024 -d 100 "$SERVER_IP"
 }
 
 # New UDP flows from random sources at the client: the inbound policy drops them.

@@ -657,6 +657,9 @@ impl EventLoop {
             if Some(queue) == self.devices[side.index()].fragment_queue() {
                 self.counters.fragment_queue_reads[side.index()] += 1;
             }
+            if let Some(reads) = self.counters.queue_reads[side.index()].get_mut(queue) {
+                *reads += 1;
+            }
             if self.passthrough {
                 // The virtio-net header, if any, goes on with the packet.
                 self.write(side.other(), &bufs.packet[..n]);

@@ -380,6 +380,14 @@ pub const FAMILIES: &[FamilySpec] = &[
         "tunfw_loop_fragment_queue_reads",
         "Packets read from the device's fragment queue",
     )),
+    FamilySpec {
+        label: Some("queue"),
+        ..c(
+            "loop.queue_read",
+            "tunfw_loop_queue_reads",
+            "Packets read from each device queue (queue: the side and the queue's number)",
+        )
+    },
     c(
         "nat.mapped",
         "tunfw_nat_mapped",

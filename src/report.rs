@@ -9,6 +9,7 @@ use crate::conntrack::flow::{Flow, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::{Dir, Tuple};
 use crate::control::counters::ControlCounters;
+use crate::device::steering::QUEUES;
 use crate::filter::Firewall;
 use crate::packet;
 use crate::side::Side;
@@ -32,6 +33,10 @@ pub struct LoopCounters {
     pub unsegmentable: [u64; 2],
     /// Packets read from the device's fragment queue.
     pub fragment_queue_reads: [u64; 2],
+    /// Packets read from each of the device's queues (see
+    /// [`crate::device::steering`]: the packet queues, then the fragment
+    /// queue; a device with fewer queues leaves the rest at 0).
+    pub queue_reads: [[u64; QUEUES]; 2],
     /// The control server's counters, as of its last request.
     pub control: ControlCounters,
 }
@@ -128,6 +133,11 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
     ] {
         for side in Side::BOTH {
             out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));
+        }
+    }
+    for side in Side::BOTH {
+        for (queue, n) in shell.queue_reads[side.index()].iter().enumerate() {
+            out.push((format!("loop.queue_read.{}{queue}", side.as_str()), *n));
         }
     }
     let nat = &fw.nat().stats;
