@@ -131,10 +131,14 @@ measure() {
     # A flow whose expiry (5 s) is watched.
     in_client python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.201.1.2", 40002)); s.sendto(b"t", ("10.201.2.2", 7004))'
     t_flow=$(date +%s%N)
-    wait_until eval "tunfw_ctl flows --port 40002 | grep -q ':40002 '"
+    # Matched by its whole tuple: a load's flows may use port 40002 too
+    # (slow-events sweeps the server's ports: its flows to server port 40002
+    # kept a `--port 40002` match alive for the whole scenario).
+    local watched='udp 10.201.1.2:40002 -> 10.201.2.2:7004 '
+    wait_until eval "tunfw_ctl flows --port 40002 | grep -qF '$watched'"
     (
         for _ in $(seq $((SECS * 50 + 500))); do
-            if ! tunfw_ctl flows --port 40002 | grep -q ':40002 '; then
+            if ! tunfw_ctl flows --port 40002 | grep -qF "$watched"; then
                 echo $((($(date +%s%N) - t_flow) / 1000000 - 5000)) >"$TOPO_DIR/late"
                 exit 0
             fi
