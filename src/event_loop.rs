@@ -654,9 +654,6 @@ impl EventLoop {
                     return false;
                 }
             };
-            if Some(queue) == self.devices[side.index()].fragment_queue() {
-                self.counters.fragment_queue_reads[side.index()] += 1;
-            }
             if let Some(reads) = self.counters.queue_reads[side.index()].get_mut(queue) {
                 *reads += 1;
             }
@@ -710,13 +707,12 @@ impl EventLoop {
         if verdict.fate == Fate::Resegment {
             return true;
         }
+        // The frame as it leaves: a rewrite may have changed its length.
+        let end = verdict.resized.map_or(n, |len| header_len + len);
         if verdict.logged || (verdict.drop_reason().is_some() && self.pcap.is_some()) {
-            // As it leaves: a rewrite may have changed its length.
-            let end = verdict.resized.map_or(n, |len| header_len + len);
             self.record(side, vnet, &room[header_len..end], &verdict);
         }
         if verdict.forwards() {
-            let end = verdict.resized.map_or(n, |len| header_len + len);
             self.write(side.other(), &room[..end]);
         }
         if let Fate::ForwardFragments(n) = verdict.fate {

@@ -9,7 +9,7 @@ use crate::conntrack::flow::{Flow, ProtoState};
 use crate::conntrack::state::CtState;
 use crate::conntrack::tuple::{Dir, Tuple};
 use crate::control::counters::ControlCounters;
-use crate::device::steering::QUEUES;
+use crate::device::steering::{FRAGMENT_QUEUE, QUEUES};
 use crate::filter::Firewall;
 use crate::packet;
 use crate::side::Side;
@@ -31,11 +31,10 @@ pub struct LoopCounters {
     /// Super-packets sent back to be cut that could not be segmented (all
     /// of it, or the rest of it from the segment that failed, dropped).
     pub unsegmentable: [u64; 2],
-    /// Packets read from the device's fragment queue.
-    pub fragment_queue_reads: [u64; 2],
     /// Packets read from each of the device's queues (see
     /// [`crate::device::steering`]: the packet queues, then the fragment
-    /// queue; a device with fewer queues leaves the rest at 0).
+    /// queue; a device with fewer queues leaves the rest at 0, so
+    /// `loop.fragment_queue_read` is the fragment queue's entry).
     pub queue_reads: [[u64; QUEUES]; 2],
     /// The control server's counters, as of its last request.
     pub control: ControlCounters,
@@ -129,7 +128,12 @@ pub fn counters(fw: &Firewall, shell: &LoopCounters) -> Vec<(String, u64)> {
         ("tx_error", shell.tx_errors),
         ("loop.short_frame", shell.short_frames),
         ("loop.unsegmentable", shell.unsegmentable),
-        ("loop.fragment_queue_read", shell.fragment_queue_reads),
+        (
+            "loop.fragment_queue_read",
+            shell
+                .queue_reads
+                .map(|reads| reads[FRAGMENT_QUEUE as usize]),
+        ),
     ] {
         for side in Side::BOTH {
             out.push((format!("{name}.{}", side.as_str()), per_side[side.index()]));
